@@ -14,7 +14,7 @@ pub mod store;
 pub mod time;
 pub mod wire;
 
-pub use cost::{CostKind, CpuWork};
+pub use cost::{CostKind, CostTable, CpuWork};
 pub use id::NodeId;
 pub use protocol::{Context, Effect, InvariantViolation, PersistToken, Protocol};
 pub use store::{MemStore, StoreOp, StoreRead};
