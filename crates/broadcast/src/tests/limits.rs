@@ -3,7 +3,7 @@
 
 use stockade_core::{NodeId, Protocol};
 
-use super::{committee_keys, deliveries, node, sends, signed, to_all_others, Driver};
+use super::{committee_keys, deliveries, node, sends, signed, Driver};
 use crate::{
     BroadcastConfig, BroadcastOutput, BroadcastRequest, BroadcastTimer, Phase, RefusedReason,
 };
