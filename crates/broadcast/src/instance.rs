@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use stockade_core::NodeId;
+use stockade_core::{NodeId, Time};
 
 use crate::message::{BroadcastMessage, Phase};
 use crate::signing::PayloadDigest;
@@ -39,6 +39,9 @@ pub(crate) struct Instance {
     pub(crate) my_echo: Option<BroadcastMessage>,
     /// This node's READY, once sent.
     pub(crate) my_ready: Option<BroadcastMessage>,
+    /// When this node last sent its own messages for the broadcast: a retransmission round skips
+    /// broadcasts that sent within the last interval (their messages are still in flight).
+    pub(crate) last_sent_at: Time,
 }
 
 impl Instance {
@@ -52,6 +55,7 @@ impl Instance {
             my_initial: None,
             my_echo: None,
             my_ready: None,
+            last_sent_at: Time::ZERO,
         }
     }
 

@@ -320,6 +320,7 @@ impl BrachaBroadcast {
         let message = BroadcastMessage::signed(&self.keys, phase, id, payload);
         instance.record_vote(phase, me, digest, &message.payload);
         cx.send_all(peers_of(self.config.n, me), &message);
+        instance.last_sent_at = cx.now();
         match phase {
             Phase::Initial => instance.my_initial = Some(message),
             Phase::Echo => instance.my_echo = Some(message),
@@ -362,8 +363,12 @@ impl BrachaBroadcast {
         }
     }
 
-    /// A peer sent a valid message about a broadcast delivered here: it may be missing READYs, so
-    /// answer with this node's READY, at most once per peer per retransmission round.
+    /// A peer sent a valid message about a broadcast delivered here. If it looks stuck, answer with
+    /// this node's READY, at most once per peer per retransmission round.
+    ///
+    /// A peer's first READY is the normal flow (it gets this node's READY from the broadcast rule 3
+    /// made); a READY seen again is a retransmission, so the peer has not delivered. An INITIAL or
+    /// ECHO is answered only once this node stopped pushing its READY to peers on its own.
     fn help_peer_behind(
         &mut self,
         cx: &mut Context<'_, Self>,
@@ -375,10 +380,11 @@ impl BrachaBroadcast {
             return;
         };
         let peer = from.index();
-        if phase == Phase::Ready {
-            entry.ready_seen[peer] = true;
-        }
-        if entry.replied_this_round[peer] {
+        let looks_stuck = match phase {
+            Phase::Ready => std::mem::replace(&mut entry.ready_seen[peer], true),
+            Phase::Initial | Phase::Echo => entry.rounds_left == 0,
+        };
+        if !looks_stuck || entry.replied_this_round[peer] {
             return;
         }
         entry.replied_this_round[peer] = true;

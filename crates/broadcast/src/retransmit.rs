@@ -4,7 +4,8 @@
 //! For an undelivered broadcast: a peer that has shown a READY already holds the payload and only
 //! needs READYs; any other peer gets this node's INITIAL (if origin), ECHO and READY. For a
 //! delivered broadcast: this node's READY goes to peers it has not seen a READY from, for at most
-//! `retransmit_rounds_after_delivery_max` rounds. A round sends at most
+//! `retransmit_rounds_after_delivery_max` rounds. A broadcast whose own messages went out within
+//! the last interval is skipped (they are still in flight). A round sends at most
 //! `retransmit_messages_per_round_max` messages, lowest sequence numbers first.
 
 use stockade_core::{Context, NodeId};
@@ -23,8 +24,16 @@ impl BrachaBroadcast {
             truncated: false,
         };
 
-        'undelivered: for window in &self.origins {
-            for instance in window.active.values() {
+        let sent_recently_after = cx
+            .now()
+            .as_nanos()
+            .saturating_sub(self.config().retransmit_interval.as_nanos() as u64);
+        'undelivered: for window in &mut self.origins {
+            for instance in window.active.values_mut() {
+                if instance.last_sent_at.as_nanos() > sent_recently_after {
+                    continue;
+                }
+                instance.last_sent_at = cx.now();
                 for &peer in &peers {
                     let peer_has_payload = instance.readies[peer.index()].is_some();
                     let own = [&instance.my_initial, &instance.my_echo, &instance.my_ready];

@@ -181,8 +181,11 @@ fn rule_4_quorum_of_readies_delivers_exactly_once() {
         0,
         "the tally is dropped at delivery"
     );
-    // A READY after delivery is answered with this node's READY (the sender may be behind) and
-    // never delivers again.
+    // A first READY after delivery is the normal flow: recorded, not answered, never delivered.
+    let effects = d.vote(&keys, 4, Phase::Ready, 2, 0, b"v");
+    assert_eq!(deliveries(&effects), vec![]);
+    assert_eq!(sends(&effects), vec![]);
+    // The same READY again is a retransmission: n4 has not delivered, so it gets n6's READY.
     let effects = d.vote(&keys, 4, Phase::Ready, 2, 0, b"v");
     assert_eq!(deliveries(&effects), vec![]);
     assert_eq!(sends(&effects), vec![(4, Phase::Ready, 6)]);
@@ -263,14 +266,14 @@ fn retransmission_after_delivery_pushes_ready_to_peers_not_heard_from_then_stops
     d.vote(&keys, 1, Phase::Ready, 0, 0, b"v");
     assert_eq!(d.node.stats().delivered, 1);
     for round in 0..2 {
-        let effects = d.call(|n, cx| n.on_timer(cx, BroadcastTimer::Retransmit));
+        let effects = d.retransmit_round();
         assert_eq!(
             sends(&effects),
             vec![(2, Phase::Ready, 3)],
             "round {round}: only n2 has not shown a READY"
         );
     }
-    let effects = d.call(|n, cx| n.on_timer(cx, BroadcastTimer::Retransmit));
+    let effects = d.retransmit_round();
     assert!(
         effects.is_empty(),
         "rounds exhausted, timer not re-armed: {effects:?}"
@@ -294,7 +297,7 @@ fn retransmission_of_undelivered_sends_own_messages_and_only_ready_to_ready_peer
     d.vote(&keys, 2, Phase::Ready, 0, 0, b"v");
     // Two echoes (n0, n1) and one READY (n2) reach neither rule 3 threshold: n0 holds its INITIAL
     // and its ECHO, no READY.
-    let effects = d.call(|n, cx| n.on_timer(cx, BroadcastTimer::Retransmit));
+    let effects = d.retransmit_round();
     assert_eq!(
         sends(&effects),
         vec![(1, Phase::Initial, 0), (1, Phase::Echo, 0), (3, Phase::Initial, 0), (3, Phase::Echo, 0)],
@@ -308,4 +311,52 @@ fn retransmission_of_undelivered_sends_own_messages_and_only_ready_to_ready_peer
         })
     ));
     assert_eq!(d.node.stats().retransmissions, 4);
+}
+
+#[test]
+fn echo_after_delivery_is_answered_only_once_the_push_rounds_are_over() {
+    let keys = committee_keys(4);
+    let config = BroadcastConfig {
+        retransmit_rounds_after_delivery_max: 1,
+        ..config()
+    };
+    let mut d = Driver::new(node(&config, &keys, 3));
+    d.vote(&keys, 0, Phase::Ready, 0, 0, b"v");
+    d.vote(&keys, 1, Phase::Ready, 0, 0, b"v");
+    // n2 is still echoing: the push rounds will reach it, no reply needed yet.
+    assert!(sends(&d.vote(&keys, 2, Phase::Echo, 0, 0, b"v")).is_empty());
+    let round = d.retransmit_round();
+    assert_eq!(sends(&round), vec![(2, Phase::Ready, 3)]);
+    // Push rounds exhausted: an ECHO from n2 now gets an answer.
+    assert_eq!(
+        sends(&d.vote(&keys, 2, Phase::Echo, 0, 0, b"v")),
+        vec![(2, Phase::Ready, 3)]
+    );
+    assert_eq!(d.node.stats().catch_up_replies, 1);
+}
+
+#[test]
+fn retransmission_skips_broadcasts_that_sent_within_the_last_interval() {
+    let keys = committee_keys(4);
+    let mut d = Driver::new(node(&config(), &keys, 0));
+    d.now = Time::from_millis(150);
+    d.call(|n, cx| {
+        n.on_request(
+            cx,
+            BroadcastRequest {
+                payload: b"v".to_vec(),
+            },
+        )
+    });
+    // The timer armed at 150 ms fires at 350 ms: exactly one interval later, so it re-sends.
+    d.now = Time::from_millis(349);
+    let early = d.call(|n, cx| n.on_timer(cx, BroadcastTimer::Retransmit));
+    assert!(sends(&early).is_empty(), "sent 199 ms ago: still in flight");
+    assert!(
+        matches!(early.last(), Some(Effect::SetTimer { .. })),
+        "re-armed: the broadcast is undelivered"
+    );
+    d.now = Time::from_millis(350);
+    let due = d.call(|n, cx| n.on_timer(cx, BroadcastTimer::Retransmit));
+    assert_eq!(sends(&due).len(), 6, "INITIAL and ECHO to each of 3 peers");
 }

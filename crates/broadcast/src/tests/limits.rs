@@ -4,9 +4,7 @@
 use stockade_core::{NodeId, Protocol};
 
 use super::{committee_keys, deliveries, node, sends, signed, Driver};
-use crate::{
-    BroadcastConfig, BroadcastOutput, BroadcastRequest, BroadcastTimer, Phase, RefusedReason,
-};
+use crate::{BroadcastConfig, BroadcastOutput, BroadcastRequest, Phase, RefusedReason};
 
 #[test]
 fn window_per_origin_bounds_undelivered_instances() {
@@ -148,7 +146,8 @@ fn delivered_cache_evicts_the_oldest_and_forgets_it() {
         .message(2, signed(&keys[2], Phase::Ready, 0, 0, b"v"))
         .is_empty());
     assert_eq!(d.node.stats().outside_window, 1);
-    // Seq 2 is still cached: answered.
+    // Seq 2 is still cached: a repeated READY (the peer is stuck) is answered.
+    assert!(sends(&d.vote(&keys, 2, Phase::Ready, 0, 2, b"v")).is_empty());
     assert_eq!(
         sends(&d.vote(&keys, 2, Phase::Ready, 0, 2, b"v")),
         vec![(2, Phase::Ready, 3)]
@@ -166,7 +165,7 @@ fn retransmission_round_stops_at_its_message_budget() {
     for i in 0..3u8 {
         d.call(|n, cx| n.on_request(cx, BroadcastRequest { payload: vec![i] }));
     }
-    let effects = d.call(|n, cx| n.on_timer(cx, BroadcastTimer::Retransmit));
+    let effects = d.retransmit_round();
     assert_eq!(
         sends(&effects).len(),
         5,

@@ -70,6 +70,12 @@ impl Driver {
         )
     }
 
+    /// Let one retransmission interval pass and fire the retransmission timer.
+    pub(crate) fn retransmit_round(&mut self) -> Vec<Effect<BrachaBroadcast>> {
+        self.now += self.node.config().retransmit_interval;
+        self.call(|node, cx| node.on_timer(cx, crate::BroadcastTimer::Retransmit))
+    }
+
     pub(crate) fn message(
         &mut self,
         from: u32,
