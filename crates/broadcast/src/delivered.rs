@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use stockade_core::NodeId;
+use stockade_core::{NodeId, Time};
 
 use crate::message::{BroadcastMessage, InstanceId};
 use crate::signing::PayloadDigest;
@@ -20,8 +20,8 @@ pub(crate) struct DeliveredEntry {
     pub(crate) my_ready: BroadcastMessage,
     /// `ready_seen[i]`: node `i` has shown this node a READY for the broadcast.
     pub(crate) ready_seen: Vec<bool>,
-    /// `replied_this_round[i]`: node `i` already got a catch-up reply this retransmission round.
-    pub(crate) replied_this_round: Vec<bool>,
+    /// `last_reply_at[i]`: when node `i` last got a catch-up reply (at most one per interval).
+    pub(crate) last_reply_at: Vec<Option<Time>>,
     /// Retransmission rounds left in which this node pushes its READY to peers not yet seen.
     pub(crate) rounds_left: u32,
 }

@@ -347,7 +347,7 @@ impl BrachaBroadcast {
                 digest,
                 my_ready,
                 ready_seen,
-                replied_this_round: vec![false; self.config.n],
+                last_reply_at: vec![None; self.config.n],
                 rounds_left: self.config.retransmit_rounds_after_delivery_max,
             };
             self.delivered.insert(id, entry);
@@ -364,7 +364,7 @@ impl BrachaBroadcast {
     }
 
     /// A peer sent a valid message about a broadcast delivered here. If it looks stuck, answer with
-    /// this node's READY, at most once per peer per retransmission round.
+    /// this node's READY, at most once per peer per retransmission interval.
     ///
     /// A peer's first READY is the normal flow (it gets this node's READY from the broadcast rule 3
     /// made); a READY seen again is a retransmission, so the peer has not delivered. An INITIAL or
@@ -384,10 +384,12 @@ impl BrachaBroadcast {
             Phase::Ready => std::mem::replace(&mut entry.ready_seen[peer], true),
             Phase::Initial | Phase::Echo => entry.rounds_left == 0,
         };
-        if !looks_stuck || entry.replied_this_round[peer] {
+        let replied_recently = entry.last_reply_at[peer]
+            .is_some_and(|at| cx.now() < at + self.config.retransmit_interval);
+        if !looks_stuck || replied_recently {
             return;
         }
-        entry.replied_this_round[peer] = true;
+        entry.last_reply_at[peer] = Some(cx.now());
         cx.send(from, entry.my_ready.clone());
         self.stats.catch_up_replies += 1;
     }

@@ -53,7 +53,6 @@ impl BrachaBroadcast {
         }
 
         for entry in self.delivered.values_mut() {
-            entry.replied_this_round.fill(false);
             if budget.truncated || entry.rounds_left == 0 {
                 continue;
             }

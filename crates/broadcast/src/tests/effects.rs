@@ -190,8 +190,13 @@ fn rule_4_quorum_of_readies_delivers_exactly_once() {
     assert_eq!(deliveries(&effects), vec![]);
     assert_eq!(sends(&effects), vec![(4, Phase::Ready, 6)]);
     assert_eq!(d.node.stats().catch_up_replies, 1);
-    // Once per peer per round.
+    // Once per peer per interval, even when this node runs no retransmission rounds (it is idle).
     assert_eq!(sends(&d.vote(&keys, 4, Phase::Ready, 2, 0, b"v")), vec![]);
+    d.now += config.retransmit_interval;
+    assert_eq!(
+        sends(&d.vote(&keys, 4, Phase::Ready, 2, 0, b"v")),
+        vec![(4, Phase::Ready, 6)]
+    );
 }
 
 #[test]
