@@ -17,10 +17,10 @@
 pub mod bls;
 // pub mod calibrate;
 pub mod ed25519;
-// pub mod erasure;
+pub mod erasure;
 pub mod hash;
-// pub mod mac;
-// pub mod merkle;
+pub mod mac;
+pub mod merkle;
 // pub mod scheme;
 pub mod threshold;
 
