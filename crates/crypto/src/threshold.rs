@@ -457,8 +457,11 @@ impl PublicKeySet {
         for coefficient in lagrange_at_zero(&points)? {
             scalars.extend_from_slice(&coefficient.to_bytes_le());
         }
-        let signatures: Vec<min_pk::Signature> =
-            partials.iter().map(|p| *p.signature.raw()).collect();
+        let signatures: Vec<min_pk::Signature> = partials
+            .iter()
+            .map(|p| p.signature.point())
+            .collect::<Result<_, BlsError>>()
+            .ok()?;
         let sum = min_pk::AggregateSignature::aggregate_with_randomness(
             &signatures,
             &scalars,

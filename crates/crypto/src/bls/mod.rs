@@ -153,14 +153,15 @@ impl BlsSecretKey {
 
     /// Sign `message`.
     pub fn sign(&self, message: &[u8]) -> BlsSignature {
-        BlsSignature(self.0.sign(message, SIGNATURE_DST, &[]))
+        BlsSignature::from_raw(self.0.sign(message, SIGNATURE_DST, &[]))
     }
 
     /// Prove possession of this key: a signature on the public key under the PoP tag. Publish it
     /// with the public key; others call [`BlsPublicKey::verify_possession`] once.
     pub fn prove_possession(&self) -> ProofOfPossession {
-        ProofOfPossession(BlsSignature(self.0.sign(
-            &self.public_key().to_bytes(),
+        let key_bytes = self.public_key().to_bytes();
+        ProofOfPossession(BlsSignature::from_raw(self.0.sign(
+            &key_bytes,
             POSSESSION_DST,
             &[],
         )))
@@ -204,12 +205,9 @@ impl BlsPublicKey {
 
     /// Check a single signature on `message`.
     pub fn verify(&self, message: &[u8], signature: &BlsSignature) -> Result<(), BlsError> {
-        check(
-            signature
-                .0
-                .verify(true, message, SIGNATURE_DST, &[], &self.0, false),
-            BlsError::InvalidSignature,
-        )
+        let point = signature.point()?;
+        let result = point.verify(true, message, SIGNATURE_DST, &[], &self.0, false);
+        check(result, BlsError::InvalidSignature)
     }
 
     /// Check the owner's proof of possession; on success the key may be aggregated.
@@ -217,10 +215,11 @@ impl BlsPublicKey {
         &self,
         proof: &ProofOfPossession,
     ) -> Result<VerifiedPublicKey, BlsError> {
-        let result = proof
+        let point = proof
             .0
-             .0
-            .verify(true, &self.to_bytes(), POSSESSION_DST, &[], &self.0, false);
+            .point()
+            .map_err(|_| BlsError::InvalidPossessionProof)?;
+        let result = point.verify(true, &self.to_bytes(), POSSESSION_DST, &[], &self.0, false);
         check(result, BlsError::InvalidPossessionProof)?;
         Ok(VerifiedPublicKey(*self))
     }
@@ -264,43 +263,40 @@ impl VerifiedPublicKey {
     }
 }
 
-/// A BLS signature (G2, compressed). Decoding checks that the bytes are a curve point;
-/// verification also checks the subgroup.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct BlsSignature(min_pk::Signature);
+/// A BLS signature (G2, compressed): 96 bytes as received. Whether they encode a point of the
+/// right subgroup is checked when the signature is verified or aggregated, never on decode, so
+/// decoding is cheap and the same type carries the simulation stand-in's tags ([`crate::scheme`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlsSignature(pub [u8; BLS_SIGNATURE_BYTES]);
 
 impl BlsSignature {
     /// The compressed signature.
     pub fn to_bytes(&self) -> [u8; BLS_SIGNATURE_BYTES] {
-        self.0.compress()
+        self.0
     }
 
-    /// Read a compressed signature (curve point check only; subgroup checked at verification).
-    pub fn from_bytes(bytes: &[u8; BLS_SIGNATURE_BYTES]) -> Option<BlsSignature> {
-        min_pk::Signature::from_bytes(bytes).ok().map(BlsSignature)
-    }
-
-    pub(crate) fn raw(&self) -> &min_pk::Signature {
-        &self.0
+    /// Decompress to a curve point (subgroup not yet checked).
+    pub(crate) fn point(&self) -> Result<min_pk::Signature, BlsError> {
+        min_pk::Signature::from_bytes(&self.0).map_err(|_| BlsError::InvalidSignature)
     }
 
     pub(crate) fn from_raw(signature: min_pk::Signature) -> BlsSignature {
-        BlsSignature(signature)
+        BlsSignature(signature.compress())
     }
 }
 
 impl fmt::Debug for BlsSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "blssig:{}", hex::encode(&self.to_bytes()[..4]))
+        write!(f, "blssig:{}", hex::encode(&self.0[..4]))
     }
 }
 
 impl Wire for BlsSignature {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_bytes());
+        out.extend_from_slice(&self.0);
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        BlsSignature::from_bytes(&r.array()?).ok_or(DecodeError::Invalid("BLS signature"))
+        Ok(BlsSignature(r.array()?))
     }
     fn wire_len(&self) -> usize {
         BLS_SIGNATURE_BYTES
@@ -420,9 +416,17 @@ mod tests {
             <BlsSignature as Wire>::from_bytes(&bytes, DecodeLimits::MESSAGE),
             Ok(sig)
         );
+        // Garbage decodes (96 bytes are 96 bytes) but never verifies.
+        let garbage = <BlsSignature as Wire>::from_bytes(&[0xffu8; 96], DecodeLimits::MESSAGE)
+            .expect("96 bytes");
         assert_eq!(
-            <BlsSignature as Wire>::from_bytes(&[0xffu8; 96], DecodeLimits::MESSAGE),
-            Err(DecodeError::Invalid("BLS signature"))
+            key(4).public_key().verify(b"x", &garbage),
+            Err(BlsError::InvalidSignature)
+        );
+        let proof_garbage = ProofOfPossession(garbage);
+        assert_eq!(
+            key(4).public_key().verify_possession(&proof_garbage),
+            Err(BlsError::InvalidPossessionProof)
         );
         let proof = key(4).prove_possession();
         assert_eq!(

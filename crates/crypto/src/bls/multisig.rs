@@ -42,13 +42,13 @@ impl MultiSignature {
             signers.insert(index);
         }
         let ((_, first), rest) = signatures.split_first().ok_or(BlsError::NoSigners)?;
+        let first = first.point()?;
         first
-            .raw()
             .validate(false)
             .map_err(|_| BlsError::InvalidSignature)?;
-        let mut sum = min_pk::AggregateSignature::from_signature(first.raw());
+        let mut sum = min_pk::AggregateSignature::from_signature(&first);
         for (_, signature) in rest {
-            sum.add_signature(signature.raw(), true)
+            sum.add_signature(&signature.point()?, true)
                 .map_err(|_| BlsError::InvalidSignature)?;
         }
         Ok(MultiSignature {
@@ -84,7 +84,7 @@ pub fn verify_multi(
     check(
         multi
             .signature
-            .raw()
+            .point()?
             .fast_aggregate_verify(true, message, SIGNATURE_DST, &keys),
         BlsError::InvalidSignature,
     )
