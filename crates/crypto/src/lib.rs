@@ -21,8 +21,8 @@ pub mod erasure;
 pub mod hash;
 pub mod mac;
 pub mod merkle;
-// pub mod scheme;
+pub mod scheme;
 pub mod threshold;
 
 pub use hash::{hash_parts, Digest};
-// pub use scheme::CryptoMode;
+pub use scheme::CryptoMode;

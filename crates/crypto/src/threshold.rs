@@ -393,26 +393,8 @@ impl PublicKeySet {
         message: &[u8],
         partials: &[PartialSignature],
     ) -> Result<CombinedSignature, ThresholdError> {
+        check_partial_set(self.parameters, partials)?;
         let needed = self.parameters.threshold();
-        let mut seen = vec![false; self.parameters.participants()];
-        for partial in partials {
-            let slot = self
-                .share(partial.index)
-                .map(|_| partial.index.0 as usize - 1)
-                .ok_or(ThresholdError::UnknownParticipant {
-                    index: partial.index,
-                    participants: self.parameters.participants(),
-                })?;
-            if std::mem::replace(&mut seen[slot], true) {
-                return Err(ThresholdError::DuplicateParticipant(partial.index));
-            }
-        }
-        if partials.len() < needed {
-            return Err(ThresholdError::NotEnoughPartials {
-                have: partials.len(),
-                needed,
-            });
-        }
         if let Some(signature) = self.interpolate_and_verify(message, &partials[..needed]) {
             return Ok(CombinedSignature {
                 signature,
@@ -489,6 +471,35 @@ impl Wire for PublicKeySet {
         let shares = r.vec_of("public key shares", THRESHOLD_PARTICIPANTS_MAX)?;
         PublicKeySet::new(parameters, group, shares)
             .map_err(|_| DecodeError::Invalid("public key set"))
+    }
+}
+
+/// Refuse a partial set with an unknown or repeated participant, or fewer than `threshold`
+/// partials, before any cryptographic work.
+pub(crate) fn check_partial_set(
+    parameters: ThresholdParameters,
+    partials: &[PartialSignature],
+) -> Result<(), ThresholdError> {
+    let participants = parameters.participants();
+    let mut seen = vec![false; participants];
+    for partial in partials {
+        let slot = (partial.index.0 as usize)
+            .checked_sub(1)
+            .and_then(|i| seen.get_mut(i))
+            .ok_or(ThresholdError::UnknownParticipant {
+                index: partial.index,
+                participants,
+            })?;
+        if std::mem::replace(slot, true) {
+            return Err(ThresholdError::DuplicateParticipant(partial.index));
+        }
+    }
+    match partials.len() < parameters.threshold() {
+        true => Err(ThresholdError::NotEnoughPartials {
+            have: partials.len(),
+            needed: parameters.threshold(),
+        }),
+        false => Ok(()),
     }
 }
 

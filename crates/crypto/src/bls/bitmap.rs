@@ -91,7 +91,8 @@ impl Wire for SignerBitmap {
         let byte_count = members.div_ceil(8);
         r.reserve(byte_count)?;
         let bits = r.bytes(byte_count)?.to_vec();
-        if members % 8 != 0 && bits[byte_count - 1] >> (members % 8) != 0 {
+        let bits_in_last_byte = members % 8;
+        if bits_in_last_byte > 0 && bits[byte_count - 1] >> bits_in_last_byte != 0 {
             return Err(DecodeError::Invalid(
                 "signer bitmap bits past the member count",
             ));

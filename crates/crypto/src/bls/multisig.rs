@@ -28,19 +28,7 @@ impl MultiSignature {
         members: usize,
         signatures: &[(usize, &BlsSignature)],
     ) -> Result<MultiSignature, BlsError> {
-        let mut signers = SignerBitmap::new(members).ok_or(BlsError::TooManyMembers {
-            members,
-            max: SIGNER_BITMAP_MEMBERS_MAX,
-        })?;
-        for &(index, _) in signatures {
-            if index >= members {
-                return Err(BlsError::SignerOutOfRange { index, members });
-            }
-            if signers.contains(index) {
-                return Err(BlsError::DuplicateSigner { index });
-            }
-            signers.insert(index);
-        }
+        let signers = signer_bitmap(members, signatures)?;
         let ((_, first), rest) = signatures.split_first().ok_or(BlsError::NoSigners)?;
         let first = first.point()?;
         first
@@ -58,6 +46,41 @@ impl MultiSignature {
     }
 }
 
+/// The bitmap of `signatures`' positions, refusing positions outside `members` and repeats.
+pub(crate) fn signer_bitmap(
+    members: usize,
+    signatures: &[(usize, &BlsSignature)],
+) -> Result<SignerBitmap, BlsError> {
+    let mut signers = SignerBitmap::new(members).ok_or(BlsError::TooManyMembers {
+        members,
+        max: SIGNER_BITMAP_MEMBERS_MAX,
+    })?;
+    for &(index, _) in signatures {
+        if index >= members {
+            return Err(BlsError::SignerOutOfRange { index, members });
+        }
+        if signers.contains(index) {
+            return Err(BlsError::DuplicateSigner { index });
+        }
+        signers.insert(index);
+    }
+    Ok(signers)
+}
+
+/// Refuse a multi-signature whose bitmap does not range over `members` or names nobody.
+pub(crate) fn check_signers(members: usize, multi: &MultiSignature) -> Result<(), BlsError> {
+    if multi.signers.len() != members {
+        return Err(BlsError::MembershipMismatch {
+            bitmap_members: multi.signers.len(),
+            keys: members,
+        });
+    }
+    match multi.signers.count() {
+        0 => Err(BlsError::NoSigners),
+        _ => Ok(()),
+    }
+}
+
 /// Check that the members marked in `multi.signers` all signed `message`. `members` is the ordered
 /// membership the bitmap indexes, every key proven possessed. The caller decides whether the number
 /// of signers (`multi.signers.count()`) is enough.
@@ -66,20 +89,12 @@ pub fn verify_multi(
     message: &[u8],
     multi: &MultiSignature,
 ) -> Result<(), BlsError> {
-    if multi.signers.len() != members.len() {
-        return Err(BlsError::MembershipMismatch {
-            bitmap_members: multi.signers.len(),
-            keys: members.len(),
-        });
-    }
+    check_signers(members.len(), multi)?;
     let keys: Vec<&min_pk::PublicKey> = multi
         .signers
         .iter()
         .map(|i| members[i].public_key().raw())
         .collect();
-    if keys.is_empty() {
-        return Err(BlsError::NoSigners);
-    }
     // Keys are proven possessed (so also subgroup-checked): the fast aggregate check is sound.
     check(
         multi
