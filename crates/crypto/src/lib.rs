@@ -15,7 +15,7 @@
 //! operations document (or, in [`scheme`], report) the `stockade_core::CpuWork` to charge.
 
 pub mod bls;
-// pub mod calibrate;
+pub mod calibrate;
 pub mod ed25519;
 pub mod erasure;
 pub mod hash;

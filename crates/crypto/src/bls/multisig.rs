@@ -22,21 +22,18 @@ pub struct MultiSignature {
 
 impl MultiSignature {
     /// Sum the signatures of members `(position, signature)` of a membership of `members`.
-    /// Each signature is checked to be in the prime-order subgroup as it is added; whether it
-    /// signs the right message is checked once, by [`verify_multi`].
+    /// Each signature must decompress to a curve point; the subgroup check and whether they
+    /// sign the right message are checked once, on the sum, by [`verify_multi`] (as the IETF
+    /// draft's Aggregate does: a bad part makes the aggregate fail, it cannot make it pass).
     pub fn aggregate(
         members: usize,
         signatures: &[(usize, &BlsSignature)],
     ) -> Result<MultiSignature, BlsError> {
         let signers = signer_bitmap(members, signatures)?;
         let ((_, first), rest) = signatures.split_first().ok_or(BlsError::NoSigners)?;
-        let first = first.point()?;
-        first
-            .validate(false)
-            .map_err(|_| BlsError::InvalidSignature)?;
-        let mut sum = min_pk::AggregateSignature::from_signature(&first);
+        let mut sum = min_pk::AggregateSignature::from_signature(&first.point()?);
         for (_, signature) in rest {
-            sum.add_signature(&signature.point()?, true)
+            sum.add_signature(&signature.point()?, false)
                 .map_err(|_| BlsError::InvalidSignature)?;
         }
         Ok(MultiSignature {
@@ -201,6 +198,11 @@ mod tests {
         let (secrets, _) = group(4);
         let s = secrets[0].sign(b"m");
         assert_eq!(MultiSignature::aggregate(4, &[]), Err(BlsError::NoSigners));
+        let not_a_point = BlsSignature([0xff; 96]);
+        assert_eq!(
+            MultiSignature::aggregate(4, &[(0, &s), (1, &not_a_point)]),
+            Err(BlsError::InvalidSignature)
+        );
         assert_eq!(
             MultiSignature::aggregate(4, &[(4, &s)]),
             Err(BlsError::SignerOutOfRange {
