@@ -191,12 +191,10 @@ impl ErasureCode {
                     needed: self.data,
                 })?;
         }
-        let padded: Vec<u8> = slots
-            .into_iter()
-            .take(self.data)
-            .flatten()
-            .flatten()
-            .collect();
+        let mut padded = Vec::with_capacity(expected * self.data);
+        for part in slots.iter().take(self.data).flatten() {
+            padded.extend_from_slice(part);
+        }
         let (prefix, rest) = padded.split_at(LENGTH_PREFIX_BYTES.min(padded.len()));
         let length = <[u8; LENGTH_PREFIX_BYTES]>::try_from(prefix)
             .map(|b| u32::from_le_bytes(b) as usize)

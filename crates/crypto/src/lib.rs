@@ -26,3 +26,43 @@ pub mod threshold;
 
 pub use hash::{hash_parts, Digest};
 pub use scheme::CryptoMode;
+
+#[cfg(test)]
+mod wire_fuzz_tests {
+    //! Every wire type of the crate decodes arbitrary bytes without panicking (DESIGN.md section 8).
+
+    use proptest::prelude::*;
+    use stockade_core::{DecodeLimits, Wire};
+
+    fn decode_all(bytes: &[u8]) {
+        let limits = DecodeLimits::MESSAGE;
+        let _ = crate::Digest::from_bytes(bytes, limits);
+        let _ = <crate::ed25519::VerifyingKey as Wire>::from_bytes(bytes, limits);
+        let _ = crate::ed25519::Signature::from_bytes(bytes, limits);
+        let _ = <crate::bls::BlsPublicKey as Wire>::from_bytes(bytes, limits);
+        let _ = crate::bls::ProofOfPossession::from_bytes(bytes, limits);
+        let _ = crate::bls::MultiSignature::from_bytes(bytes, limits);
+        let _ = crate::threshold::PartialSignature::from_bytes(bytes, limits);
+        let _ = crate::threshold::PublicKeySet::from_bytes(bytes, limits);
+        let _ = crate::threshold::SecretKeyShare::from_bytes(bytes, limits);
+        let _ = crate::merkle::BatchProof::<crate::ed25519::Signature>::from_bytes(bytes, limits);
+        let _ = crate::mac::MacTag::from_bytes(bytes, limits);
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            decode_all(&bytes);
+        }
+
+        #[test]
+        fn decoders_never_panic_on_mutated_valid_input(flip in 0usize..1000, value in any::<u8>()) {
+            let keys = crate::scheme::SimulationKeys::new(crate::CryptoMode::Real, 1);
+            let proofs = keys.signer(0).sign_batch(&[b"a", b"b", b"c"], &mut |_| {}).unwrap_or_default();
+            let mut bytes = proofs[2].to_bytes();
+            let at = flip % bytes.len();
+            bytes[at] = value;
+            decode_all(&bytes);
+        }
+    }
+}
