@@ -803,3 +803,6 @@ impl PeerState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
