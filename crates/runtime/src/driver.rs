@@ -530,6 +530,11 @@ where
                 tracing::debug!(node = %self.me, %to, error = %e, "send failed");
             }
         }
+        self.share_stats();
+        Ok(())
+    }
+
+    fn share_stats(&self) {
         let mut shared = self
             .shared_stats
             .lock()
@@ -538,7 +543,6 @@ where
             link: *self.link.stats(),
             driver: self.stats,
         };
-        Ok(())
     }
 
     fn publish(&self) {
@@ -589,6 +593,8 @@ where
                 Effect::CancelTimer { timer } => self.timers.cancel(&timer),
                 Effect::Deliver(output) => {
                     self.stats.outputs += 1;
+                    // Counters an application reads after an output include what led to it.
+                    self.share_stats();
                     // A dropped receiver means the application stopped listening; the node goes on.
                     let _ = self.outputs.send(output).await;
                 }

@@ -70,6 +70,12 @@ impl RedbStore {
         Ok(store)
     }
 
+    /// The redb database, for tools and tests (a test holds a write transaction on it to stall
+    /// the node's storage thread).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
