@@ -163,7 +163,7 @@ impl<P: Protocol> World<P> {
                 let node = self.node_mut(id)?;
                 if node.status == NodeStatus::Paused {
                     node.status = NodeStatus::Up;
-                    if !node.inbox.is_empty() || !node.pending_effects.is_empty() {
+                    if !node.inbox.is_empty() || node.has_pending_effects() {
                         self.ensure_wake(id.index());
                     }
                 }
@@ -225,7 +225,10 @@ impl<P: Protocol> World<P> {
             self.ensure_wake(i);
             return Ok(());
         }
-        let mut pending = std::mem::take(&mut self.nodes[i].pending_effects);
+        let mut pending = match &mut self.nodes[i].cold {
+            Some(cold) => std::mem::take(&mut cold.pending_effects),
+            None => Vec::new(),
+        };
         if !pending.is_empty() {
             self.apply_effects(i, &mut pending)?;
         }
@@ -254,7 +257,7 @@ impl<P: Protocol> World<P> {
         let node = &mut self.nodes[i];
         if let Input::Timer { timer, generation } = &input {
             // A timer reset or cancelled after this deadline was queued is stale.
-            if node.timers.get(timer) != Some(generation) {
+            if node.timers.get(timer) != Some(*generation) {
                 return Ok(());
             }
             node.timers.remove(timer);
@@ -296,7 +299,7 @@ impl<P: Protocol> World<P> {
             self.metrics.sim.cpu_busy_ns += cpu_ns;
             let node = &mut self.nodes[i];
             node.cpu_busy_until = now + Duration::from_nanos(cpu_ns);
-            node.pending_effects = effects;
+            node.cold_mut().pending_effects = effects;
             self.ensure_wake(i);
         }
         Ok(())
@@ -349,10 +352,11 @@ impl<P: Protocol> World<P> {
             Effect::Deliver(output) => self.output(i, output)?,
             Effect::Persist { token, ops } => {
                 let node = &mut self.nodes[i];
-                let done = (now + self.config.persist_latency).max(node.persist_done_last);
-                node.persist_done_last = done;
-                node.persists_in_flight.push_back((token, ops));
                 let incarnation = node.incarnation;
+                let cold = node.cold_mut();
+                let done = (now + self.config.persist_latency).max(cold.persist_done_last);
+                cold.persist_done_last = done;
+                cold.persists_in_flight.push_back((token, ops));
                 self.queue.push(done, Event::PersistDone { node: i as u32, incarnation, token });
             }
             Effect::Charge(_) => {} // already turned into CPU time by `run_handler`
@@ -364,8 +368,8 @@ impl<P: Protocol> World<P> {
     fn send(&mut self, i: usize, send: OutgoingSend<P::Message>) {
         let node = &mut self.nodes[i];
         if let Some(token) = send.after {
-            if node.persists_in_flight.iter().any(|(t, _)| *t == token) {
-                node.held_sends.push((token, send));
+            if node.persist_in_flight(token) {
+                node.cold_mut().held_sends.push((token, send));
                 return;
             }
         }
@@ -445,24 +449,21 @@ impl<P: Protocol> World<P> {
 
     fn persist_done(&mut self, i: usize, token: PersistToken) -> Result<(), SimError> {
         let node = &mut self.nodes[i];
-        let Some(position) = node.persists_in_flight.iter().position(|(t, _)| *t == token) else {
+        let Some(cold) = node.cold.as_mut() else {
             return Ok(());
         };
-        if let Some((_, ops)) = node.persists_in_flight.remove(position) {
+        let Some(position) = cold.persists_in_flight.iter().position(|(t, _)| *t == token) else {
+            return Ok(());
+        };
+        if let Some((_, ops)) = cold.persists_in_flight.remove(position) {
             node.store.apply(&ops);
         }
         self.metrics.sim.persists_completed += 1;
-        if node.held_sends.iter().any(|(t, _)| *t == token) {
-            let held = std::mem::take(&mut node.held_sends);
-            let mut released = Vec::new();
-            for (t, send) in held {
-                if t == token {
-                    released.push(send);
-                } else {
-                    self.nodes[i].held_sends.push((t, send));
-                }
-            }
-            for send in released {
+        if cold.held_sends.iter().any(|(t, _)| *t == token) {
+            let (released, kept) = std::mem::take(&mut cold.held_sends).into_iter().partition(|(t, _)| *t == token);
+            cold.held_sends = kept;
+            let released: Vec<(PersistToken, OutgoingSend<P::Message>)> = released;
+            for (_, send) in released {
                 self.send(i, OutgoingSend { after: None, ..send });
             }
         }

@@ -75,6 +75,7 @@ mod report;
 mod rng;
 pub mod scale;
 mod scenario;
+mod timers;
 mod topology;
 mod world;
 
@@ -94,5 +95,6 @@ pub use queue::EventQueue;
 pub use report::{events_per_sec, LinkTraffic, Report, LINK_ROWS_MAX};
 pub use rng::{probability_threshold, SimRng};
 pub use scenario::{ProgressFn, Registry, RunOptions, Scenario, ScenarioError, ScenarioOutcome};
+pub use timers::TIMERS_INLINE;
 pub use topology::{Adjacency, Topology, TopologyError};
 pub use world::{Delivery, Factory, OutputHandler, OutputSink, Progress, World};

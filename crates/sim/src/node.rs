@@ -7,7 +7,7 @@ use stockade_core::{Effect, MemStore, NodeId, PersistToken, Protocol, StoreOp, T
 
 use crate::byzantine::{Adversary, OutgoingSend};
 use crate::clock::ClockSpec;
-use crate::hash::FxHashMap;
+use crate::timers::TimerTable;
 
 /// Whether a node runs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -36,34 +36,54 @@ impl<P: Protocol> Input<P> {
     }
 }
 
+/// Field order is by heat (`repr(C)` keeps it): every input touches the first group, so on a
+/// 100,000-node run one node costs two or three cache misses, not five.
+#[repr(C)]
 pub(crate) struct Node<P: Protocol> {
-    pub protocol: Option<P>,
     pub status: NodeStatus,
+    pub wake_scheduled: bool,
     /// Bumped at each crash, so events addressed to an earlier life are recognised and ignored.
     pub incarnation: u32,
+    /// True time until which the virtual CPU is busy with the last handler's work.
+    pub cpu_busy_until: Time,
+    pub clock: ClockSpec,
+    /// The latest local time the protocol saw: keeps its time monotonic if the drift changes.
+    pub last_local: Time,
     /// The persist-token counter, kept across restarts so tokens stay unique for the run.
     pub next_token: u64,
+    pub inbox: VecDeque<Input<P>>,
+    pub adversary: Option<Box<dyn Adversary<P>>>,
+    /// Armed timers and the generation of their current deadline.
+    pub timers: TimerTable<P::Timer>,
+    pub timer_generation: u64,
+    pub protocol: Option<P>,
     /// What became durable.
     pub store: MemStore,
+    /// Allocated on first use: most nodes of a big traffic run never persist or charge CPU.
+    pub cold: Option<Box<NodeCold<P>>>,
+}
+
+/// The parts of a node only persists, held sends and CPU charges touch.
+pub(crate) struct NodeCold<P: Protocol> {
+    /// Effects of the last handler, released when its CPU work is done.
+    pub pending_effects: Vec<Effect<P>>,
     /// Persist batches started, not yet durable, in completion order.
     pub persists_in_flight: VecDeque<(PersistToken, Vec<StoreOp>)>,
     /// When the last started persist completes: batches complete in the order they started.
     pub persist_done_last: Time,
     /// Sends waiting for a persist to complete.
     pub held_sends: Vec<(PersistToken, OutgoingSend<P::Message>)>,
-    /// Armed timers and the generation of their current deadline.
-    pub timers: FxHashMap<P::Timer, u64>,
-    pub timer_generation: u64,
-    pub inbox: VecDeque<Input<P>>,
-    /// True time until which the virtual CPU is busy with the last handler's work.
-    pub cpu_busy_until: Time,
-    /// Effects of the last handler, released when its CPU work is done.
-    pub pending_effects: Vec<Effect<P>>,
-    pub wake_scheduled: bool,
-    pub clock: ClockSpec,
-    /// The latest local time the protocol saw: keeps its time monotonic if the drift changes.
-    pub last_local: Time,
-    pub adversary: Option<Box<dyn Adversary<P>>>,
+}
+
+impl<P: Protocol> Default for NodeCold<P> {
+    fn default() -> Self {
+        NodeCold {
+            pending_effects: Vec::new(),
+            persists_in_flight: VecDeque::new(),
+            persist_done_last: Time::ZERO,
+            held_sends: Vec::new(),
+        }
+    }
 }
 
 impl<P: Protocol> Node<P> {
@@ -74,14 +94,11 @@ impl<P: Protocol> Node<P> {
             incarnation: 0,
             next_token: 0,
             store: MemStore::new(),
-            persists_in_flight: VecDeque::new(),
-            persist_done_last: Time::ZERO,
-            held_sends: Vec::new(),
-            timers: FxHashMap::default(),
+            cold: None,
+            timers: TimerTable::default(),
             timer_generation: 0,
             inbox: VecDeque::new(),
             cpu_busy_until: Time::ZERO,
-            pending_effects: Vec::new(),
             wake_scheduled: false,
             clock: ClockSpec::EXACT,
             last_local: Time::ZERO,
@@ -99,19 +116,33 @@ impl<P: Protocol> Node<P> {
 
     /// Lose everything volatile; returns `(persists lost, held sends lost)`.
     pub fn crash(&mut self, now: Time) -> (u64, u64) {
-        let lost = (self.persists_in_flight.len() as u64, self.held_sends.len() as u64);
+        let lost = self
+            .cold
+            .take()
+            .map_or((0, 0), |c| (c.persists_in_flight.len() as u64, c.held_sends.len() as u64));
         self.protocol = None;
         self.status = NodeStatus::Crashed;
         self.incarnation = self.incarnation.wrapping_add(1);
-        self.persists_in_flight.clear();
-        self.held_sends.clear();
         self.timers.clear();
         self.inbox.clear();
-        self.pending_effects.clear();
         self.wake_scheduled = false;
         self.cpu_busy_until = now;
-        self.persist_done_last = now;
         lost
+    }
+
+    /// The cold part, allocated on first use.
+    pub fn cold_mut(&mut self) -> &mut NodeCold<P> {
+        self.cold.get_or_insert_with(Box::default)
+    }
+
+    /// Whether a finished handler's effects wait for its CPU work.
+    pub fn has_pending_effects(&self) -> bool {
+        self.cold.as_ref().is_some_and(|c| !c.pending_effects.is_empty())
+    }
+
+    /// Whether persist batch `token` is still on its way to durability.
+    pub fn persist_in_flight(&self, token: PersistToken) -> bool {
+        self.cold.as_ref().is_some_and(|c| c.persists_in_flight.iter().any(|(t, _)| *t == token))
     }
 
     /// Whether the node can take an input right now (up, CPU idle, nothing queued ahead).
