@@ -78,8 +78,8 @@ pub struct Probe {
     pub received: u64,
     /// `check_invariants` fails once more than this many messages were received.
     pub received_max: u64,
-    ping: Option<(NodeId, Duration)>,
-    recovered: Vec<(Vec<u8>, Vec<u8>)>,
+    pub ping: Option<(NodeId, Duration)>,
+    pub recovered: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Probe {
