@@ -35,7 +35,12 @@ fn main() -> ExitCode {
         }
     }
     options.progress = Some(Arc::new(|p| {
-        eprintln!("sim {:>6.1} s  events {:>11}  wall {:>6.2} s", p.now.as_secs_f64(), p.events, p.wall.as_secs_f64())
+        eprintln!(
+            "sim {:>6.1} s  events {:>11}  wall {:>6.2} s",
+            p.now.as_secs_f64(),
+            p.events,
+            p.wall.as_secs_f64()
+        )
     }));
     let registry = Registry::with_builtin();
     let Some(scenario) = registry.get("scale") else {

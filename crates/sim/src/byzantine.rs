@@ -70,7 +70,12 @@ pub trait Adversary<P: Protocol> {
     fn on_effect(&mut self, cx: &mut AdversaryCx<'_>, effect: Effect<P>, out: &mut Vec<Action<P>>);
 
     /// A message from `from` reached the node; `None` hides it from the protocol.
-    fn on_receive(&mut self, cx: &mut AdversaryCx<'_>, from: NodeId, message: P::Message) -> Option<P::Message> {
+    fn on_receive(
+        &mut self,
+        cx: &mut AdversaryCx<'_>,
+        from: NodeId,
+        message: P::Message,
+    ) -> Option<P::Message> {
         let _ = (cx, from);
         Some(message)
     }
@@ -169,7 +174,10 @@ impl<P: Protocol> Byzantine<P> {
         self.rule(Tamper::Corrupt { probability, how })
     }
     /// Rewrite each message per destination with `rewrite(to, message, rng)`.
-    pub fn equivocate(self, rewrite: impl FnMut(NodeId, &P::Message, &mut dyn RngCore) -> Option<P::Message> + 'static) -> Self {
+    pub fn equivocate(
+        self,
+        rewrite: impl FnMut(NodeId, &P::Message, &mut dyn RngCore) -> Option<P::Message> + 'static,
+    ) -> Self {
         self.rule(Tamper::Equivocate(Box::new(rewrite)))
     }
     /// Hide from the protocol every message from `nodes`.
@@ -178,7 +186,10 @@ impl<P: Protocol> Byzantine<P> {
         self
     }
     /// Decide every effect with `script` (applied before the rules, which then see its sends).
-    pub fn scripted(mut self, script: impl FnMut(&mut AdversaryCx<'_>, Effect<P>, &mut Vec<Action<P>>) + 'static) -> Self {
+    pub fn scripted(
+        mut self,
+        script: impl FnMut(&mut AdversaryCx<'_>, Effect<P>, &mut Vec<Action<P>>) + 'static,
+    ) -> Self {
         self.script = Some(Box::new(script));
         self
     }
@@ -193,7 +204,12 @@ impl<P: Protocol> Byzantine<P> {
         self.active_from <= now && now < self.active_until
     }
 
-    fn apply_rules(&mut self, rng: &mut dyn RngCore, send: OutgoingSend<P::Message>, out: &mut Vec<Action<P>>) {
+    fn apply_rules(
+        &mut self,
+        rng: &mut dyn RngCore,
+        send: OutgoingSend<P::Message>,
+        out: &mut Vec<Action<P>>,
+    ) {
         let mut sends = vec![send];
         for rule in &mut self.rules {
             let mut next = Vec::with_capacity(sends.len());
@@ -221,7 +237,8 @@ impl<P: Protocol> Byzantine<P> {
                                 Payload::Message(m) => m.to_bytes(),
                                 Payload::Raw(b) => b.to_vec(),
                             };
-                            s.payload = Payload::Raw(corrupt_bytes(bytes, *how, rng).into_boxed_slice());
+                            s.payload =
+                                Payload::Raw(corrupt_bytes(bytes, *how, rng).into_boxed_slice());
                         }
                         next.push(s);
                     }
@@ -288,7 +305,12 @@ impl<P: Protocol> Adversary<P> for Byzantine<P> {
         for action in scripted {
             match action {
                 Action::Effect(Effect::Send { to, message, after }) => {
-                    let send = OutgoingSend { to, payload: Payload::Message(message), after, delay: Duration::ZERO };
+                    let send = OutgoingSend {
+                        to,
+                        payload: Payload::Message(message),
+                        after,
+                        delay: Duration::ZERO,
+                    };
                     self.apply_rules(cx.rng, send, out);
                 }
                 Action::Send(send) => self.apply_rules(cx.rng, send, out),
@@ -297,7 +319,12 @@ impl<P: Protocol> Adversary<P> for Byzantine<P> {
         }
     }
 
-    fn on_receive(&mut self, cx: &mut AdversaryCx<'_>, from: NodeId, message: P::Message) -> Option<P::Message> {
+    fn on_receive(
+        &mut self,
+        cx: &mut AdversaryCx<'_>,
+        from: NodeId,
+        message: P::Message,
+    ) -> Option<P::Message> {
         (!(self.active(cx.now) && self.deaf_to.contains(&from))).then_some(message)
     }
 }
@@ -322,9 +349,21 @@ mod tests {
 
     fn run(b: &mut Byzantine<Echo>, now: Time, to: u32) -> Vec<OutgoingSend<u64>> {
         let mut rng = SimRng::new(4);
-        let mut cx = AdversaryCx { now, me: NodeId(0), rng: &mut rng };
+        let mut cx = AdversaryCx {
+            now,
+            me: NodeId(0),
+            rng: &mut rng,
+        };
         let mut out = Vec::new();
-        b.on_effect(&mut cx, Effect::Send { to: NodeId(to), message: 7, after: None }, &mut out);
+        b.on_effect(
+            &mut cx,
+            Effect::Send {
+                to: NodeId(to),
+                message: 7,
+                after: None,
+            },
+            &mut out,
+        );
         out.into_iter()
             .map(|a| match a {
                 Action::Send(s) => s,
@@ -340,11 +379,16 @@ mod tests {
 
     #[test]
     fn rules_compose_in_order() {
-        let mut b = Byzantine::<Echo>::new().drop_to([NodeId(2)]).duplicate(2).delay(Duration::from_millis(5));
+        let mut b = Byzantine::<Echo>::new()
+            .drop_to([NodeId(2)])
+            .duplicate(2)
+            .delay(Duration::from_millis(5));
         assert!(run(&mut b, Time::ZERO, 2).is_empty(), "dropped to n2");
         let sent = run(&mut b, Time::ZERO, 1);
         assert_eq!(sent.len(), 3);
-        assert!(sent.iter().all(|s| s.delay == Duration::from_millis(5) && s.payload == Payload::Message(7)));
+        assert!(sent
+            .iter()
+            .all(|s| s.delay == Duration::from_millis(5) && s.payload == Payload::Message(7)));
     }
 
     #[test]
@@ -358,15 +402,23 @@ mod tests {
     fn corruption_yields_bytes_that_fail_to_decode() {
         let mut b = Byzantine::<Echo>::new().corrupt(1.0, Corruption::AppendGarbage);
         let sent = run(&mut b, Time::ZERO, 1);
-        let Payload::Raw(bytes) = &sent[0].payload else { panic!("expected raw bytes") };
+        let Payload::Raw(bytes) = &sent[0].payload else {
+            panic!("expected raw bytes")
+        };
         assert!(bytes.len() > 8);
         assert!(u64::from_bytes(bytes, DecodeLimits::MESSAGE).is_err());
     }
 
     #[test]
     fn honest_outside_the_active_window() {
-        let mut b = Byzantine::<Echo>::new().drop_all().active_between(Time::from_secs(1), Time::from_secs(2));
-        assert_eq!(run(&mut b, Time::ZERO, 1).len(), 1, "passes through as an honest effect");
+        let mut b = Byzantine::<Echo>::new()
+            .drop_all()
+            .active_between(Time::from_secs(1), Time::from_secs(2));
+        assert_eq!(
+            run(&mut b, Time::ZERO, 1).len(),
+            1,
+            "passes through as an honest effect"
+        );
         assert!(run(&mut b, Time::from_secs(1), 1).is_empty());
         assert_eq!(run(&mut b, Time::from_secs(2), 1).len(), 1);
     }

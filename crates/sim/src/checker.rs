@@ -36,7 +36,10 @@ impl<'a, P: Protocol> WorldView<'a, P> {
     }
     /// Every node.
     pub fn nodes(&self) -> impl Iterator<Item = NodeView<'a, P>> + 'a {
-        self.nodes.iter().enumerate().map(|(i, node)| NodeView { id: NodeId(i as u32), node })
+        self.nodes.iter().enumerate().map(|(i, node)| NodeView {
+            id: NodeId(i as u32),
+            node,
+        })
     }
 }
 
@@ -106,9 +109,9 @@ impl SimError {
     /// The reproducing command, for failures found by checking.
     pub fn repro(&self) -> Option<&str> {
         match self {
-            SimError::Invariant { repro, .. } | SimError::Checker { repro, .. } | SimError::Liveness { repro, .. } => {
-                Some(repro)
-            }
+            SimError::Invariant { repro, .. }
+            | SimError::Checker { repro, .. }
+            | SimError::Liveness { repro, .. } => Some(repro),
             SimError::Topology(_) => None,
         }
     }

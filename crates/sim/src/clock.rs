@@ -18,7 +18,10 @@ const PPM: i128 = 1_000_000;
 
 impl ClockSpec {
     /// A perfect clock.
-    pub const EXACT: ClockSpec = ClockSpec { offset_ns: 0, rate_ppm: 0 };
+    pub const EXACT: ClockSpec = ClockSpec {
+        offset_ns: 0,
+        rate_ppm: 0,
+    };
 
     fn rate(self) -> i128 {
         PPM + self.rate_ppm.max(-(PPM as i64) + 1) as i128
@@ -55,7 +58,10 @@ mod tests {
 
     #[test]
     fn fast_clock_fires_timers_early_in_true_time() {
-        let fast = ClockSpec { offset_ns: 0, rate_ppm: 100_000 }; // 10% fast
+        let fast = ClockSpec {
+            offset_ns: 0,
+            rate_ppm: 100_000,
+        }; // 10% fast
         assert_eq!(fast.local(Time::from_secs(10)), Time::from_secs(11));
         let fire = fast.true_time_of(Time::from_secs(11));
         assert_eq!(fire, Time::from_secs(10));
@@ -64,14 +70,30 @@ mod tests {
 
     #[test]
     fn offset_and_round_trip_never_fire_early() {
-        let c = ClockSpec { offset_ns: 5_000, rate_ppm: -333 };
+        let c = ClockSpec {
+            offset_ns: 5_000,
+            rate_ppm: -333,
+        };
         for local_ns in [5_000u64, 7_777, 1_000_000_007, 123_456_789_012] {
             let t = c.true_time_of(Time::from_nanos(local_ns));
-            assert!(c.local(t).as_nanos() >= local_ns, "fires at or after the local deadline");
+            assert!(
+                c.local(t).as_nanos() >= local_ns,
+                "fires at or after the local deadline"
+            );
             if t.as_nanos() > 0 {
-                assert!(c.local(Time::from_nanos(t.as_nanos() - 1)).as_nanos() < local_ns, "earliest");
+                assert!(
+                    c.local(Time::from_nanos(t.as_nanos() - 1)).as_nanos() < local_ns,
+                    "earliest"
+                );
             }
         }
-        assert_eq!(ClockSpec { offset_ns: -50, rate_ppm: 0 }.local(Time::from_nanos(10)), Time::ZERO);
+        assert_eq!(
+            ClockSpec {
+                offset_ns: -50,
+                rate_ppm: 0
+            }
+            .local(Time::from_nanos(10)),
+            Time::ZERO
+        );
     }
 }

@@ -14,15 +14,41 @@ use crate::world::{Delivery, OutputSink, Progress, World};
 
 /// Something due at a time. Large or rare payloads are boxed to keep queue entries small.
 pub(crate) enum Event<P: Protocol> {
-    Start { node: u32, incarnation: u32 },
-    Arrive { from: NodeId, to: NodeId, payload: Payload<P::Message> },
+    Start {
+        node: u32,
+        incarnation: u32,
+    },
+    Arrive {
+        from: NodeId,
+        to: NodeId,
+        payload: Payload<P::Message>,
+    },
     /// A send an adversary delayed: it enters the network now.
-    Transmit { from: NodeId, to: NodeId, payload: Payload<P::Message> },
-    Timer { node: u32, incarnation: u32, timer: P::Timer, generation: u64 },
-    PersistDone { node: u32, incarnation: u32, token: PersistToken },
+    Transmit {
+        from: NodeId,
+        to: NodeId,
+        payload: Payload<P::Message>,
+    },
+    Timer {
+        node: u32,
+        incarnation: u32,
+        timer: P::Timer,
+        generation: u64,
+    },
+    PersistDone {
+        node: u32,
+        incarnation: u32,
+        token: PersistToken,
+    },
     /// The node's CPU finished: release the last handler's effects and take queued inputs.
-    Wake { node: u32, incarnation: u32 },
-    Request { node: u32, request: Box<P::Request> },
+    Wake {
+        node: u32,
+        incarnation: u32,
+    },
+    Request {
+        node: u32,
+        request: Box<P::Request>,
+    },
     Fault(Box<Fault>),
 }
 
@@ -47,14 +73,19 @@ impl<P: Protocol> World<P> {
         self.metrics.sim.events += 1;
         self.handle(event)?;
         if !self.checkers.is_empty() {
-            let view = WorldView { now: self.now, nodes: &self.nodes };
+            let view = WorldView {
+                now: self.now,
+                nodes: &self.nodes,
+            };
             for checker in &mut self.checkers {
-                checker.after_event(&view).map_err(|message| SimError::Checker {
-                    checker: checker.name().to_string(),
-                    at: self.now,
-                    message,
-                    repro: self.config.repro(),
-                })?;
+                checker
+                    .after_event(&view)
+                    .map_err(|message| SimError::Checker {
+                        checker: checker.name().to_string(),
+                        at: self.now,
+                        message,
+                        repro: self.config.repro(),
+                    })?;
             }
         }
         if let Some(hook) = &mut self.progress {
@@ -83,20 +114,34 @@ impl<P: Protocol> World<P> {
                 }
             }
             Event::Arrive { from, to, payload } => {
-                self.digest.record(at, KIND_ARRIVE, to.0, ((from.0 as u64) << 32) | payload.wire_len() as u64);
+                self.digest.record(
+                    at,
+                    KIND_ARRIVE,
+                    to.0,
+                    ((from.0 as u64) << 32) | payload.wire_len() as u64,
+                );
                 self.arrive(from, to, payload)?;
             }
             Event::Transmit { from, to, payload } => {
                 self.digest.record(at, KIND_TRANSMIT, from.0, to.0 as u64);
                 self.transmit(from, to, payload);
             }
-            Event::Timer { node, incarnation, timer, generation } => {
+            Event::Timer {
+                node,
+                incarnation,
+                timer,
+                generation,
+            } => {
                 self.digest.record(at, KIND_TIMER, node, generation);
                 if self.is_current(node, incarnation) {
                     self.input(node as usize, Input::Timer { timer, generation })?;
                 }
             }
-            Event::PersistDone { node, incarnation, token } => {
+            Event::PersistDone {
+                node,
+                incarnation,
+                token,
+            } => {
                 self.digest.record(at, KIND_PERSIST, node, token.0);
                 if self.is_current(node, incarnation) {
                     self.persist_done(node as usize, token)?;
@@ -127,7 +172,9 @@ impl<P: Protocol> World<P> {
     }
 
     fn is_current(&self, node: u32, incarnation: u32) -> bool {
-        self.nodes.get(node as usize).is_some_and(|n| n.incarnation == incarnation && n.status != NodeStatus::Crashed)
+        self.nodes
+            .get(node as usize)
+            .is_some_and(|n| n.incarnation == incarnation && n.status != NodeStatus::Crashed)
     }
 
     /// Apply a fault now.
@@ -211,7 +258,13 @@ impl<P: Protocol> World<P> {
         if node.status == NodeStatus::Up && !node.wake_scheduled {
             node.wake_scheduled = true;
             let at = node.cpu_busy_until.max(self.now);
-            self.queue.push(at, Event::Wake { node: i as u32, incarnation: node.incarnation });
+            self.queue.push(
+                at,
+                Event::Wake {
+                    node: i as u32,
+                    incarnation: node.incarnation,
+                },
+            );
         }
     }
 
@@ -240,7 +293,9 @@ impl<P: Protocol> World<P> {
             if node.status != NodeStatus::Up || node.cpu_busy_until > now || node.wake_scheduled {
                 break;
             }
-            let Some(input) = node.inbox.pop_front() else { break };
+            let Some(input) = node.inbox.pop_front() else {
+                break;
+            };
             self.run_handler(i, input)?;
         }
         if !self.nodes[i].inbox.is_empty() {
@@ -268,7 +323,8 @@ impl<P: Protocol> World<P> {
             return Ok(());
         };
         let buffer = std::mem::take(&mut self.effects_buf);
-        let mut cx: Context<'_, P> = Context::new(local_now, id, &mut self.rng, &mut node.next_token, buffer);
+        let mut cx: Context<'_, P> =
+            Context::new(local_now, id, &mut self.rng, &mut node.next_token, buffer);
         match input {
             Input::Start => protocol.on_start(&mut cx),
             Input::Message { from, message } => {
@@ -282,7 +338,12 @@ impl<P: Protocol> World<P> {
         let mut effects = cx.into_effects();
         if self.config.check_invariants {
             if let Err(violation) = protocol.check_invariants() {
-                return Err(SimError::Invariant { node: id, at: now, violation, repro: self.config.repro() });
+                return Err(SimError::Invariant {
+                    node: id,
+                    at: now,
+                    violation,
+                    repro: self.config.repro(),
+                });
             }
         }
         let mut cpu_ns = 0u64;
@@ -316,7 +377,11 @@ impl<P: Protocol> World<P> {
         let mut actions = std::mem::take(&mut self.action_buf);
         for effect in effects.drain(..) {
             if let Some(mut adversary) = self.nodes[i].adversary.take() {
-                let mut cx = AdversaryCx { now: self.now, me: NodeId(i as u32), rng: &mut self.rng };
+                let mut cx = AdversaryCx {
+                    now: self.now,
+                    me: NodeId(i as u32),
+                    rng: &mut self.rng,
+                };
                 adversary.on_effect(&mut cx, effect, &mut actions);
                 self.nodes[i].adversary = Some(adversary);
             }
@@ -335,7 +400,15 @@ impl<P: Protocol> World<P> {
         let now = self.now;
         match effect {
             Effect::Send { to, message, after } => {
-                self.send(i, OutgoingSend { to, payload: Payload::Message(message), after, delay: Duration::ZERO });
+                self.send(
+                    i,
+                    OutgoingSend {
+                        to,
+                        payload: Payload::Message(message),
+                        after,
+                        delay: Duration::ZERO,
+                    },
+                );
             }
             Effect::SetTimer { timer, at } => {
                 let node = &mut self.nodes[i];
@@ -344,7 +417,15 @@ impl<P: Protocol> World<P> {
                 let due = node.clock.true_time_of(at).max(now);
                 let incarnation = node.incarnation;
                 node.timers.insert(timer.clone(), generation);
-                self.queue.push(due, Event::Timer { node: i as u32, incarnation, timer, generation });
+                self.queue.push(
+                    due,
+                    Event::Timer {
+                        node: i as u32,
+                        incarnation,
+                        timer,
+                        generation,
+                    },
+                );
             }
             Effect::CancelTimer { timer } => {
                 self.nodes[i].timers.remove(&timer);
@@ -357,7 +438,14 @@ impl<P: Protocol> World<P> {
                 let done = (now + self.config.persist_latency).max(cold.persist_done_last);
                 cold.persist_done_last = done;
                 cold.persists_in_flight.push_back((token, ops));
-                self.queue.push(done, Event::PersistDone { node: i as u32, incarnation, token });
+                self.queue.push(
+                    done,
+                    Event::PersistDone {
+                        node: i as u32,
+                        incarnation,
+                        token,
+                    },
+                );
             }
             Effect::Charge(_) => {} // already turned into CPU time by `run_handler`
         }
@@ -375,7 +463,14 @@ impl<P: Protocol> World<P> {
         }
         let from = NodeId(i as u32);
         if send.delay > Duration::ZERO {
-            self.queue.push(self.now + send.delay, Event::Transmit { from, to: send.to, payload: send.payload });
+            self.queue.push(
+                self.now + send.delay,
+                Event::Transmit {
+                    from,
+                    to: send.to,
+                    payload: send.payload,
+                },
+            );
         } else {
             self.transmit(from, send.to, send.payload);
         }
@@ -386,7 +481,10 @@ impl<P: Protocol> World<P> {
         let sim = &mut self.metrics.sim;
         sim.messages_sent += 1;
         sim.bytes_sent += bytes;
-        match self.network.transmit(self.now, from, to, bytes, &mut self.rng) {
+        match self
+            .network
+            .transmit(self.now, from, to, bytes, &mut self.rng)
+        {
             Transmission::Dropped(reason) => match reason {
                 DropReason::Partitioned => sim.dropped_partitioned += 1,
                 DropReason::NoLink => sim.dropped_no_link += 1,
@@ -397,14 +495,27 @@ impl<P: Protocol> World<P> {
             Transmission::Sent { arrival, duplicate } => {
                 if let Some(copy_at) = duplicate {
                     sim.duplicated += 1;
-                    self.queue.push(copy_at, Event::Arrive { from, to, payload: payload.clone() });
+                    self.queue.push(
+                        copy_at,
+                        Event::Arrive {
+                            from,
+                            to,
+                            payload: payload.clone(),
+                        },
+                    );
                 }
-                self.queue.push(arrival, Event::Arrive { from, to, payload });
+                self.queue
+                    .push(arrival, Event::Arrive { from, to, payload });
             }
         }
     }
 
-    fn arrive(&mut self, from: NodeId, to: NodeId, payload: Payload<P::Message>) -> Result<(), SimError> {
+    fn arrive(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        payload: Payload<P::Message>,
+    ) -> Result<(), SimError> {
         // A partition that appeared while the packet was in flight cuts it too.
         if !self.network.can_talk(from, to) {
             self.metrics.sim.dropped_partitioned += 1;
@@ -421,17 +532,23 @@ impl<P: Protocol> World<P> {
         let message = match payload {
             Payload::Message(m) => m,
             // Untrusted bytes: decoded under the configured bounds, failures counted and dropped.
-            Payload::Raw(bytes) => match P::Message::from_bytes(&bytes, self.config.decode_limits) {
-                Ok(m) => m,
-                Err(_) => {
-                    self.metrics.sim.decode_failures += 1;
-                    return Ok(());
+            Payload::Raw(bytes) => {
+                match P::Message::from_bytes(&bytes, self.config.decode_limits) {
+                    Ok(m) => m,
+                    Err(_) => {
+                        self.metrics.sim.decode_failures += 1;
+                        return Ok(());
+                    }
                 }
-            },
+            }
         };
         let message = match node.adversary.take() {
             Some(mut adversary) => {
-                let mut cx = AdversaryCx { now: self.now, me: to, rng: &mut self.rng };
+                let mut cx = AdversaryCx {
+                    now: self.now,
+                    me: to,
+                    rng: &mut self.rng,
+                };
                 let kept = adversary.on_receive(&mut cx, from, message);
                 node.adversary = Some(adversary);
                 match kept {
@@ -452,7 +569,11 @@ impl<P: Protocol> World<P> {
         let Some(cold) = node.cold.as_mut() else {
             return Ok(());
         };
-        let Some(position) = cold.persists_in_flight.iter().position(|(t, _)| *t == token) else {
+        let Some(position) = cold
+            .persists_in_flight
+            .iter()
+            .position(|(t, _)| *t == token)
+        else {
             return Ok(());
         };
         if let Some((_, ops)) = cold.persists_in_flight.remove(position) {
@@ -460,11 +581,19 @@ impl<P: Protocol> World<P> {
         }
         self.metrics.sim.persists_completed += 1;
         if cold.held_sends.iter().any(|(t, _)| *t == token) {
-            let (released, kept) = std::mem::take(&mut cold.held_sends).into_iter().partition(|(t, _)| *t == token);
+            let (released, kept) = std::mem::take(&mut cold.held_sends)
+                .into_iter()
+                .partition(|(t, _)| *t == token);
             cold.held_sends = kept;
             let released: Vec<(PersistToken, OutgoingSend<P::Message>)> = released;
             for (_, send) in released {
-                self.send(i, OutgoingSend { after: None, ..send });
+                self.send(
+                    i,
+                    OutgoingSend {
+                        after: None,
+                        ..send
+                    },
+                );
             }
         }
         self.input(i, Input::Persisted(token))
@@ -474,17 +603,23 @@ impl<P: Protocol> World<P> {
         let node = NodeId(i as u32);
         self.metrics.sim.outputs += 1;
         for checker in &mut self.checkers {
-            checker.on_output(self.now, node, &output).map_err(|message| SimError::Checker {
-                checker: checker.name().to_string(),
-                at: self.now,
-                message,
-                repro: self.config.repro(),
-            })?;
+            checker
+                .on_output(self.now, node, &output)
+                .map_err(|message| SimError::Checker {
+                    checker: checker.name().to_string(),
+                    at: self.now,
+                    message,
+                    repro: self.config.repro(),
+                })?;
         }
         match &mut self.output_sink {
             OutputSink::Record => {
                 if self.outputs.len() < self.config.output_log_len_max {
-                    self.outputs.push(Delivery { at: self.now, node, output });
+                    self.outputs.push(Delivery {
+                        at: self.now,
+                        node,
+                        output,
+                    });
                 } else {
                     self.metrics.sim.outputs_not_logged += 1;
                 }

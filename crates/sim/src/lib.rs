@@ -80,8 +80,8 @@ mod topology;
 mod world;
 
 pub use byzantine::{
-    corrupt_bytes, Action, Adversary, AdversaryCx, Byzantine, Corruption, EquivocateFn, OutgoingSend, Payload,
-    ScriptFn, Tamper,
+    corrupt_bytes, Action, Adversary, AdversaryCx, Byzantine, Corruption, EquivocateFn,
+    OutgoingSend, Payload, ScriptFn, Tamper,
 };
 pub use checker::{Checker, SimError, WorldView};
 pub use clock::ClockSpec;

@@ -51,12 +51,18 @@ impl LinkSpec {
 
     /// A wide-area link of `bandwidth_bps` and `latency` with the default buffer.
     pub fn wan(latency: Duration, bandwidth_bps: u64) -> LinkSpec {
-        LinkSpec { bandwidth_bps, ..LinkSpec::ideal(latency) }
+        LinkSpec {
+            bandwidth_bps,
+            ..LinkSpec::ideal(latency)
+        }
     }
 
     /// With this drop-tail buffer.
     pub fn with_buffer_bytes(self, buffer_bytes: u64) -> LinkSpec {
-        LinkSpec { buffer_bytes, ..self }
+        LinkSpec {
+            buffer_bytes,
+            ..self
+        }
     }
     /// With this loss probability.
     pub fn with_loss(self, loss: f64) -> LinkSpec {
@@ -103,7 +109,9 @@ pub fn serialization_ns(bytes: u64, bandwidth_bps: u64) -> u64 {
     // 64-bit division on the hot path; 128-bit only for packets beyond 2 GB.
     match bytes.checked_mul(8 * NANOS_PER_SEC as u64) {
         Some(bit_ns) => bit_ns / bandwidth_bps,
-        None => (bytes as u128 * 8 * NANOS_PER_SEC / bandwidth_bps as u128).min(u64::MAX as u128) as u64,
+        None => {
+            (bytes as u128 * 8 * NANOS_PER_SEC / bandwidth_bps as u128).min(u64::MAX as u128) as u64
+        }
     }
 }
 
@@ -128,7 +136,13 @@ impl Serializer {
     /// Admit a packet of `bytes` entering at `at_ns`: the time its last bit leaves, or `None` when
     /// the buffer cannot hold it (drop-tail). Unlimited bandwidth admits everything at once.
     #[inline]
-    pub fn admit(&mut self, at_ns: u64, bytes: u64, bandwidth_bps: u64, buffer_bytes: u64) -> Option<u64> {
+    pub fn admit(
+        &mut self,
+        at_ns: u64,
+        bytes: u64,
+        bandwidth_bps: u64,
+        buffer_bytes: u64,
+    ) -> Option<u64> {
         if bandwidth_bps == 0 {
             return Some(at_ns);
         }
@@ -163,8 +177,15 @@ mod tests {
         assert_eq!(s.admit(0, 1000, 8_000_000, 2500), Some(1_000_000));
         assert_eq!(s.admit(0, 1000, 8_000_000, 2500), Some(2_000_000));
         assert_eq!(s.queued_bytes(0, 8_000_000), 2000);
-        assert_eq!(s.admit(0, 1000, 8_000_000, 2500), None, "2000 queued + 1000 > 2500");
-        assert_eq!(s.busy_until_ns, 2_000_000, "a dropped packet takes no wire time");
+        assert_eq!(
+            s.admit(0, 1000, 8_000_000, 2500),
+            None,
+            "2000 queued + 1000 > 2500"
+        );
+        assert_eq!(
+            s.busy_until_ns, 2_000_000,
+            "a dropped packet takes no wire time"
+        );
         // Later the queue drained: admitted again, starting when the wire frees.
         assert_eq!(s.admit(1_500_000, 1000, 8_000_000, 2500), Some(3_000_000));
         // Idle wire: starts at once.

@@ -108,7 +108,13 @@ pub struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { buckets: Vec::new(), count: 0, sum: 0, min: u64::MAX, max: 0 }
+        Histogram {
+            buckets: Vec::new(),
+            count: 0,
+            sum: 0,
+            min: u64::MAX,
+            max: 0,
+        }
     }
 }
 
@@ -332,7 +338,10 @@ mod tests {
         }
         for (q, exact) in [(0.5, 5_000u64), (0.9, 9_000), (0.99, 9_900)] {
             let got = h.quantile(q);
-            assert!(got >= exact && got <= exact + exact / 16, "q{q}: {got} vs {exact}");
+            assert!(
+                got >= exact && got <= exact + exact / 16,
+                "q{q}: {got} vs {exact}"
+            );
         }
         assert_eq!(h.quantile(1.0), 10_000);
         assert_eq!(h.min(), 1);
@@ -361,7 +370,10 @@ mod tests {
         let counters = std::fs::read_to_string(dir.join("counters.csv")).expect("written");
         assert!(counters.contains("events,3") && counters.contains("commits,2"));
         let hist = std::fs::read_to_string(dir.join("histograms.csv")).expect("written");
-        assert!(hist.lines().nth(1).is_some_and(|l| l.starts_with("latency_ns,1,100")));
+        assert!(hist
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("latency_ns,1,100")));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -106,7 +106,10 @@ impl Network {
             sites: topology
                 .site_caps
                 .iter()
-                .map(|cap| SiteState { cap: *cap, ..SiteState::default() })
+                .map(|cap| SiteState {
+                    cap: *cap,
+                    ..SiteState::default()
+                })
                 .collect(),
             partition_of: Vec::new(),
             clogged_until: FxHashMap::default(),
@@ -123,8 +126,16 @@ impl Network {
     }
 
     /// Change link `from -> to`'s spec from now on (packets already queued keep their times).
-    pub fn set_link(&mut self, from: NodeId, to: NodeId, spec: LinkSpec) -> Result<(), TopologyError> {
-        let index = self.shape.link_index(from, to).ok_or(TopologyError::NoSuchLink { from, to })?;
+    pub fn set_link(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        spec: LinkSpec,
+    ) -> Result<(), TopologyError> {
+        let index = self
+            .shape
+            .link_index(from, to)
+            .ok_or(TopologyError::NoSuchLink { from, to })?;
         let spec_index = match self.specs.iter().position(|s| *s == spec) {
             Some(i) => i,
             None if self.specs.len() < LINK_SPECS_MAX => {
@@ -132,7 +143,11 @@ impl Network {
                 self.params.push(spec.compile());
                 self.specs.len() - 1
             }
-            None => return Err(TopologyError::TooManyLinkSpecs { max: LINK_SPECS_MAX }),
+            None => {
+                return Err(TopologyError::TooManyLinkSpecs {
+                    max: LINK_SPECS_MAX,
+                })
+            }
         };
         self.links[index].spec = spec_index as u16;
         Ok(())
@@ -171,7 +186,10 @@ impl Network {
     /// Hold every packet entering link `from -> to` until `until` (it arrives no earlier than
     /// `until + latency`; order on the link is kept).
     pub fn clog(&mut self, from: NodeId, to: NodeId, until: Time) -> Result<(), TopologyError> {
-        let index = self.shape.link_index(from, to).ok_or(TopologyError::NoSuchLink { from, to })?;
+        let index = self
+            .shape
+            .link_index(from, to)
+            .ok_or(TopologyError::NoSuchLink { from, to })?;
         self.clogged_until.insert(index, until);
         Ok(())
     }
@@ -191,10 +209,20 @@ impl Network {
 
     /// Send a packet of `bytes` (overhead included) from `from` to `to` at `now`.
     #[inline]
-    pub fn transmit(&mut self, now: Time, from: NodeId, to: NodeId, bytes: u64, rng: &mut SimRng) -> Transmission {
+    pub fn transmit(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        to: NodeId,
+        bytes: u64,
+        rng: &mut SimRng,
+    ) -> Transmission {
         if from == to {
             // Loopback: no wire, no delay.
-            return Transmission::Sent { arrival: now, duplicate: None };
+            return Transmission::Sent {
+                arrival: now,
+                duplicate: None,
+            };
         }
         if !self.can_talk(from, to) {
             return Transmission::Dropped(DropReason::Partitioned);
@@ -206,7 +234,10 @@ impl Network {
         if let Some(site_index) = self.site_leaving(from, to) {
             let site = &mut self.sites[site_index];
             if let Some(cap) = site.cap {
-                match site.serializer.admit(enter_ns, bytes, cap.bandwidth_bps, cap.buffer_bytes) {
+                match site
+                    .serializer
+                    .admit(enter_ns, bytes, cap.bandwidth_bps, cap.buffer_bytes)
+                {
                     Some(left_site_ns) => {
                         site.bytes += bytes;
                         site.messages += 1;
@@ -218,7 +249,9 @@ impl Network {
         }
         let link = &mut self.links[index];
         let params = &self.params[link.spec as usize];
-        let Some(departed_ns) = link.serializer.admit(enter_ns, bytes, params.bandwidth_bps, params.buffer_bytes)
+        let Some(departed_ns) =
+            link.serializer
+                .admit(enter_ns, bytes, params.bandwidth_bps, params.buffer_bytes)
         else {
             return Transmission::Dropped(DropReason::LinkBuffer);
         };
@@ -236,7 +269,11 @@ impl Network {
         }
         let jitter_ns = params.jitter_ns;
         let arrive = |rng: &mut SimRng| {
-            let jitter = if jitter_ns == 0 { 0 } else { rng.below(jitter_ns + 1) };
+            let jitter = if jitter_ns == 0 {
+                0
+            } else {
+                rng.below(jitter_ns + 1)
+            };
             Time::from_nanos(earliest_ns.saturating_add(jitter))
         };
         let arrival = arrive(rng);
@@ -252,24 +289,34 @@ impl Network {
         }
         let from_site = *self.site_of.get(from.index())?;
         let to_site = *self.site_of.get(to.index())?;
-        (from_site != to_site && (from_site as usize) < self.sites.len()).then_some(from_site as usize)
+        (from_site != to_site && (from_site as usize) < self.sites.len())
+            .then_some(from_site as usize)
     }
 
     /// Counters of every link that carried traffic.
     pub fn link_stats(&self) -> impl Iterator<Item = LinkStats> + '_ {
         self.shape.endpoints().filter_map(move |(i, from, to)| {
             let l = &self.links[i];
-            (l.messages > 0).then_some(LinkStats { from, to, messages: l.messages, bytes: l.bytes })
+            (l.messages > 0).then_some(LinkStats {
+                from,
+                to,
+                messages: l.messages,
+                bytes: l.bytes,
+            })
         })
     }
 
     /// Counters of every capped site uplink.
     pub fn site_stats(&self) -> impl Iterator<Item = SiteStats> + '_ {
-        self.sites.iter().enumerate().filter(|(_, s)| s.cap.is_some()).map(|(i, s)| SiteStats {
-            site: i as u32,
-            messages: s.messages,
-            bytes: s.bytes,
-        })
+        self.sites
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.cap.is_some())
+            .map(|(i, s)| SiteStats {
+                site: i as u32,
+                messages: s.messages,
+                bytes: s.bytes,
+            })
     }
 
     /// Number of link slots (for memory estimates and reports).
@@ -293,11 +340,31 @@ mod tests {
         let mut rng = SimRng::new(1);
         // 1000 bytes at one byte per microsecond: 1 ms on the wire, then 50 ms.
         let t = net.transmit(Time::ZERO, NodeId(0), NodeId(1), 1000, &mut rng);
-        assert_eq!(t, Transmission::Sent { arrival: Time::from_millis(51), duplicate: None });
+        assert_eq!(
+            t,
+            Transmission::Sent {
+                arrival: Time::from_millis(51),
+                duplicate: None
+            }
+        );
         let t = net.transmit(Time::ZERO, NodeId(0), NodeId(1), 1000, &mut rng);
-        assert_eq!(t, Transmission::Sent { arrival: Time::from_millis(52), duplicate: None }, "FIFO");
+        assert_eq!(
+            t,
+            Transmission::Sent {
+                arrival: Time::from_millis(52),
+                duplicate: None
+            },
+            "FIFO"
+        );
         let t = net.transmit(Time::ZERO, NodeId(0), NodeId(2), 1000, &mut rng);
-        assert_eq!(t, Transmission::Sent { arrival: Time::from_millis(51), duplicate: None }, "own link");
+        assert_eq!(
+            t,
+            Transmission::Sent {
+                arrival: Time::from_millis(51),
+                duplicate: None
+            },
+            "own link"
+        );
     }
 
     #[test]
@@ -310,15 +377,22 @@ mod tests {
             Transmission::Dropped(DropReason::Partitioned)
         );
         assert!(net.can_talk(NodeId(1), NodeId(2)), "the rest stay together");
-        net.clog(NodeId(1), NodeId(2), Time::from_secs(1)).expect("link exists");
+        net.clog(NodeId(1), NodeId(2), Time::from_secs(1))
+            .expect("link exists");
         assert_eq!(
             net.transmit(Time::ZERO, NodeId(1), NodeId(2), 10, &mut rng),
-            Transmission::Sent { arrival: Time::from_millis(1010), duplicate: None }
+            Transmission::Sent {
+                arrival: Time::from_millis(1010),
+                duplicate: None
+            }
         );
         net.heal();
         assert_eq!(
             net.transmit(Time::ZERO, NodeId(0), NodeId(1), 10, &mut rng),
-            Transmission::Sent { arrival: Time::from_millis(10), duplicate: None }
+            Transmission::Sent {
+                arrival: Time::from_millis(10),
+                duplicate: None
+            }
         );
     }
 
@@ -334,6 +408,10 @@ mod tests {
             net.transmit(Time::ZERO, NodeId(1), NodeId(0), 10, &mut rng),
             Transmission::Dropped(DropReason::Loss)
         );
-        assert_eq!(net.link_stats().count(), 1, "the lost packet still used the link");
+        assert_eq!(
+            net.link_stats().count(),
+            1,
+            "the lost packet still used the link"
+        );
     }
 }

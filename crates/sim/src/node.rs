@@ -116,10 +116,9 @@ impl<P: Protocol> Node<P> {
 
     /// Lose everything volatile; returns `(persists lost, held sends lost)`.
     pub fn crash(&mut self, now: Time) -> (u64, u64) {
-        let lost = self
-            .cold
-            .take()
-            .map_or((0, 0), |c| (c.persists_in_flight.len() as u64, c.held_sends.len() as u64));
+        let lost = self.cold.take().map_or((0, 0), |c| {
+            (c.persists_in_flight.len() as u64, c.held_sends.len() as u64)
+        });
         self.protocol = None;
         self.status = NodeStatus::Crashed;
         self.incarnation = self.incarnation.wrapping_add(1);
@@ -137,18 +136,25 @@ impl<P: Protocol> Node<P> {
 
     /// Whether a finished handler's effects wait for its CPU work.
     pub fn has_pending_effects(&self) -> bool {
-        self.cold.as_ref().is_some_and(|c| !c.pending_effects.is_empty())
+        self.cold
+            .as_ref()
+            .is_some_and(|c| !c.pending_effects.is_empty())
     }
 
     /// Whether persist batch `token` is still on its way to durability.
     pub fn persist_in_flight(&self, token: PersistToken) -> bool {
-        self.cold.as_ref().is_some_and(|c| c.persists_in_flight.iter().any(|(t, _)| *t == token))
+        self.cold
+            .as_ref()
+            .is_some_and(|c| c.persists_in_flight.iter().any(|(t, _)| *t == token))
     }
 
     /// Whether the node can take an input right now (up, CPU idle, nothing queued ahead).
     #[inline]
     pub fn ready(&self, now: Time) -> bool {
-        self.status == NodeStatus::Up && self.cpu_busy_until <= now && self.inbox.is_empty() && !self.wake_scheduled
+        self.status == NodeStatus::Up
+            && self.cpu_busy_until <= now
+            && self.inbox.is_empty()
+            && !self.wake_scheduled
     }
 }
 

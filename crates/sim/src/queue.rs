@@ -38,7 +38,10 @@ impl<E> PartialOrd for Entry<E> {
 impl<E> Ord for Entry<E> {
     // Reversed: `BinaryHeap` is a max-heap and the earliest event must come out first.
     fn cmp(&self, other: &Self) -> Ordering {
-        other.at.cmp(&self.at).then_with(|| other.seq.cmp(&self.seq))
+        other
+            .at
+            .cmp(&self.at)
+            .then_with(|| other.seq.cmp(&self.seq))
     }
 }
 
@@ -118,7 +121,11 @@ impl<E> EventQueue<E> {
             let spare = std::mem::replace(&mut self.current, BinaryHeap::from(bucket)).into_vec();
             self.ring[(self.cursor_slot % RING_SLOTS) as usize] = spare;
             // The ring's horizon moved one slot: bring far events that now fit into it.
-            while self.far.peek().is_some_and(|e| slot_of(e.at) < self.cursor_slot + RING_SLOTS) {
+            while self
+                .far
+                .peek()
+                .is_some_and(|e| slot_of(e.at) < self.cursor_slot + RING_SLOTS)
+            {
                 if let Some(entry) = self.far.pop() {
                     self.place(entry);
                 }
@@ -186,10 +193,10 @@ mod tests {
         for round in 0..20_000u64 {
             for _ in 0..rng.below(3) {
                 let delay = match rng.below(4) {
-                    0 => rng.below(1 << SLOT_SHIFT),          // same or next slot
-                    1 => rng.below(100_000_000),              // within the ring
+                    0 => rng.below(1 << SLOT_SHIFT),                // same or next slot
+                    1 => rng.below(100_000_000),                    // within the ring
                     2 => 5_000_000_000 + rng.below(20_000_000_000), // far
-                    _ => 0,                                    // now
+                    _ => 0,                                         // now
                 };
                 if delay >= RING_SLOTS << SLOT_SHIFT {
                     far_pushes += 1;

@@ -126,11 +126,19 @@ impl Report {
     /// `sites.csv` into `dir`.
     pub fn write_csv(&self, dir: &Path) -> std::io::Result<()> {
         self.metrics.write_csv(dir)?;
-        std::fs::write(dir.join("headline.json"), format!("{}\n", self.headline_line()))?;
-        let run = format!("{},{}", csv_field(&self.crypto_mode), csv_field(&self.cost_source));
+        std::fs::write(
+            dir.join("headline.json"),
+            format!("{}\n", self.headline_line()),
+        )?;
+        let run = format!(
+            "{},{}",
+            csv_field(&self.crypto_mode),
+            csv_field(&self.cost_source)
+        );
         match &self.links {
             LinkTraffic::PerLink(links) => {
-                let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("links.csv"))?);
+                let mut out =
+                    std::io::BufWriter::new(std::fs::File::create(dir.join("links.csv"))?);
                 writeln!(out, "from,to,messages,bytes")?;
                 for l in links {
                     writeln!(out, "{},{},{},{}", l.from.0, l.to.0, l.messages, l.bytes)?;
@@ -138,7 +146,8 @@ impl Report {
                 out.flush()?;
             }
             LinkTraffic::PerSender(rows) => {
-                let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("senders.csv"))?);
+                let mut out =
+                    std::io::BufWriter::new(std::fs::File::create(dir.join("senders.csv"))?);
                 writeln!(out, "node,messages,bytes")?;
                 for (node, m, b) in rows {
                     writeln!(out, "{},{m},{b}", node.0)?;
@@ -152,7 +161,10 @@ impl Report {
             writeln!(out, "{},{},{}", s.site, s.messages, s.bytes)?;
         }
         out.flush()?;
-        std::fs::write(dir.join("run.csv"), format!("crypto_mode,cost_source\n{run}\n"))
+        std::fs::write(
+            dir.join("run.csv"),
+            format!("crypto_mode,cost_source\n{run}\n"),
+        )
     }
 }
 

@@ -15,7 +15,9 @@ pub struct SimRng {
 impl SimRng {
     /// A stream fixed by `seed`.
     pub fn new(seed: u64) -> SimRng {
-        SimRng { inner: ChaCha8Rng::seed_from_u64(seed) }
+        SimRng {
+            inner: ChaCha8Rng::seed_from_u64(seed),
+        }
     }
 
     /// A uniform integer in `0..bound` (`0` when `bound` is zero). Lemire's multiply-shift: the

@@ -42,8 +42,15 @@ impl Wire for Hop {
         out.resize(out.len() + HOP_WIRE_BYTES - HOP_HEADER_BYTES, 0);
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let hop = Hop { origin: NodeId::decode(r)?, sent_at_ns: u64::decode(r)?, hops_left: r.u8()? };
-        if r.bytes(HOP_WIRE_BYTES - HOP_HEADER_BYTES)?.iter().any(|&b| b != 0) {
+        let hop = Hop {
+            origin: NodeId::decode(r)?,
+            sent_at_ns: u64::decode(r)?,
+            hops_left: r.u8()?,
+        };
+        if r.bytes(HOP_WIRE_BYTES - HOP_HEADER_BYTES)?
+            .iter()
+            .any(|&b| b != 0)
+        {
             return Err(DecodeError::Invalid("hop padding"));
         }
         Ok(hop)
@@ -71,7 +78,10 @@ pub struct TrafficNode {
 impl TrafficNode {
     /// A node that sends journeys of `hops` links over `neighbours`.
     pub fn new(neighbours: Arc<Adjacency>, hops: u8) -> TrafficNode {
-        TrafficNode { neighbours, hops: hops.max(1) }
+        TrafficNode {
+            neighbours,
+            hops: hops.max(1),
+        }
     }
 
     fn random_neighbour(&self, me: NodeId, rng: &mut dyn RngCore) -> Option<NodeId> {
@@ -101,19 +111,32 @@ impl Protocol for TrafficNode {
     fn on_message(&mut self, cx: &mut Context<'_, Self>, _from: NodeId, hop: Hop) {
         if hop.hops_left == 0 {
             let latency_ns = cx.now().as_nanos().saturating_sub(hop.sent_at_ns);
-            cx.deliver(Journey { hops: self.hops, latency_ns });
+            cx.deliver(Journey {
+                hops: self.hops,
+                latency_ns,
+            });
             return;
         }
         let me = cx.me();
         if let Some(next) = self.random_neighbour(me, cx.rng()) {
-            cx.send(next, Hop { hops_left: hop.hops_left - 1, ..hop });
+            cx.send(
+                next,
+                Hop {
+                    hops_left: hop.hops_left - 1,
+                    ..hop
+                },
+            );
         }
     }
 
     fn on_timer(&mut self, cx: &mut Context<'_, Self>, _timer: ()) {
         let me = cx.me();
         if let Some(next) = self.random_neighbour(me, cx.rng()) {
-            let hop = Hop { origin: me, sent_at_ns: cx.now().as_nanos(), hops_left: self.hops - 1 };
+            let hop = Hop {
+                origin: me,
+                sent_at_ns: cx.now().as_nanos(),
+                hops_left: self.hops - 1,
+            };
             cx.send(next, hop);
         }
         cx.set_timer((), SEND_PERIOD);
@@ -125,7 +148,15 @@ impl Protocol for TrafficNode {
 /// The `scale` scenario.
 pub struct ScaleScenario;
 
-const SCALE_ARGS: [&str; 7] = ["nodes", "links", "seconds", "hops", "bandwidth-mbps", "latency-ms", "buffer-bytes"];
+const SCALE_ARGS: [&str; 7] = [
+    "nodes",
+    "links",
+    "seconds",
+    "hops",
+    "bandwidth-mbps",
+    "latency-ms",
+    "buffer-bytes",
+];
 
 impl Scenario for ScaleScenario {
     fn name(&self) -> &'static str {
@@ -164,8 +195,11 @@ impl Scenario for ScaleScenario {
             Adjacency::random_out(nodes as u32, links as u32, options.seed)
                 .map_err(|e| ScenarioError::Setup(e.to_string()))?,
         );
-        let spec = LinkSpec::wan(Duration::from_millis(latency_ms), bandwidth_mbps * 1_000_000)
-            .with_buffer_bytes(buffer_bytes);
+        let spec = LinkSpec::wan(
+            Duration::from_millis(latency_ms),
+            bandwidth_mbps * 1_000_000,
+        )
+        .with_buffer_bytes(buffer_bytes);
         let topology = Topology::sparse(adjacency.clone(), spec);
         let mut config = SimConfig::new("scale", options.seed);
         config.repro_command = format!(
@@ -173,12 +207,16 @@ impl Scenario for ScaleScenario {
         );
         config.crypto_mode = "none (traffic only)".to_string();
         let shared = adjacency.clone();
-        let mut world = World::new(config, topology, move |_, _| TrafficNode::new(shared.clone(), hops as u8))
-            .map_err(|e| ScenarioError::Setup(e.to_string()))?;
-        world.set_output_sink(OutputSink::Handler(Box::new(|_, _, journey: Journey, metrics| {
-            metrics.add("journeys", 1);
-            metrics.record("journey_latency_ns", journey.latency_ns);
-        })));
+        let mut world = World::new(config, topology, move |_, _| {
+            TrafficNode::new(shared.clone(), hops as u8)
+        })
+        .map_err(|e| ScenarioError::Setup(e.to_string()))?;
+        world.set_output_sink(OutputSink::Handler(Box::new(
+            |_, _, journey: Journey, metrics| {
+                metrics.add("journeys", 1);
+                metrics.record("journey_latency_ns", journey.latency_ns);
+            },
+        )));
         if let Some(progress) = &options.progress {
             let progress = progress.clone();
             world.set_progress(Duration::from_secs(1), move |p| progress(p));
@@ -187,7 +225,11 @@ impl Scenario for ScaleScenario {
         let repro = world.config().repro();
         let result = world.run_until(Time::from_secs(seconds));
         let journeys = world.metrics().counter("journeys");
-        let latency = world.metrics().histogram("journey_latency_ns").cloned().unwrap_or_default();
+        let latency = world
+            .metrics()
+            .histogram("journey_latency_ns")
+            .cloned()
+            .unwrap_or_default();
         let report = world.report(json!({
             "links_per_node": links,
             "links_total": adjacency.link_count(),
@@ -199,7 +241,12 @@ impl Scenario for ScaleScenario {
             "journey_latency_p99_ms": latency.quantile(0.99) as f64 / 1e6,
         }));
         if let Some(dir) = &options.out_dir {
-            report.write_csv(dir).map_err(|source| ScenarioError::Output { dir: dir.clone(), source })?;
+            report
+                .write_csv(dir)
+                .map_err(|source| ScenarioError::Output {
+                    dir: dir.clone(),
+                    source,
+                })?;
         }
         // "Sometimes" check: a run where no journey completed proves nothing.
         let failure = match result {
@@ -207,7 +254,12 @@ impl Scenario for ScaleScenario {
             Ok(()) if journeys == 0 && seconds > 1 => Some("no journey completed".to_string()),
             Ok(()) => None,
         };
-        Ok(ScenarioOutcome { headline: report.headline, passed: failure.is_none(), repro, failure })
+        Ok(ScenarioOutcome {
+            headline: report.headline,
+            passed: failure.is_none(),
+            repro,
+            failure,
+        })
     }
 }
 
@@ -218,7 +270,11 @@ mod tests {
 
     #[test]
     fn hop_encodes_to_its_wire_len_and_back() {
-        let hop = Hop { origin: NodeId(7), sent_at_ns: 123, hops_left: 2 };
+        let hop = Hop {
+            origin: NodeId(7),
+            sent_at_ns: 123,
+            hops_left: 2,
+        };
         let bytes = hop.to_bytes();
         assert_eq!(bytes.len(), HOP_WIRE_BYTES);
         assert_eq!(Hop::from_bytes(&bytes, DecodeLimits::MESSAGE), Ok(hop));
@@ -229,7 +285,10 @@ mod tests {
 
     #[test]
     fn small_scale_run_completes_journeys_deterministically() {
-        let options = RunOptions::with_seed(5).arg("nodes", 500).arg("links", 8).arg("seconds", 5);
+        let options = RunOptions::with_seed(5)
+            .arg("nodes", 500)
+            .arg("links", 8)
+            .arg("seconds", 5);
         let a = ScaleScenario.run(&options).expect("runs");
         let b = ScaleScenario.run(&options).expect("runs");
         assert!(a.passed, "{:?}", a.failure);
@@ -239,7 +298,10 @@ mod tests {
         assert_eq!(a.headline["digest"], b.headline["digest"]);
         assert_eq!(a.headline["cost_source"], "free (CPU not modelled)");
         let p50 = a.headline["journey_latency_p50_ms"].as_f64().unwrap_or(0.0);
-        assert!((200.0..220.0).contains(&p50), "4 hops of 50 ms + 0.8 ms serialization: {p50}");
+        assert!(
+            (200.0..220.0).contains(&p50),
+            "4 hops of 50 ms + 0.8 ms serialization: {p50}"
+        );
     }
 
     #[test]

@@ -29,7 +29,10 @@ pub struct RunOptions {
 impl RunOptions {
     /// Options with `seed` and nothing else.
     pub fn with_seed(seed: u64) -> RunOptions {
-        RunOptions { seed, ..RunOptions::default() }
+        RunOptions {
+            seed,
+            ..RunOptions::default()
+        }
     }
 
     /// Set argument `name` (builder style, for tests).
@@ -62,7 +65,10 @@ impl RunOptions {
     /// Fail on arguments the scenario does not know (a typo should not silently run defaults).
     pub fn reject_unknown(&self, known: &[&str]) -> Result<(), ScenarioError> {
         match self.args.keys().find(|k| !known.contains(&k.as_str())) {
-            Some(k) => Err(ScenarioError::UnknownArgument { name: k.clone(), known: known.join(", --") }),
+            Some(k) => Err(ScenarioError::UnknownArgument {
+                name: k.clone(),
+                known: known.join(", --"),
+            }),
             None => Ok(()),
         }
     }
@@ -163,7 +169,10 @@ impl Registry {
 
     /// The scenario called `name`.
     pub fn get(&self, name: &str) -> Option<&dyn Scenario> {
-        self.scenarios.iter().find(|s| s.name() == name).map(|s| s.as_ref())
+        self.scenarios
+            .iter()
+            .find(|s| s.name() == name)
+            .map(|s| s.as_ref())
     }
 
     /// `(name, description)` of every scenario.

@@ -19,7 +19,10 @@ pub(crate) struct TimerTable<T> {
 
 impl<T: Eq + Hash> Default for TimerTable<T> {
     fn default() -> Self {
-        TimerTable { inline: [None, None], spill: None }
+        TimerTable {
+            inline: [None, None],
+            spill: None,
+        }
     }
 }
 
@@ -40,7 +43,9 @@ impl<T: Eq + Hash> TimerTable<T> {
         match self.inline.iter_mut().find(|slot| slot.is_none()) {
             Some(free) => *free = Some((timer, generation)),
             None => {
-                self.spill.get_or_insert_with(Box::default).insert(timer, generation);
+                self.spill
+                    .get_or_insert_with(Box::default)
+                    .insert(timer, generation);
             }
         }
     }

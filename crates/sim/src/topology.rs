@@ -91,7 +91,10 @@ impl Adjacency {
     /// uniformly with `seed`.
     pub fn random_out(nodes: u32, out_degree: u32, seed: u64) -> Result<Adjacency, TopologyError> {
         if out_degree >= nodes.max(1) {
-            return Err(TopologyError::DegreeTooHigh { degree: out_degree, nodes });
+            return Err(TopologyError::DegreeTooHigh {
+                degree: out_degree,
+                nodes,
+            });
         }
         let mut rng = SimRng::new(seed);
         let mut offsets = Vec::with_capacity(nodes as usize + 1);
@@ -142,13 +145,18 @@ impl Adjacency {
     #[inline]
     pub(crate) fn link_index(&self, from: NodeId, to: NodeId) -> Option<usize> {
         let (start, end) = self.row_bounds(from)?;
-        self.targets[start..end].binary_search(&to).ok().map(|pos| start + pos)
+        self.targets[start..end]
+            .binary_search(&to)
+            .ok()
+            .map(|pos| start + pos)
     }
 
     /// Every link as `(from, to)` in link-index order.
     pub(crate) fn links(&self) -> impl Iterator<Item = (NodeId, NodeId)> + '_ {
         (0..self.node_count()).flat_map(move |n| {
-            self.neighbours(NodeId(n)).iter().map(move |&to| (NodeId(n), to))
+            self.neighbours(NodeId(n))
+                .iter()
+                .map(move |&to| (NodeId(n), to))
         })
     }
 }
@@ -158,9 +166,7 @@ impl Adjacency {
 pub(crate) enum Shape {
     /// Every ordered pair is linked; link `a -> b` has index `a * nodes + b`. Memory is quadratic:
     /// use it up to a few thousand nodes.
-    FullMesh {
-        nodes: u32,
-    },
+    FullMesh { nodes: u32 },
     /// Only the adjacency's links exist.
     Sparse(Arc<Adjacency>),
 }
@@ -183,10 +189,8 @@ impl Shape {
     #[inline]
     pub(crate) fn link_index(&self, from: NodeId, to: NodeId) -> Option<usize> {
         match self {
-            Shape::FullMesh { nodes } => {
-                (from.0 < *nodes && to.0 < *nodes && from != to)
-                    .then(|| from.index() * *nodes as usize + to.index())
-            }
+            Shape::FullMesh { nodes } => (from.0 < *nodes && to.0 < *nodes && from != to)
+                .then(|| from.index() * *nodes as usize + to.index()),
             Shape::Sparse(adj) => adj.link_index(from, to),
         }
     }
@@ -229,7 +233,13 @@ impl Topology {
     }
 
     fn with_shape(shape: Shape, default_spec: LinkSpec) -> Topology {
-        Topology { shape, default_spec, overrides: Vec::new(), site_of: Vec::new(), site_caps: Vec::new() }
+        Topology {
+            shape,
+            default_spec,
+            overrides: Vec::new(),
+            site_of: Vec::new(),
+            site_caps: Vec::new(),
+        }
     }
 
     /// Number of nodes.
@@ -238,14 +248,24 @@ impl Topology {
     }
 
     /// Give link `from -> to` its own spec.
-    pub fn set_link(&mut self, from: NodeId, to: NodeId, spec: LinkSpec) -> Result<&mut Self, TopologyError> {
+    pub fn set_link(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        spec: LinkSpec,
+    ) -> Result<&mut Self, TopologyError> {
         self.check_link(from, to)?;
         self.overrides.push((from, to, spec));
         Ok(self)
     }
 
     /// Give both directions between `a` and `b` this spec.
-    pub fn set_link_pair(&mut self, a: NodeId, b: NodeId, spec: LinkSpec) -> Result<&mut Self, TopologyError> {
+    pub fn set_link_pair(
+        &mut self,
+        a: NodeId,
+        b: NodeId,
+        spec: LinkSpec,
+    ) -> Result<&mut Self, TopologyError> {
         self.set_link(a, b, spec)?;
         self.set_link(b, a, spec)
     }
@@ -281,7 +301,10 @@ impl Topology {
     fn check_link(&self, from: NodeId, to: NodeId) -> Result<(), TopologyError> {
         self.check_node(from)?;
         self.check_node(to)?;
-        self.shape.link_index(from, to).map(|_| ()).ok_or(TopologyError::NoSuchLink { from, to })
+        self.shape
+            .link_index(from, to)
+            .map(|_| ())
+            .ok_or(TopologyError::NoSuchLink { from, to })
     }
 }
 
@@ -294,7 +317,12 @@ mod tests {
     fn adjacency_rows_are_sorted_and_deduplicated() {
         let adj = Adjacency::from_edges(
             4,
-            [(NodeId(0), NodeId(2)), (NodeId(0), NodeId(1)), (NodeId(0), NodeId(2)), (NodeId(3), NodeId(3))],
+            [
+                (NodeId(0), NodeId(2)),
+                (NodeId(0), NodeId(1)),
+                (NodeId(0), NodeId(2)),
+                (NodeId(3), NodeId(3)),
+            ],
         )
         .expect("valid");
         assert_eq!(adj.neighbours(NodeId(0)), &[NodeId(1), NodeId(2)]);
@@ -313,7 +341,11 @@ mod tests {
             assert!(!row.contains(&NodeId(n)));
             assert!(row.windows(2).all(|w| w[0] < w[1]));
         }
-        assert_eq!(adj, Adjacency::random_out(100, 16, 3).expect("valid"), "seeded");
+        assert_eq!(
+            adj,
+            Adjacency::random_out(100, 16, 3).expect("valid"),
+            "seeded"
+        );
         assert!(Adjacency::random_out(4, 4, 1).is_err());
     }
 
@@ -321,10 +353,16 @@ mod tests {
     fn overrides_must_name_existing_links() {
         let adj = Arc::new(Adjacency::from_edges(3, [(NodeId(0), NodeId(1))]).expect("valid"));
         let mut t = Topology::sparse(adj, LinkSpec::ideal(Duration::from_millis(1)));
-        assert!(t.set_link(NodeId(0), NodeId(1), LinkSpec::ideal(Duration::ZERO)).is_ok());
+        assert!(t
+            .set_link(NodeId(0), NodeId(1), LinkSpec::ideal(Duration::ZERO))
+            .is_ok());
         assert_eq!(
-            t.set_link(NodeId(1), NodeId(0), LinkSpec::ideal(Duration::ZERO)).err(),
-            Some(TopologyError::NoSuchLink { from: NodeId(1), to: NodeId(0) })
+            t.set_link(NodeId(1), NodeId(0), LinkSpec::ideal(Duration::ZERO))
+                .err(),
+            Some(TopologyError::NoSuchLink {
+                from: NodeId(1),
+                to: NodeId(0)
+            })
         );
         assert!(t.assign_site(NodeId(9), 1).is_err());
     }

@@ -106,7 +106,13 @@ impl<P: Protocol> World<P> {
         let mut queue = EventQueue::new();
         for id in 0..count {
             nodes.push(Node::new(factory(NodeId(id), &empty)));
-            queue.push(Time::ZERO, Event::Start { node: id, incarnation: 0 });
+            queue.push(
+                Time::ZERO,
+                Event::Start {
+                    node: id,
+                    incarnation: 0,
+                },
+            );
         }
         Ok(World {
             rng: SimRng::new(config.seed),
@@ -173,7 +179,10 @@ impl<P: Protocol> World<P> {
     }
     /// Every node, read-only.
     pub fn view(&self) -> WorldView<'_, P> {
-        WorldView { now: self.now, nodes: &self.nodes }
+        WorldView {
+            now: self.now,
+            nodes: &self.nodes,
+        }
     }
     /// One node, read-only.
     pub fn node(&self, id: NodeId) -> Option<NodeView<'_, P>> {
@@ -203,7 +212,11 @@ impl<P: Protocol> World<P> {
         self.output_sink = sink;
     }
     /// Let `adversary` control node `id` from now on (it survives restarts).
-    pub fn set_adversary(&mut self, id: NodeId, adversary: impl Adversary<P> + 'static) -> Result<(), SimError> {
+    pub fn set_adversary(
+        &mut self,
+        id: NodeId,
+        adversary: impl Adversary<P> + 'static,
+    ) -> Result<(), SimError> {
         self.node_mut(id)?.adversary = Some(Box::new(adversary));
         Ok(())
     }
@@ -214,14 +227,18 @@ impl<P: Protocol> World<P> {
     }
     /// Call `callback` each time simulated time passes another `every`.
     pub fn set_progress(&mut self, every: Duration, callback: impl FnMut(&Progress) + 'static) {
-        self.progress = Some(ProgressHook { every, next_at: self.now + every, callback: Box::new(callback) });
+        self.progress = Some(ProgressHook {
+            every,
+            next_at: self.now + every,
+            callback: Box::new(callback),
+        });
     }
 
     pub(crate) fn node_mut(&mut self, id: NodeId) -> Result<&mut Node<P>, SimError> {
         let nodes = self.nodes.len() as u32;
-        self.nodes
-            .get_mut(id.index())
-            .ok_or(SimError::Topology(crate::topology::TopologyError::UnknownNode { node: id, nodes }))
+        self.nodes.get_mut(id.index()).ok_or(SimError::Topology(
+            crate::topology::TopologyError::UnknownNode { node: id, nodes },
+        ))
     }
 
     // ----- inputs and faults -----
@@ -232,11 +249,18 @@ impl<P: Protocol> World<P> {
     }
     /// The local application of `id` makes `request` at `at` (not before now).
     pub fn request_at(&mut self, at: Time, id: NodeId, request: P::Request) {
-        self.queue.push(at.max(self.now), Event::Request { node: id.0, request: Box::new(request) });
+        self.queue.push(
+            at.max(self.now),
+            Event::Request {
+                node: id.0,
+                request: Box::new(request),
+            },
+        );
     }
     /// Apply `fault` at `at`, unless the liveness phase started by then.
     pub fn schedule_fault(&mut self, at: Time, fault: Fault) {
-        self.queue.push(at.max(self.now), Event::Fault(Box::new(fault)));
+        self.queue
+            .push(at.max(self.now), Event::Fault(Box::new(fault)));
     }
     /// Crash `id` now.
     pub fn crash(&mut self, id: NodeId) -> Result<(), SimError> {
@@ -308,16 +332,14 @@ impl<P: Protocol> World<P> {
         mut done: impl FnMut(&WorldView<'_, P>) -> bool,
     ) -> Result<bool, SimError> {
         let started = Instant::now();
-        let result = (|| {
-            loop {
-                if done(&self.view()) {
-                    return Ok(true);
-                }
-                if !self.queue.peek_time().is_some_and(|t| t <= deadline) {
-                    return Ok(false);
-                }
-                self.step()?;
+        let result = (|| loop {
+            if done(&self.view()) {
+                return Ok(true);
             }
+            if self.queue.peek_time().is_none_or(|t| t > deadline) {
+                return Ok(false);
+            }
+            self.step()?;
         })();
         if matches!(result, Ok(false)) {
             self.now = self.now.max(deadline);
@@ -340,7 +362,12 @@ impl<P: Protocol> World<P> {
         if self.run_until_pred(deadline, done)? {
             Ok(self.now)
         } else {
-            Err(SimError::Liveness { what: what.to_string(), healed_at, deadline, repro: self.config.repro() })
+            Err(SimError::Liveness {
+                what: what.to_string(),
+                healed_at,
+                deadline,
+                repro: self.config.repro(),
+            })
         }
     }
 

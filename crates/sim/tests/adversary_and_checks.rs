@@ -4,29 +4,85 @@ mod common;
 
 use common::*;
 use stockade_core::{NodeId, Time};
-use stockade_sim::{Byzantine, Checker, Corruption, Fault, LinkSpec, SimConfig, SimError, Topology, World, WorldView};
+use stockade_sim::{
+    Byzantine, Checker, Corruption, Fault, LinkSpec, SimConfig, SimError, Topology, World,
+    WorldView,
+};
 
 #[test]
 fn corrupted_payloads_fail_to_decode_are_counted_and_never_delivered() {
     let mut world = probe_world(1, 3, LinkSpec::ideal(ms(5)));
-    world.set_adversary(NodeId(0), Byzantine::new().corrupt(1.0, Corruption::AppendGarbage)).expect("exists");
-    world.set_adversary(NodeId(2), Byzantine::new().corrupt(1.0, Corruption::Truncate)).expect("exists");
-    world.request(NodeId(0), Cmd::Send { to: NodeId(1), first: 0, count: 50, pad: 10 });
-    world.request(NodeId(2), Cmd::Send { to: NodeId(1), first: 0, count: 50, pad: 10 });
+    world
+        .set_adversary(
+            NodeId(0),
+            Byzantine::new().corrupt(1.0, Corruption::AppendGarbage),
+        )
+        .expect("exists");
+    world
+        .set_adversary(
+            NodeId(2),
+            Byzantine::new().corrupt(1.0, Corruption::Truncate),
+        )
+        .expect("exists");
+    world.request(
+        NodeId(0),
+        Cmd::Send {
+            to: NodeId(1),
+            first: 0,
+            count: 50,
+            pad: 10,
+        },
+    );
+    world.request(
+        NodeId(2),
+        Cmd::Send {
+            to: NodeId(1),
+            first: 0,
+            count: 50,
+            pad: 10,
+        },
+    );
     world.run_until(at_ms(100)).expect("runs");
-    assert!(received_by(&world.take_outputs(), NodeId(1)).is_empty(), "nothing malformed reaches the protocol");
+    assert!(
+        received_by(&world.take_outputs(), NodeId(1)).is_empty(),
+        "nothing malformed reaches the protocol"
+    );
     assert_eq!(world.metrics().sim.decode_failures, 100);
     assert_eq!(world.protocol(NodeId(1)).map(|p| p.received), Some(0));
-    assert_eq!(world.report(serde_json::Value::Null).headline["decode_failures"], 100);
+    assert_eq!(
+        world.report(serde_json::Value::Null).headline["decode_failures"],
+        100
+    );
 }
 
 #[test]
 fn equivocation_sends_each_destination_its_own_message() {
     let mut world = probe_world(1, 3, LinkSpec::ideal(ms(5)));
-    let liar = Byzantine::new().equivocate(|to, blob: &Blob, _rng| Some(Blob { seq: blob.seq + 1000 * to.0 as u64, ..*blob }));
+    let liar = Byzantine::new().equivocate(|to, blob: &Blob, _rng| {
+        Some(Blob {
+            seq: blob.seq + 1000 * to.0 as u64,
+            ..*blob
+        })
+    });
     world.set_adversary(NodeId(0), liar).expect("exists");
-    world.request(NodeId(0), Cmd::Send { to: NodeId(1), first: 7, count: 1, pad: 0 });
-    world.request(NodeId(0), Cmd::Send { to: NodeId(2), first: 7, count: 1, pad: 0 });
+    world.request(
+        NodeId(0),
+        Cmd::Send {
+            to: NodeId(1),
+            first: 7,
+            count: 1,
+            pad: 0,
+        },
+    );
+    world.request(
+        NodeId(0),
+        Cmd::Send {
+            to: NodeId(2),
+            first: 7,
+            count: 1,
+            pad: 0,
+        },
+    );
     world.run_until(at_ms(100)).expect("runs");
     let outputs = world.take_outputs();
     assert_eq!(received_by(&outputs, NodeId(1)), vec![(at_ms(5), 1007)]);
@@ -36,7 +92,15 @@ fn equivocation_sends_each_destination_its_own_message() {
 #[test]
 fn drop_delay_duplicate_and_scripted_attacks() {
     let mut world = probe_world(1, 4, LinkSpec::ideal(ms(5)));
-    world.set_adversary(NodeId(0), Byzantine::new().drop_to([NodeId(2)]).duplicate(1).delay(ms(20))).expect("exists");
+    world
+        .set_adversary(
+            NodeId(0),
+            Byzantine::new()
+                .drop_to([NodeId(2)])
+                .duplicate(1)
+                .delay(ms(20)),
+        )
+        .expect("exists");
     // Scripted: honest before 50 ms, silent after.
     let script = Byzantine::new().scripted(|cx, effect, out| {
         if cx.now < at_ms(50) {
@@ -44,24 +108,81 @@ fn drop_delay_duplicate_and_scripted_attacks() {
         }
     });
     world.set_adversary(NodeId(3), script).expect("exists");
-    world.request(NodeId(0), Cmd::Send { to: NodeId(1), first: 0, count: 1, pad: 0 });
-    world.request(NodeId(0), Cmd::Send { to: NodeId(2), first: 0, count: 1, pad: 0 });
-    world.request(NodeId(3), Cmd::Send { to: NodeId(1), first: 30, count: 1, pad: 0 });
-    world.request_at(at_ms(60), NodeId(3), Cmd::Send { to: NodeId(1), first: 31, count: 1, pad: 0 });
+    world.request(
+        NodeId(0),
+        Cmd::Send {
+            to: NodeId(1),
+            first: 0,
+            count: 1,
+            pad: 0,
+        },
+    );
+    world.request(
+        NodeId(0),
+        Cmd::Send {
+            to: NodeId(2),
+            first: 0,
+            count: 1,
+            pad: 0,
+        },
+    );
+    world.request(
+        NodeId(3),
+        Cmd::Send {
+            to: NodeId(1),
+            first: 30,
+            count: 1,
+            pad: 0,
+        },
+    );
+    world.request_at(
+        at_ms(60),
+        NodeId(3),
+        Cmd::Send {
+            to: NodeId(1),
+            first: 31,
+            count: 1,
+            pad: 0,
+        },
+    );
     world.run_until(at_ms(200)).expect("runs");
     let outputs = world.take_outputs();
-    assert_eq!(received_by(&outputs, NodeId(1)), vec![(at_ms(5), 30), (at_ms(25), 0), (at_ms(25), 0)]);
+    assert_eq!(
+        received_by(&outputs, NodeId(1)),
+        vec![(at_ms(5), 30), (at_ms(25), 0), (at_ms(25), 0)]
+    );
     assert!(received_by(&outputs, NodeId(2)).is_empty());
 }
 
 #[test]
 fn deaf_nodes_ignore_chosen_senders() {
     let mut world = probe_world(1, 3, LinkSpec::ideal(ms(5)));
-    world.set_adversary(NodeId(1), Byzantine::new().deaf_to([NodeId(0)])).expect("exists");
-    world.request(NodeId(0), Cmd::Send { to: NodeId(1), first: 0, count: 1, pad: 0 });
-    world.request(NodeId(2), Cmd::Send { to: NodeId(1), first: 1, count: 1, pad: 0 });
+    world
+        .set_adversary(NodeId(1), Byzantine::new().deaf_to([NodeId(0)]))
+        .expect("exists");
+    world.request(
+        NodeId(0),
+        Cmd::Send {
+            to: NodeId(1),
+            first: 0,
+            count: 1,
+            pad: 0,
+        },
+    );
+    world.request(
+        NodeId(2),
+        Cmd::Send {
+            to: NodeId(1),
+            first: 1,
+            count: 1,
+            pad: 0,
+        },
+    );
     world.run_until(at_ms(100)).expect("runs");
-    assert_eq!(received_by(&world.take_outputs(), NodeId(1)), vec![(at_ms(5), 1)]);
+    assert_eq!(
+        received_by(&world.take_outputs(), NodeId(1)),
+        vec![(at_ms(5), 1)]
+    );
     assert_eq!(world.metrics().sim.dropped_by_adversary, 1);
 }
 
@@ -100,24 +221,60 @@ impl Checker<Probe> for Watcher {
 fn a_failing_checker_stops_the_run_and_prints_the_repro_command() {
     let mut world = probe_world(9, 2, LinkSpec::ideal(ms(5)));
     world.add_checker(NoThirteen);
-    world.request(NodeId(0), Cmd::Send { to: NodeId(1), first: 10, count: 10, pad: 0 });
-    let err = world.run_until(Time::from_secs(1)).expect_err("checker must fail");
+    world.request(
+        NodeId(0),
+        Cmd::Send {
+            to: NodeId(1),
+            first: 10,
+            count: 10,
+            pad: 0,
+        },
+    );
+    let err = world
+        .run_until(Time::from_secs(1))
+        .expect_err("checker must fail");
     let text = err.to_string();
-    assert!(text.contains("checker `no-thirteen` failed at 0.005000s: blob 13 arrived from n0"), "{text}");
-    assert!(text.contains("reproduce with: stockade sim probe --seed 9"), "{text}");
+    assert!(
+        text.contains("checker `no-thirteen` failed at 0.005000s: blob 13 arrived from n0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("reproduce with: stockade sim probe --seed 9"),
+        "{text}"
+    );
     assert_eq!(err.repro(), Some("stockade sim probe --seed 9"));
-    assert_eq!(world.protocol(NodeId(1)).map(|p| p.received), Some(4), "stopped at the failing event");
+    assert_eq!(
+        world.protocol(NodeId(1)).map(|p| p.received),
+        Some(4),
+        "stopped at the failing event"
+    );
 }
 
 #[test]
 fn after_event_checkers_see_every_event() {
     let looks = std::rc::Rc::new(std::cell::Cell::new(0));
     let mut world = probe_world(9, 2, LinkSpec::ideal(ms(5)));
-    world.add_checker(Watcher { looks: looks.clone() });
-    world.request(NodeId(0), Cmd::Send { to: NodeId(1), first: 0, count: 30, pad: 0 });
-    let err = world.run_until(Time::from_secs(1)).expect_err("watcher must fail");
+    world.add_checker(Watcher {
+        looks: looks.clone(),
+    });
+    world.request(
+        NodeId(0),
+        Cmd::Send {
+            to: NodeId(1),
+            first: 0,
+            count: 30,
+            pad: 0,
+        },
+    );
+    let err = world
+        .run_until(Time::from_secs(1))
+        .expect_err("watcher must fail");
     assert!(matches!(err, SimError::Checker { ref checker, .. } if checker == "watcher"));
-    assert_eq!(looks.get(), world.events_processed(), "called after each event");
+    assert_eq!(
+        looks.get(),
+        world.events_processed(),
+        "called after each event"
+    );
 }
 
 #[test]
@@ -125,25 +282,57 @@ fn a_broken_invariant_names_the_node_and_the_repro_command() {
     let mut config = SimConfig::new("probe", 5);
     config.repro_command = "stockade sim probe-fuzz --seed {seed} --nodes 2".to_string();
     let topology = Topology::full_mesh(2, LinkSpec::ideal(ms(5)));
-    let mut world = World::new(config, topology, |_, store| Probe { received_max: 2, ..Probe::new(store) })
-        .expect("builds");
-    world.request(NodeId(0), Cmd::Send { to: NodeId(1), first: 0, count: 3, pad: 0 });
+    let mut world = World::new(config, topology, |_, store| Probe {
+        received_max: 2,
+        ..Probe::new(store)
+    })
+    .expect("builds");
+    world.request(
+        NodeId(0),
+        Cmd::Send {
+            to: NodeId(1),
+            first: 0,
+            count: 3,
+            pad: 0,
+        },
+    );
     match world.run_until(Time::from_secs(1)) {
-        Err(SimError::Invariant { node, at, violation, repro }) => {
+        Err(SimError::Invariant {
+            node,
+            at,
+            violation,
+            repro,
+        }) => {
             assert_eq!((node, at), (NodeId(1), at_ms(5)));
             assert_eq!(violation.0, "received 3 > 2");
             assert_eq!(repro, "stockade sim probe-fuzz --seed 5 --nodes 2");
         }
         other => panic!("expected an invariant failure, got {other:?}"),
     }
-    assert_eq!(world.protocol(NodeId(1)).map(|p| p.received), Some(3), "stopped at the third delivery");
+    assert_eq!(
+        world.protocol(NodeId(1)).map(|p| p.received),
+        Some(3),
+        "stopped at the third delivery"
+    );
 }
 
 #[test]
 fn liveness_phase_heals_everything_and_stops_scheduled_faults() {
     let mut world = probe_world(2, 3, LinkSpec::ideal(ms(5)));
-    world.request(NodeId(0), Cmd::PingEvery { to: NodeId(1), period: ms(10) });
-    world.request(NodeId(2), Cmd::PingEvery { to: NodeId(1), period: ms(10) });
+    world.request(
+        NodeId(0),
+        Cmd::PingEvery {
+            to: NodeId(1),
+            period: ms(10),
+        },
+    );
+    world.request(
+        NodeId(2),
+        Cmd::PingEvery {
+            to: NodeId(1),
+            period: ms(10),
+        },
+    );
     world.run_until(at_ms(50)).expect("runs");
     world.crash(NodeId(1)).expect("exists");
     world.pause(NodeId(2)).expect("exists");
@@ -156,7 +345,10 @@ fn liveness_phase_heals_everything_and_stops_scheduled_faults() {
             w.protocol(NodeId(1)).is_some_and(|p| p.received >= 40)
         })
         .expect("live after healing");
-    assert!(done > at_ms(400), "ran past the scheduled crash, which was ignored: {done}");
+    assert!(
+        done > at_ms(400),
+        "ran past the scheduled crash, which was ignored: {done}"
+    );
     assert!(done < healed_at + ms(300), "{done}");
     assert_eq!(world.metrics().sim.crashes, 1);
     assert_eq!(world.metrics().sim.restarts, 1);
@@ -165,13 +357,36 @@ fn liveness_phase_heals_everything_and_stops_scheduled_faults() {
 #[test]
 fn liveness_failure_reports_the_predicate_and_repro() {
     let mut world = probe_world(8, 2, LinkSpec::ideal(ms(5)));
-    world.apply_fault(Fault::SetLink { from: NodeId(0), to: NodeId(1), spec: LinkSpec::ideal(ms(5)).with_loss(1.0) }).expect("link");
-    world.request(NodeId(0), Cmd::PingEvery { to: NodeId(1), period: ms(10) });
+    world
+        .apply_fault(Fault::SetLink {
+            from: NodeId(0),
+            to: NodeId(1),
+            spec: LinkSpec::ideal(ms(5)).with_loss(1.0),
+        })
+        .expect("link");
+    world.request(
+        NodeId(0),
+        Cmd::PingEvery {
+            to: NodeId(1),
+            period: ms(10),
+        },
+    );
     let err = world
-        .liveness(ms(200), "node 1 hears a ping", |w| w.protocol(NodeId(1)).is_some_and(|p| p.received > 0))
+        .liveness(ms(200), "node 1 hears a ping", |w| {
+            w.protocol(NodeId(1)).is_some_and(|p| p.received > 0)
+        })
         .expect_err("a link with total loss stays lossy: overrides are not faults");
     let text = err.to_string();
-    assert!(text.contains("liveness: `node 1 hears a ping` did not hold by 0.200000s"), "{text}");
-    assert!(text.contains("reproduce with: stockade sim probe --seed 8"), "{text}");
-    assert!(world.metrics().sim.dropped_loss >= 19, "the pings were really sent");
+    assert!(
+        text.contains("liveness: `node 1 hears a ping` did not hold by 0.200000s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("reproduce with: stockade sim probe --seed 8"),
+        "{text}"
+    );
+    assert!(
+        world.metrics().sim.dropped_loss >= 19,
+        "the pings were really sent"
+    );
 }

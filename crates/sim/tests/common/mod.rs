@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use stockade_core::wire::DecodeError;
-use stockade_core::{Context, CpuWork, InvariantViolation, MemStore, NodeId, PersistToken, Protocol, Reader, StoreOp, StoreRead, Time, Wire};
+use stockade_core::{
+    Context, CpuWork, InvariantViolation, MemStore, NodeId, PersistToken, Protocol, Reader,
+    StoreOp, StoreRead, Time, Wire,
+};
 use stockade_sim::{LinkSpec, SimConfig, Topology, World};
 
 /// A message of `12 + pad` bytes: a sequence number and zero padding (any nonzero padding byte,
@@ -40,9 +43,18 @@ impl Wire for Blob {
 #[derive(Debug)]
 pub enum Cmd {
     /// Send `count` blobs of `pad` padding with sequence numbers `first..first+count`.
-    Send { to: NodeId, first: u64, count: u64, pad: u32 },
+    Send {
+        to: NodeId,
+        first: u64,
+        count: u64,
+        pad: u32,
+    },
     /// Persist `key = value`; with `then_send`, send blob `seq` to that node once durable.
-    Persist { key: &'static str, value: &'static str, then_send: Option<(NodeId, u64)> },
+    Persist {
+        key: &'static str,
+        value: &'static str,
+        then_send: Option<(NodeId, u64)>,
+    },
     /// Arm timer `name` to fire `after` from now.
     SetTimer { name: u8, after: Duration },
     /// Disarm timer `name`.
@@ -84,7 +96,12 @@ pub struct Probe {
 
 impl Probe {
     pub fn new(store: &MemStore) -> Probe {
-        Probe { received: 0, received_max: u64::MAX, ping: None, recovered: store.scan_prefix(b"") }
+        Probe {
+            received: 0,
+            received_max: u64::MAX,
+            ping: None,
+            recovered: store.scan_prefix(b""),
+        }
     }
 }
 
@@ -95,13 +112,19 @@ impl Protocol for Probe {
     type Output = Out;
 
     fn on_start(&mut self, cx: &mut Context<'_, Self>) {
-        cx.deliver(Out::Started { recovered: self.recovered.clone() });
+        cx.deliver(Out::Started {
+            recovered: self.recovered.clone(),
+        });
     }
 
     fn on_message(&mut self, cx: &mut Context<'_, Self>, from: NodeId, blob: Blob) {
         self.received += 1;
         let local = cx.now();
-        cx.deliver(Out::Got { from, seq: blob.seq, local });
+        cx.deliver(Out::Got {
+            from,
+            seq: blob.seq,
+            local,
+        });
     }
 
     fn on_timer(&mut self, cx: &mut Context<'_, Self>, name: u8) {
@@ -118,13 +141,25 @@ impl Protocol for Probe {
 
     fn on_request(&mut self, cx: &mut Context<'_, Self>, cmd: Cmd) {
         match cmd {
-            Cmd::Send { to, first, count, pad } => {
+            Cmd::Send {
+                to,
+                first,
+                count,
+                pad,
+            } => {
                 for seq in first..first + count {
                     cx.send(to, Blob { seq, pad });
                 }
             }
-            Cmd::Persist { key, value, then_send } => {
-                let token = cx.persist(vec![StoreOp::Put { key: key.as_bytes().to_vec(), value: value.as_bytes().to_vec() }]);
+            Cmd::Persist {
+                key,
+                value,
+                then_send,
+            } => {
+                let token = cx.persist(vec![StoreOp::Put {
+                    key: key.as_bytes().to_vec(),
+                    value: value.as_bytes().to_vec(),
+                }]);
                 if let Some((to, seq)) = then_send {
                     cx.send_after(token, to, Blob { seq, pad: 0 });
                 }
@@ -150,7 +185,10 @@ impl Protocol for Probe {
 
     fn check_invariants(&self) -> Result<(), InvariantViolation> {
         if self.received > self.received_max {
-            return Err(InvariantViolation(format!("received {} > {}", self.received, self.received_max)));
+            return Err(InvariantViolation(format!(
+                "received {} > {}",
+                self.received, self.received_max
+            )));
         }
         Ok(())
     }
@@ -158,7 +196,10 @@ impl Protocol for Probe {
 
 /// A probe world: `nodes` in a full mesh of `spec`, config for scenario "probe".
 pub fn probe_world(seed: u64, nodes: u32, spec: LinkSpec) -> World<Probe> {
-    probe_world_with(SimConfig::new("probe", seed), Topology::full_mesh(nodes, spec))
+    probe_world_with(
+        SimConfig::new("probe", seed),
+        Topology::full_mesh(nodes, spec),
+    )
 }
 
 pub fn probe_world_with(config: SimConfig, topology: Topology) -> World<Probe> {
