@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use stockade_core::{Context, Effect, NodeId, PersistToken, Protocol, Wire};
+use stockade_core::{Context, Effect, NodeId, PersistToken, Protocol, Time, Wire};
 
 use crate::byzantine::{Action, AdversaryCx, OutgoingSend, Payload};
-use crate::checker::{SimError, WorldView};
-use crate::config::Fault;
+use crate::checker::{Checker, SimError, WorldView};
+use crate::config::{Fault, SimConfig};
 use crate::network::{DropReason, Transmission};
 use crate::node::{Input, NodeStatus};
 use crate::world::{Delivery, OutputSink, Progress, World};
@@ -62,6 +62,20 @@ const KIND_WAKE: u8 = 5;
 const KIND_REQUEST: u8 = 6;
 const KIND_FAULT: u8 = 7;
 
+fn checker_failure<P: Protocol>(
+    checker: &dyn Checker<P>,
+    at: Time,
+    message: String,
+    config: &SimConfig,
+) -> SimError {
+    SimError::Checker {
+        checker: checker.name().to_string(),
+        at,
+        message,
+        repro: config.repro(),
+    }
+}
+
 impl<P: Protocol> World<P> {
     /// Process the earliest event. Returns `false` when nothing is pending.
     pub fn step(&mut self) -> Result<bool, SimError> {
@@ -78,14 +92,10 @@ impl<P: Protocol> World<P> {
                 nodes: &self.nodes,
             };
             for checker in &mut self.checkers {
-                checker
-                    .after_event(&view)
-                    .map_err(|message| SimError::Checker {
-                        checker: checker.name().to_string(),
-                        at: self.now,
-                        message,
-                        repro: self.config.repro(),
-                    })?;
+                let verdict = checker.after_event(&view);
+                verdict.map_err(|message| {
+                    checker_failure(&**checker, self.now, message, &self.config)
+                })?;
             }
         }
         if let Some(hook) = &mut self.progress {
@@ -603,14 +613,9 @@ impl<P: Protocol> World<P> {
         let node = NodeId(i as u32);
         self.metrics.sim.outputs += 1;
         for checker in &mut self.checkers {
-            checker
-                .on_output(self.now, node, &output)
-                .map_err(|message| SimError::Checker {
-                    checker: checker.name().to_string(),
-                    at: self.now,
-                    message,
-                    repro: self.config.repro(),
-                })?;
+            let verdict = checker.on_output(self.now, node, &output);
+            verdict
+                .map_err(|message| checker_failure(&**checker, self.now, message, &self.config))?;
         }
         match &mut self.output_sink {
             OutputSink::Record => {

@@ -24,24 +24,8 @@ fn corrupted_payloads_fail_to_decode_are_counted_and_never_delivered() {
             Byzantine::new().corrupt(1.0, Corruption::Truncate),
         )
         .expect("exists");
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: 50,
-            pad: 10,
-        },
-    );
-    world.request(
-        NodeId(2),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: 50,
-            pad: 10,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 0, 50, 10));
+    world.request(NodeId(2), blobs(NodeId(1), 0, 50, 10));
     world.run_until(at_ms(100)).expect("runs");
     assert!(
         received_by(&world.take_outputs(), NodeId(1)).is_empty(),
@@ -65,24 +49,8 @@ fn equivocation_sends_each_destination_its_own_message() {
         })
     });
     world.set_adversary(NodeId(0), liar).expect("exists");
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 7,
-            count: 1,
-            pad: 0,
-        },
-    );
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(2),
-            first: 7,
-            count: 1,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 7, 1, 0));
+    world.request(NodeId(0), blobs(NodeId(2), 7, 1, 0));
     world.run_until(at_ms(100)).expect("runs");
     let outputs = world.take_outputs();
     assert_eq!(received_by(&outputs, NodeId(1)), vec![(at_ms(5), 1007)]);
@@ -108,43 +76,10 @@ fn drop_delay_duplicate_and_scripted_attacks() {
         }
     });
     world.set_adversary(NodeId(3), script).expect("exists");
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: 1,
-            pad: 0,
-        },
-    );
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(2),
-            first: 0,
-            count: 1,
-            pad: 0,
-        },
-    );
-    world.request(
-        NodeId(3),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 30,
-            count: 1,
-            pad: 0,
-        },
-    );
-    world.request_at(
-        at_ms(60),
-        NodeId(3),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 31,
-            count: 1,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 0, 1, 0));
+    world.request(NodeId(0), blobs(NodeId(2), 0, 1, 0));
+    world.request(NodeId(3), blobs(NodeId(1), 30, 1, 0));
+    world.request_at(at_ms(60), NodeId(3), blobs(NodeId(1), 31, 1, 0));
     world.run_until(at_ms(200)).expect("runs");
     let outputs = world.take_outputs();
     assert_eq!(
@@ -160,24 +95,8 @@ fn deaf_nodes_ignore_chosen_senders() {
     world
         .set_adversary(NodeId(1), Byzantine::new().deaf_to([NodeId(0)]))
         .expect("exists");
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: 1,
-            pad: 0,
-        },
-    );
-    world.request(
-        NodeId(2),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 1,
-            count: 1,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 0, 1, 0));
+    world.request(NodeId(2), blobs(NodeId(1), 1, 1, 0));
     world.run_until(at_ms(100)).expect("runs");
     assert_eq!(
         received_by(&world.take_outputs(), NodeId(1)),
@@ -221,15 +140,7 @@ impl Checker<Probe> for Watcher {
 fn a_failing_checker_stops_the_run_and_prints_the_repro_command() {
     let mut world = probe_world(9, 2, LinkSpec::ideal(ms(5)));
     world.add_checker(NoThirteen);
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 10,
-            count: 10,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 10, 10, 0));
     let err = world
         .run_until(Time::from_secs(1))
         .expect_err("checker must fail");
@@ -257,15 +168,7 @@ fn after_event_checkers_see_every_event() {
     world.add_checker(Watcher {
         looks: looks.clone(),
     });
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: 30,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 0, 30, 0));
     let err = world
         .run_until(Time::from_secs(1))
         .expect_err("watcher must fail");
@@ -287,15 +190,7 @@ fn a_broken_invariant_names_the_node_and_the_repro_command() {
         ..Probe::new(store)
     })
     .expect("builds");
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: 3,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 0, 3, 0));
     match world.run_until(Time::from_secs(1)) {
         Err(SimError::Invariant {
             node,

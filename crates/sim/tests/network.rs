@@ -14,15 +14,7 @@ fn ten_megabytes_over_ten_mbps_take_eight_seconds() {
     let spec = LinkSpec::wan(ms(10), TEN_MBPS).with_buffer_bytes(u64::MAX);
     let mut world = probe_world(1, 2, spec);
     // 10,000 blobs of 12 + 988 = 1,000 bytes: 10 MB, 80 Mbit.
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: 10_000,
-            pad: 988,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 0, 10_000, 988));
     world.run_until(Time::from_secs(20)).expect("runs");
     let got = received_by(&world.take_outputs(), NodeId(1));
     assert_eq!(got.len(), 10_000, "all delivered");
@@ -51,26 +43,10 @@ fn site_cap_is_shared_by_every_link_leaving_the_site() {
     let mut world = probe_world_with(SimConfig::new("probe", 1), topology);
     for sender in 0..3 {
         // 1 MB each towards the other site.
-        world.request(
-            NodeId(sender),
-            Cmd::Send {
-                to: NodeId(3),
-                first: 0,
-                count: 1_000,
-                pad: 988,
-            },
-        );
+        world.request(NodeId(sender), blobs(NodeId(3), 0, 1_000, 988));
     }
     // And 1 MB inside the site, which the cap does not touch.
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: 1_000,
-            pad: 988,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 0, 1_000, 988));
     world.run_until(Time::from_secs(10)).expect("runs");
     let outputs = world.take_outputs();
     let cross = received_by(&outputs, NodeId(3));
@@ -105,15 +81,7 @@ fn drop_tail_buffer_overflows_drop_and_count() {
     // 8 Mbps (one byte per microsecond), room for 10,000 queued bytes.
     let spec = LinkSpec::wan(ms(1), 8_000_000).with_buffer_bytes(10_000);
     let mut world = probe_world(1, 2, spec);
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: 100,
-            pad: 988,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 0, 100, 988));
     world.run_until(Time::from_secs(1)).expect("runs");
     let got = received_by(&world.take_outputs(), NodeId(1));
     assert_eq!(
@@ -123,15 +91,7 @@ fn drop_tail_buffer_overflows_drop_and_count() {
     );
     assert_eq!(world.metrics().sim.dropped_link_buffer, 90);
     // Once drained, the buffer accepts again.
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 100,
-            count: 5,
-            pad: 988,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 100, 5, 988));
     world.run_until(Time::from_secs(2)).expect("runs");
     assert_eq!(received_by(&world.take_outputs(), NodeId(1)).len(), 5);
     assert_eq!(world.metrics().sim.dropped_link_buffer, 90);
@@ -145,15 +105,7 @@ fn loss_duplication_and_reordering_match_their_rates() {
         .with_jitter(ms(5));
     let mut world = probe_world(42, 2, spec);
     let sent = 20_000u64;
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: sent,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 0, sent, 0));
     world.run_until(Time::from_secs(1)).expect("runs");
     let got = received_by(&world.take_outputs(), NodeId(1));
     let sim = world.metrics().sim;
@@ -181,15 +133,7 @@ fn loss_duplication_and_reordering_match_their_rates() {
 
     // Without jitter the same link keeps order.
     let mut world = probe_world(42, 2, LinkSpec::ideal(ms(10)).with_loss(0.1));
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: 1_000,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 0, 1_000, 0));
     world.run_until(Time::from_secs(1)).expect("runs");
     let got = received_by(&world.take_outputs(), NodeId(1));
     assert!(
@@ -202,37 +146,13 @@ fn loss_duplication_and_reordering_match_their_rates() {
 fn partitions_cut_traffic_and_heal_restores_it() {
     let mut world = probe_world(1, 3, LinkSpec::ideal(ms(50)));
     // In flight when the partition appears: cut at arrival.
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: 1,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 0, 1, 0));
     world.run_until(at_ms(10)).expect("runs");
     world
         .partition(vec![vec![NodeId(0)], vec![NodeId(1), NodeId(2)]])
         .expect("valid");
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 1,
-            count: 1,
-            pad: 0,
-        },
-    );
-    world.request(
-        NodeId(1),
-        Cmd::Send {
-            to: NodeId(2),
-            first: 2,
-            count: 1,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 1, 1, 0));
+    world.request(NodeId(1), blobs(NodeId(2), 2, 1, 0));
     world.run_until(at_ms(200)).expect("runs");
     let outputs = world.take_outputs();
     assert!(
@@ -250,15 +170,7 @@ fn partitions_cut_traffic_and_heal_restores_it() {
         "one cut in flight, one at send"
     );
     world.heal().expect("heals");
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 3,
-            count: 1,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 3, 1, 0));
     world.run_until(at_ms(400)).expect("runs");
     assert_eq!(
         received_by(&world.take_outputs(), NodeId(1))
@@ -279,15 +191,7 @@ fn clogged_link_holds_packets_until_it_flows() {
             until: at_ms(500),
         })
         .expect("link");
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: 3,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 0, 3, 0));
     world.run_until(Time::from_secs(1)).expect("runs");
     let got = received_by(&world.take_outputs(), NodeId(1));
     assert_eq!(got, vec![(at_ms(510), 0), (at_ms(510), 1), (at_ms(510), 2)]);

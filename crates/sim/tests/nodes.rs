@@ -23,37 +23,13 @@ fn kv(k: &str, v: &str) -> (Vec<u8>, Vec<u8>) {
 
 #[test]
 fn crash_loses_unpersisted_state_and_restart_sees_exactly_the_durable_batches() {
-    let mut config = SimConfig::new("probe", 1);
-    config.persist_latency = ms(10);
-    let mut world = probe_world_with(config, Topology::full_mesh(2, LinkSpec::ideal(ms(1))));
-    world.request(
-        NodeId(0),
-        Cmd::Persist {
-            key: "a",
-            value: "1",
-            then_send: None,
-        },
-    );
-    world.request(
-        NodeId(1),
-        Cmd::Send {
-            to: NodeId(0),
-            first: 0,
-            count: 3,
-            pad: 0,
-        },
-    );
+    let mut world = persist_world(2, 10, 1);
+    world.request(NodeId(0), persist("a", "1"));
+    world.request(NodeId(1), blobs(NodeId(0), 0, 3, 0));
     world.run_until(at_ms(20)).expect("runs");
     assert_eq!(world.protocol(NodeId(0)).map(|p| p.received), Some(3));
     // Second batch in flight (durable at 30 ms) when the node crashes at 25 ms.
-    world.request(
-        NodeId(0),
-        Cmd::Persist {
-            key: "b",
-            value: "2",
-            then_send: None,
-        },
-    );
+    world.request(NodeId(0), persist("b", "2"));
     world.run_until(at_ms(25)).expect("runs");
     world.crash(NodeId(0)).expect("node exists");
     assert_eq!(world.status(NodeId(0)), Some(NodeStatus::Crashed));
@@ -87,38 +63,16 @@ fn crash_loses_unpersisted_state_and_restart_sees_exactly_the_durable_batches() 
 #[test]
 fn messages_to_a_crashed_node_are_dropped_and_tokens_stay_unique_across_restarts() {
     let mut world = probe_world(1, 2, LinkSpec::ideal(ms(1)));
-    world.request(
-        NodeId(0),
-        Cmd::Persist {
-            key: "a",
-            value: "1",
-            then_send: None,
-        },
-    );
+    world.request(NodeId(0), persist("a", "1"));
     world.run_until(at_ms(5)).expect("runs");
     world.crash(NodeId(0)).expect("exists");
-    world.request(
-        NodeId(1),
-        Cmd::Send {
-            to: NodeId(0),
-            first: 0,
-            count: 2,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(1), blobs(NodeId(0), 0, 2, 0));
     world.request(NodeId(0), Cmd::Mark(1));
     world.run_until(at_ms(10)).expect("runs");
     assert_eq!(world.metrics().sim.dropped_receiver_down, 2);
     assert_eq!(world.metrics().sim.requests_dropped, 1);
     world.restart(NodeId(0)).expect("restarts");
-    world.request(
-        NodeId(0),
-        Cmd::Persist {
-            key: "b",
-            value: "2",
-            then_send: None,
-        },
-    );
+    world.request(NodeId(0), persist("b", "2"));
     world.run_until(at_ms(20)).expect("runs");
     let persisted: Vec<Out> = outputs_of(&world.take_outputs(), NodeId(0))
         .into_iter()
@@ -136,17 +90,8 @@ fn messages_to_a_crashed_node_are_dropped_and_tokens_stay_unique_across_restarts
 
 #[test]
 fn held_sends_leave_only_when_their_persist_is_durable() {
-    let mut config = SimConfig::new("probe", 1);
-    config.persist_latency = ms(20);
-    let mut world = probe_world_with(config, Topology::full_mesh(2, LinkSpec::ideal(ms(10))));
-    world.request(
-        NodeId(0),
-        Cmd::Persist {
-            key: "k",
-            value: "v",
-            then_send: Some((NodeId(1), 7)),
-        },
-    );
+    let mut world = persist_world(2, 20, 10);
+    world.request(NodeId(0), persist_then_send(NodeId(1), 7));
     world.run_until(at_ms(29)).expect("runs");
     assert!(
         received_by(&world.take_outputs(), NodeId(1)).is_empty(),
@@ -161,17 +106,8 @@ fn held_sends_leave_only_when_their_persist_is_durable() {
 
 #[test]
 fn held_sends_are_lost_with_a_crash_before_the_persist_completes() {
-    let mut config = SimConfig::new("probe", 1);
-    config.persist_latency = ms(20);
-    let mut world = probe_world_with(config, Topology::full_mesh(2, LinkSpec::ideal(ms(10))));
-    world.request(
-        NodeId(0),
-        Cmd::Persist {
-            key: "k",
-            value: "v",
-            then_send: Some((NodeId(1), 7)),
-        },
-    );
+    let mut world = persist_world(2, 20, 10);
+    world.request(NodeId(0), persist_then_send(NodeId(1), 7));
     world.schedule_fault(at_ms(5), Fault::Crash(NodeId(0)));
     world.schedule_fault(at_ms(6), Fault::Restart(NodeId(0)));
     world.run_until(at_ms(200)).expect("runs");
@@ -196,15 +132,7 @@ fn a_paused_node_queues_inputs_and_its_timers_fire_late() {
     world.run_until(Time::ZERO).expect("runs");
     world.take_outputs();
     world.pause(NodeId(1)).expect("exists");
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: 1,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 0, 1, 0));
     world.run_until(at_ms(100)).expect("runs");
     assert!(
         world.take_outputs().is_empty(),
@@ -243,15 +171,7 @@ fn a_paused_node_inbox_is_bounded() {
     config.inbox_len_max = 5;
     let mut world = probe_world_with(config, Topology::full_mesh(2, LinkSpec::ideal(ms(1))));
     world.pause(NodeId(1)).expect("exists");
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: 12,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 0, 12, 0));
     world.run_until(at_ms(10)).expect("runs");
     world.resume(NodeId(1)).expect("exists");
     world.run_until(at_ms(20)).expect("runs");
@@ -366,15 +286,7 @@ fn drifting_clocks_shift_what_a_node_reads_and_when_its_timers_fire() {
             after: Duration::from_millis(1_100),
         },
     );
-    world.request(
-        NodeId(0),
-        Cmd::Send {
-            to: NodeId(1),
-            first: 0,
-            count: 1,
-            pad: 0,
-        },
-    );
+    world.request(NodeId(0), blobs(NodeId(1), 0, 1, 0));
     world.run_until(Time::from_secs(5)).expect("runs");
     let outputs = outputs_of(&world.take_outputs(), NodeId(1));
     // Arrives at true 10 ms: local 1 s + 11 ms.

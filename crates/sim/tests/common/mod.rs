@@ -221,6 +221,44 @@ pub fn received_by(outputs: &[stockade_sim::Delivery<Out>], to: NodeId) -> Vec<(
         .collect()
 }
 
+/// `count` blobs of `pad` padding to `to`, numbered from `first`.
+pub fn blobs(to: NodeId, first: u64, count: u64, pad: u32) -> Cmd {
+    Cmd::Send {
+        to,
+        first,
+        count,
+        pad,
+    }
+}
+
+/// Persist `key = value`.
+pub fn persist(key: &'static str, value: &'static str) -> Cmd {
+    Cmd::Persist {
+        key,
+        value,
+        then_send: None,
+    }
+}
+
+/// Persist `k = v`, then send blob `seq` to `to` once durable.
+pub fn persist_then_send(to: NodeId, seq: u64) -> Cmd {
+    Cmd::Persist {
+        key: "k",
+        value: "v",
+        then_send: Some((to, seq)),
+    }
+}
+
+/// A probe world whose persists take `persist_ms` and links `link_ms`.
+pub fn persist_world(nodes: u32, persist_ms: u64, link_ms: u64) -> World<Probe> {
+    let mut config = SimConfig::new("probe", 1);
+    config.persist_latency = ms(persist_ms);
+    probe_world_with(
+        config,
+        Topology::full_mesh(nodes, LinkSpec::ideal(ms(link_ms))),
+    )
+}
+
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
