@@ -1,12 +1,14 @@
 //! Who signed what: the bytes each Bracha message's signature covers, and the node's key ring.
 //!
 //! Every message is signed by its sender with Ed25519 over a domain-separated digest of
-//! `(phase, origin, seq, sha256(payload))`. This is the only module that touches signature
-//! primitives, so swapping the signature scheme changes nothing else.
+//! `(phase, origin, seq, sha256(payload))`, with `stockade-crypto`'s Ed25519 (one verification
+//! rule on every node). This is the only module that touches signature primitives, so swapping
+//! the signature scheme changes nothing else.
 
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest as _, Sha256};
 use stockade_core::NodeId;
+use stockade_crypto::ed25519::{self, SigningKey, VerifyingKey};
 
 use crate::message::{InstanceId, Phase};
 
@@ -84,7 +86,27 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// A key ring from raw key bytes: this node's 32-byte Ed25519 secret and the committee's
+    /// A key ring from this node's signing key and the committee's public keys in node-id order.
+    pub fn new(
+        me: NodeId,
+        signing: SigningKey,
+        committee: Vec<VerifyingKey>,
+    ) -> Result<KeyRing, KeyRingError> {
+        let mine = committee.get(me.index()).ok_or(KeyRingError::NotAMember {
+            me,
+            n: committee.len(),
+        })?;
+        if mine.to_bytes() != signing.verifying_key().to_bytes() {
+            return Err(KeyRingError::KeyMismatch { me });
+        }
+        Ok(KeyRing {
+            me,
+            signing,
+            committee,
+        })
+    }
+
+    /// A key ring from raw key bytes: this node's 32-byte Ed25519 secret seed and the committee's
     /// 32-byte public keys in node-id order.
     pub fn from_bytes(
         me: NodeId,
@@ -95,29 +117,30 @@ impl KeyRing {
             .iter()
             .enumerate()
             .map(|(i, k)| {
-                VerifyingKey::from_bytes(k).map_err(|_| KeyRingError::BadPublicKey {
+                VerifyingKey::from_bytes(*k).map_err(|_| KeyRingError::BadPublicKey {
                     node: NodeId(i as u32),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let signing = SigningKey::from_bytes(secret);
-        let mine = committee.get(me.index()).ok_or(KeyRingError::NotAMember {
-            me,
-            n: committee.len(),
-        })?;
-        if *mine != signing.verifying_key() {
-            return Err(KeyRingError::KeyMismatch { me });
-        }
-        Ok(KeyRing {
-            me,
-            signing,
-            committee,
-        })
+        KeyRing::new(me, SigningKey::from_bytes(*secret), committee)
     }
 
-    /// Fresh key rings for a committee of `n` nodes, from `rng` (tests, simulations, local demos).
-    pub fn generate_committee(n: usize, rng: &mut dyn rand_core::CryptoRngCore) -> Vec<KeyRing> {
+    /// Fresh key rings for a committee of `n` nodes, from `rng` (tests and local clusters).
+    pub fn generate_committee(n: usize, rng: &mut (impl RngCore + CryptoRng)) -> Vec<KeyRing> {
         let secrets: Vec<SigningKey> = (0..n).map(|_| SigningKey::generate(rng)).collect();
+        KeyRing::committee_from(secrets)
+    }
+
+    /// The key rings of a simulated committee of `n`: the same for every replay of `run_seed`.
+    pub fn for_simulation(n: usize, run_seed: u64) -> Vec<KeyRing> {
+        KeyRing::committee_from(
+            (0..n as u32)
+                .map(|i| SigningKey::for_simulation(run_seed, i))
+                .collect(),
+        )
+    }
+
+    fn committee_from(secrets: Vec<SigningKey>) -> Vec<KeyRing> {
         let committee: Vec<VerifyingKey> = secrets.iter().map(SigningKey::verifying_key).collect();
         secrets
             .into_iter()
@@ -142,15 +165,11 @@ impl KeyRing {
 
     /// Sign one message's content as this node.
     pub fn sign(&self, phase: Phase, instance: InstanceId, digest: &PayloadDigest) -> Signature {
-        Signature(
-            self.signing
-                .sign(&signed_bytes(phase, instance, digest))
-                .to_bytes(),
-        )
+        Signature(self.signing.sign(&signed_bytes(phase, instance, digest)).0)
     }
 
-    /// True when `signature` is `signer`'s valid signature on this content. Uses the strict
-    /// verification rule, so every correct node accepts exactly the same signatures.
+    /// True when `signature` is `signer`'s valid signature on this content. The crypto crate's one
+    /// verification rule (ZIP-215) makes every correct node accept exactly the same signatures.
     pub fn verify(
         &self,
         signer: NodeId,
@@ -162,8 +181,8 @@ impl KeyRing {
         let Some(key) = self.committee.get(signer.index()) else {
             return false;
         };
-        let sig = ed25519_dalek::Signature::from_bytes(signature.as_bytes());
-        key.verify_strict(&signed_bytes(phase, instance, digest), &sig)
+        let sig = ed25519::Signature(*signature.as_bytes());
+        key.verify(&signed_bytes(phase, instance, digest), &sig)
             .is_ok()
     }
 }
@@ -229,8 +248,8 @@ mod tests {
 
     #[test]
     fn key_ring_from_bytes_checks_membership_and_key_match() {
-        let a = SigningKey::from_bytes(&[1; 32]);
-        let b = SigningKey::from_bytes(&[2; 32]);
+        let a = SigningKey::from_bytes([1; 32]);
+        let b = SigningKey::from_bytes([2; 32]);
         let committee = [a.verifying_key().to_bytes(), b.verifying_key().to_bytes()];
         assert!(KeyRing::from_bytes(NodeId(1), &[2; 32], &committee).is_ok());
         assert_eq!(
