@@ -21,48 +21,55 @@ pub const ALL_CASES: [(&str, fn(&dyn ConformanceDriver) -> anyhow::Result<()>); 
     ("one_byzantine_node", one_byzantine_node),
 ];
 
-/// Four nodes, no faults: everything is delivered everywhere, identically.
+/// A committee of four, with `loss` and an optional Byzantine node.
+fn four(loss: f64, byzantine: Option<NodeId>) -> CommitteeSpec {
+    CommitteeSpec {
+        f: 1,
+        loss,
+        byzantine,
+    }
+}
+
+/// Four nodes, no faults: everything is delivered everywhere, identically, and nobody saw a lie.
 pub fn fault_free(driver: &dyn ConformanceDriver) -> anyhow::Result<()> {
-    run_case(
-        driver,
-        CommitteeSpec {
-            f: 1,
-            loss: 0.0,
-            byzantine: None,
-        },
-    )
+    let seen = run_case(driver, four(0.0, None))?;
+    ensure!(
+        seen("conflicting_votes") == 0 && seen("invalid_signatures") == 0,
+        "suspicion without a fault"
+    );
+    Ok(())
 }
 
 /// Four nodes, 10% of messages lost: retransmission still delivers everything.
 pub fn lossy_links(driver: &dyn ConformanceDriver) -> anyhow::Result<()> {
-    run_case(
-        driver,
-        CommitteeSpec {
-            f: 1,
-            loss: 0.1,
-            byzantine: None,
-        },
-    )
+    let seen = run_case(driver, four(0.1, None))?;
+    ensure!(
+        seen("retransmissions") > 0,
+        "messages were lost, so some must have been re-sent"
+    );
+    Ok(())
 }
 
 /// Four nodes, one of them equivocating and lying: the three correct nodes still deliver every
-/// correct broadcast, and never different payloads for one broadcast.
+/// correct broadcast, never different payloads for one broadcast, and they saw the lies.
 pub fn one_byzantine_node(driver: &dyn ConformanceDriver) -> anyhow::Result<()> {
-    run_case(
-        driver,
-        CommitteeSpec {
-            f: 1,
-            loss: 0.0,
-            byzantine: Some(NodeId(3)),
-        },
-    )
+    let seen = run_case(driver, four(0.0, Some(NodeId(3))))?;
+    ensure!(
+        seen("conflicting_votes") > 0,
+        "the correct nodes saw votes against the INITIALs they got"
+    );
+    Ok(())
 }
 
 fn payload(origin: NodeId, seq: u64) -> Vec<u8> {
     format!("conformance {origin} #{seq}").into_bytes()
 }
 
-fn run_case(driver: &dyn ConformanceDriver, spec: CommitteeSpec) -> anyhow::Result<()> {
+/// Run one case; returns a lookup of a protocol counter summed over the correct nodes.
+fn run_case(
+    driver: &dyn ConformanceDriver,
+    spec: CommitteeSpec,
+) -> anyhow::Result<impl Fn(&str) -> u64> {
     let n = 3 * spec.f + 1;
     let nodes: Vec<NodeId> = (0..n as u32).map(NodeId).collect();
     let correct: Vec<NodeId> = nodes
@@ -86,7 +93,21 @@ fn run_case(driver: &dyn ConformanceDriver, spec: CommitteeSpec) -> anyhow::Resu
         totality(delivered, &correct)?;
         bail!("the goal was not reached, yet validity and totality hold: a driver bug");
     }
-    Ok(())
+    let stats = committee.finish()?;
+    ensure!(
+        correct.iter().all(|n| stats.contains_key(n)),
+        "a correct node's counters are missing: {stats:?}"
+    );
+    let correct_stats: Vec<serde_json::Value> = correct
+        .iter()
+        .filter_map(|n| stats.get(n).cloned())
+        .collect();
+    Ok(move |field: &str| {
+        correct_stats
+            .iter()
+            .map(|s| s[field].as_u64().unwrap_or(0))
+            .sum()
+    })
 }
 
 /// Every correct node delivered every correct origin's broadcasts with the right payload.

@@ -47,6 +47,10 @@ pub trait Committee {
 
     /// Everything delivered so far.
     fn deliveries(&self) -> &Deliveries;
+
+    /// Stop the committee and return each node's protocol counters (the JSON of
+    /// [`crate::cluster::node::broadcast_stats_json`]), for nodes that were still running.
+    fn finish(&mut self) -> anyhow::Result<BTreeMap<NodeId, serde_json::Value>>;
 }
 
 /// Starts committees.

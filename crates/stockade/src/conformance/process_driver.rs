@@ -102,4 +102,12 @@ impl Committee for ProcessCommittee {
     fn deliveries(&self) -> &Deliveries {
         &self.deliveries
     }
+
+    fn finish(&mut self) -> anyhow::Result<BTreeMap<NodeId, serde_json::Value>> {
+        let stats = self.cluster.quit_all(|_, _, _| {});
+        Ok(stats
+            .into_iter()
+            .map(|(node, s)| (node, s["broadcast"].clone()))
+            .collect())
+    }
 }

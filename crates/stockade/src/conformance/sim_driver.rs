@@ -2,6 +2,7 @@
 //! links; loss is link loss, and the Byzantine node is the simulator's `Byzantine` wrapper
 //! replaying [`crate::attack`].
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,6 +11,8 @@ use stockade_broadcast::{
 };
 use stockade_core::NodeId;
 use stockade_sim::{Byzantine, LinkSpec, SimConfig, Topology, World};
+
+use crate::cluster::node::broadcast_stats_json;
 
 use super::{Committee, CommitteeSpec, ConformanceDriver, Deliveries};
 
@@ -92,5 +95,16 @@ impl Committee for SimCommittee {
 
     fn deliveries(&self) -> &Deliveries {
         &self.deliveries
+    }
+
+    fn finish(&mut self) -> anyhow::Result<BTreeMap<NodeId, serde_json::Value>> {
+        let n = self.world.node_count() as u32;
+        Ok((0..n)
+            .filter_map(|i| {
+                self.world
+                    .protocol(NodeId(i))
+                    .map(|p| (NodeId(i), broadcast_stats_json(&p.stats())))
+            })
+            .collect())
     }
 }
