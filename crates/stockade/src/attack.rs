@@ -11,7 +11,7 @@ use stockade_core::NodeId;
 /// third for each sequence number, so that some equivocated broadcasts still reach a quorum (and
 /// must then be delivered everywhere) and others never do.
 pub fn lied_to(to: NodeId, m: &BroadcastMessage) -> bool {
-    (u64::from(to.0) + m.instance.seq) % 3 == 0
+    (u64::from(to.0) + m.instance.seq).is_multiple_of(3)
 }
 
 /// What the attacker (holding `keys`) sends to `to` instead of `m`, or `None` to send `m`.

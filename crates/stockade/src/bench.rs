@@ -17,8 +17,8 @@ const NOISE_CRYPTO_ITERATIONS: u32 = 2_000;
 pub fn crypto() -> anyhow::Result<Verdict> {
     let lines = stockade_crypto::calibrate::bench_report();
     println!(
-        "{:<44} {:>12}   {}",
-        "operation", "this machine", "DESIGN.md reference"
+        "{:<44} {:>12}   DESIGN.md reference",
+        "operation", "this machine"
     );
     let mut figures = Map::new();
     for line in &lines {

@@ -106,6 +106,13 @@ pub fn run(args: &SimArgs, registry: &Registry) -> anyhow::Result<Verdict> {
 fn describe_single(name: &str, outcome: &ScenarioOutcome) {
     let verdict = if outcome.passed { "passed" } else { "FAILED" };
     println!("{name}: {verdict} (reproduce with: {})", outcome.repro);
+    let figure = |key: &str| outcome.headline.get(key).and_then(Value::as_f64);
+    if let (Some(events), Some(per_sec)) = (figure("events"), figure("events_per_sec_wall")) {
+        println!("  {events:.0} events, {per_sec:.0} events/s of wall time");
+    }
+    if let Some(rss) = figure("peak_rss_bytes") {
+        println!("  peak RSS (VmHWM) {:.1} MB", rss / 1e6);
+    }
 }
 
 /// A spinner showing simulated time, only on a terminal.

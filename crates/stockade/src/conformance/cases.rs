@@ -14,8 +14,11 @@ const BROADCASTS_PER_ORIGIN: u64 = 5;
 /// How long a case waits for every delivery.
 const CASE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// One conformance case.
+pub type Case = fn(&dyn ConformanceDriver) -> anyhow::Result<()>;
+
 /// Every case with its name, for suites that run them all.
-pub const ALL_CASES: [(&str, fn(&dyn ConformanceDriver) -> anyhow::Result<()>); 3] = [
+pub const ALL_CASES: [(&str, Case); 3] = [
     ("fault_free", fault_free),
     ("lossy_links", lossy_links),
     ("one_byzantine_node", one_byzantine_node),

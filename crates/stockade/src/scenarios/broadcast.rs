@@ -214,15 +214,10 @@ fn run_plan(
     if result.is_ok() {
         let goal =
             "every correct node delivered every correct origin's broadcasts, and the same set";
-        let (c, o, m, e) = (
-            correct.clone(),
-            origins.clone(),
-            plan.messages,
-            expected.clone(),
-        );
+        let (c, o, m, e) = (correct.clone(), origins.clone(), plan.messages, expected);
         let log_view = log.clone();
         match world.liveness(LIVENESS_WITHIN, goal, move |_| {
-            log_view.borrow().complete(&c, &o, m, &e)
+            log_view.borrow().complete(&c, &o, m, e)
         }) {
             Ok(at) => live_at = Some(at),
             Err(e) => result = Err(e),
@@ -231,7 +226,7 @@ fn run_plan(
     // Name the property that does not hold (after a liveness timeout too: it says which).
     let unmet = {
         let log = log.borrow();
-        log.check_validity(&correct, &origins, plan.messages, &expected)
+        log.check_validity(&correct, &origins, plan.messages, expected)
             .and_then(|()| log.check_totality(&correct))
             .err()
     };

@@ -15,13 +15,16 @@ use stockade_sim::Checker;
 #[derive(Default, Debug)]
 pub struct DeliveryLog {
     /// `delivered[node][instance] = (time, payload)`.
-    pub delivered: BTreeMap<NodeId, BTreeMap<InstanceId, (Time, Vec<u8>)>>,
+    pub delivered: BTreeMap<NodeId, NodeDeliveries>,
     /// The first payload any non-Byzantine node delivered per broadcast.
     pub first: BTreeMap<InstanceId, (NodeId, Vec<u8>)>,
 }
 
 /// The shared handle.
 pub type SharedLog = Rc<RefCell<DeliveryLog>>;
+
+/// One node's deliveries: `(time, payload)` by broadcast.
+pub type NodeDeliveries = BTreeMap<InstanceId, (Time, Vec<u8>)>;
 
 /// Agreement (no two honest nodes deliver different payloads for one `(origin, seq)`) and
 /// integrity (an honest node delivers each broadcast at most once). Byzantine nodes' outputs are
@@ -116,7 +119,7 @@ impl DeliveryLog {
     /// Totality: every node in `correct` delivered the same set of broadcasts.
     pub fn check_totality(&self, correct: &[NodeId]) -> Result<(), String> {
         let empty = BTreeMap::new();
-        let sets: Vec<(NodeId, &BTreeMap<InstanceId, (Time, Vec<u8>)>)> = correct
+        let sets: Vec<(NodeId, &NodeDeliveries)> = correct
             .iter()
             .map(|n| (*n, self.delivered.get(n).unwrap_or(&empty)))
             .collect();
