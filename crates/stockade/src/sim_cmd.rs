@@ -166,3 +166,43 @@ pub fn aggregate(name: &str, first_seed: u64, outcomes: &[(u64, ScenarioOutcome)
         "figures": numbers,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(passed: bool, events: u64) -> ScenarioOutcome {
+        ScenarioOutcome {
+            headline: json!({"events": events, "scenario": "x"}),
+            passed,
+            repro: format!("stockade sim x --seed {events}"),
+            failure: (!passed).then(|| "agreement broken".to_string()),
+        }
+    }
+
+    #[test]
+    fn aggregate_counts_failures_with_their_repro_commands_and_summarises_figures() {
+        let outcomes = vec![
+            (5, outcome(true, 10)),
+            (6, outcome(false, 20)),
+            (7, outcome(true, 30)),
+        ];
+        let a = aggregate("x", 5, &outcomes);
+        assert_eq!(
+            (
+                a["seeds"].as_u64(),
+                a["passed"].as_u64(),
+                a["failed"].as_u64()
+            ),
+            (Some(3), Some(2), Some(1))
+        );
+        assert_eq!(a["failures"][0]["seed"], 6);
+        assert_eq!(a["failures"][0]["repro"], "stockade sim x --seed 20");
+        assert_eq!(a["figures"]["events"]["mean"], 20.0);
+        assert_eq!(a["figures"]["events"]["max"], 30.0);
+        assert!(
+            a["figures"].get("scenario").is_none(),
+            "only numbers are summarised"
+        );
+    }
+}

@@ -160,3 +160,32 @@ fn demo_runs_a_real_cluster_survives_a_kill_and_reports_within_a_minute() {
         "the survivors noticed the dead node"
     );
 }
+
+#[test]
+fn bench_commands_end_with_their_figures_as_json() {
+    let out = stockade(&["bench", "noise", "--messages", "2000"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let noise = last_line_json(&out);
+    assert_eq!(
+        noise["messages_received"], 2000,
+        "the receiver process got every message"
+    );
+    assert!(noise["handshake_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+
+    let out = stockade(&["bench", "crypto"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let crypto = last_line_json(&out);
+    assert!(crypto["figures"].as_object().is_some_and(|f| f.len() > 5));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("14 us"),
+        "the DESIGN.md reference is printed"
+    );
+}
