@@ -8,9 +8,11 @@
 
 use anyhow::Context as _;
 use serde_json::{json, Map, Value};
+use std::io::{BufRead, Read};
 use stockade_broadcast::{BrachaBroadcast, BroadcastOutput, BroadcastRequest, BroadcastStats};
 use stockade_runtime::{spawn_node, NodeSetup, NodeStats};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use tokio::io::AsyncWriteExt;
 
 use super::config::BroadcastNodeConfig;
 use super::faults::FaultyBroadcast;
@@ -19,6 +21,45 @@ use crate::headline::Verdict;
 
 /// Longest command line read from standard input, in bytes (a 60 KiB payload in hex, and some).
 pub const COMMAND_LINE_BYTES_MAX: usize = 2 * stockade_broadcast::PAYLOAD_BYTES_MAX + 64;
+/// Command lines read ahead of the node.
+pub const COMMANDS_QUEUED_MAX: usize = 1024;
+
+/// A command line longer than [`COMMAND_LINE_BYTES_MAX`] (it was skipped).
+#[derive(Debug, PartialEq, Eq)]
+pub struct LineTooLong;
+
+/// Read command lines from `input` until it ends, never holding more than
+/// [`COMMAND_LINE_BYTES_MAX`] bytes of one line.
+pub fn read_commands(
+    mut input: impl BufRead,
+    out: &tokio::sync::mpsc::Sender<Result<String, LineTooLong>>,
+) {
+    loop {
+        let mut line = Vec::new();
+        let limit = COMMAND_LINE_BYTES_MAX as u64 + 1;
+        match (&mut input).take(limit).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let command = if line.last() == Some(&b'\n') || line.len() <= COMMAND_LINE_BYTES_MAX {
+            Ok(String::from_utf8_lossy(&line).trim_end().to_string())
+        } else {
+            // Skip the rest of the overlong line, a bounded chunk at a time.
+            loop {
+                let mut rest = Vec::new();
+                match (&mut input).take(limit).read_until(b'\n', &mut rest) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) if rest.last() == Some(&b'\n') => break,
+                    Ok(_) => {}
+                }
+            }
+            Err(LineTooLong)
+        };
+        if out.blocking_send(command).is_err() {
+            return;
+        }
+    }
+}
 
 /// Run the node until `quit` or the end of standard input.
 pub fn run(args: &BroadcastNodeArgs) -> anyhow::Result<Verdict> {
@@ -43,15 +84,16 @@ async fn serve(config: BroadcastNodeConfig) -> anyhow::Result<()> {
         .await?;
     stdout.flush().await?;
 
-    let mut commands = BufReader::new(tokio::io::stdin()).lines();
+    let (commands_tx, mut commands) = tokio::sync::mpsc::channel(COMMANDS_QUEUED_MAX);
+    std::thread::spawn(move || read_commands(std::io::stdin().lock(), &commands_tx));
     loop {
         tokio::select! {
-            line = commands.next_line() => {
-                let Some(line) = line? else { break };
-                if line.len() > COMMAND_LINE_BYTES_MAX {
+            line = commands.recv() => {
+                let Some(line) = line else { break };
+                let Ok(line) = line else {
                     stdout.write_all(b"refused command line too long\n").await?;
                     continue;
-                }
+                };
                 match line.split_once(' ').unwrap_or((line.as_str(), "")) {
                     ("quit", _) => break,
                     ("broadcast", hex_payload) => match hex::decode(hex_payload.trim()) {
@@ -119,4 +161,24 @@ fn runtime_stats_json(s: &NodeStats) -> Value {
             .map(|(name, value)| (name.to_string(), json!(value)))
             .collect::<Map<String, Value>>(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_are_bounded_and_an_overlong_one_is_skipped_whole() {
+        let long = "x".repeat(COMMAND_LINE_BYTES_MAX + 10);
+        let input = format!("broadcast 00\n{long}\nquit\n");
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        read_commands(input.as_bytes(), &tx);
+        assert_eq!(rx.try_recv(), Ok(Ok("broadcast 00".to_string())));
+        assert_eq!(rx.try_recv(), Ok(Err(LineTooLong)));
+        assert_eq!(
+            rx.try_recv(),
+            Ok(Ok("quit".to_string())),
+            "the line after the long one is intact"
+        );
+    }
 }
