@@ -90,7 +90,7 @@ impl<'a> Args<'a> {
 
     /// Pairs from `start` on; an odd count is an arity error, as Redis reports it.
     fn pairs_from(&self, start: usize) -> Result<Vec<(Bytes, Bytes)>, KvError> {
-        if (self.items.len() - start) % 2 != 0 {
+        if !(self.items.len() - start).is_multiple_of(2) {
             return Err(KvError::WrongArity(self.name.to_string()));
         }
         (start..self.items.len())
@@ -385,7 +385,7 @@ fn parse_expire(a: &Args<'_>, unit: TimeUnit) -> Result<Command, KvError> {
     if flags.gt && flags.lt {
         return Err(KvError::ExpireGtWithLt);
     }
-    if unit == TimeUnit::Seconds && (amount > i64::MAX / 1000 || amount < i64::MIN / 1000) {
+    if unit == TimeUnit::Seconds && !(i64::MIN / 1000..=i64::MAX / 1000).contains(&amount) {
         return Err(KvError::InvalidExpireTime("expire"));
     }
     Ok(Command::Expire {

@@ -110,17 +110,16 @@ impl StateMachine {
 
     /// SCAN: see the module documentation for the cursor.
     pub(super) fn scan(&self, now: u64, cursor: u64, pattern: Option<&[u8]>, count: u64) -> Reply {
-        let mut examined = 0u64;
         let mut last_position = None;
         let mut next_cursor = 0u64;
         let mut found = Vec::new();
-        for (position, key) in self.scan_order.range((cursor, Vec::new())..) {
+        for (examined, (position, key)) in self.scan_order.range((cursor, Vec::new())..).enumerate()
+        {
             // Stop only between positions, so keys sharing one are never split across calls.
-            if examined >= count && last_position != Some(*position) {
+            if examined as u64 >= count && last_position != Some(*position) {
                 next_cursor = *position;
                 break;
             }
-            examined += 1;
             last_position = Some(*position);
             let live = self.entries.get(key).is_some_and(|e| e.is_live(now));
             if live && pattern.is_none_or(|p| glob_match(p, key)) {
@@ -343,6 +342,46 @@ mod tests {
                     .map(|(_, k)| bulk(&k))
                     .collect()
             )
+        );
+    }
+
+    #[test]
+    fn scan_never_splits_keys_sharing_a_position() {
+        let mut s = sm();
+        cmd(&mut s, 0, "mset a 1 b 2 c 3 d 4");
+        // Force collisions: a, b, c share position 5; d sits at 9. (Real positions are SHA-256
+        // prefixes; a collision is improbable but must not break the cursor.)
+        s.scan_order = [(5, "a"), (5, "b"), (5, "c"), (9, "d")]
+            .into_iter()
+            .map(|(p, k)| (p, k.as_bytes().to_vec()))
+            .collect();
+        let first = s.exec(
+            0,
+            &Command::Scan {
+                cursor: 0,
+                pattern: None,
+                count: 1,
+            },
+        );
+        assert_eq!(
+            first,
+            Reply::Array(vec![
+                bulk("9"),
+                Reply::Array(vec![bulk("a"), bulk("b"), bulk("c")])
+            ]),
+            "COUNT 1 still returns the whole group and resumes at the next position"
+        );
+        let second = s.exec(
+            0,
+            &Command::Scan {
+                cursor: 9,
+                pattern: None,
+                count: 1,
+            },
+        );
+        assert_eq!(
+            second,
+            Reply::Array(vec![bulk("0"), Reply::Array(vec![bulk("d")])])
         );
     }
 
