@@ -57,7 +57,7 @@ impl StateMachine {
             Some(Entry {
                 value: Value::Str(s),
                 ..
-            }) => Reply::bulk(s),
+            }) if get => Reply::bulk(s),
             Some(_) if get => return Err(KvError::WrongType),
             Some(_) => Reply::Nil,
         };
