@@ -8,6 +8,42 @@ use crate::error::KvError;
 use crate::number::parse_i64;
 use crate::reply::Reply;
 
+/// A hash being edited in place; counts the accounted bytes its fields gain and lose.
+struct HashEdit<'a> {
+    fields: &'a mut BTreeMap<Bytes, Bytes>,
+    added_bytes: usize,
+    removed_bytes: usize,
+}
+
+impl HashEdit<'_> {
+    fn get(&self, field: &[u8]) -> Option<&Bytes> {
+        self.fields.get(field)
+    }
+
+    /// Set `field`; true if it is new.
+    fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
+        self.added_bytes += field_cost(field, value);
+        match self.fields.insert(field.to_vec(), value.to_vec()) {
+            Some(old) => {
+                self.removed_bytes += field_cost(field, &old);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Remove `field`; true if it was there.
+    fn remove(&mut self, field: &[u8]) -> bool {
+        match self.fields.remove(field) {
+            Some(old) => {
+                self.removed_bytes += field_cost(field, &old);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 impl StateMachine {
     /// The hash under `key`: `Ok(None)` if absent, WRONGTYPE if a string.
     fn live_hash(&self, now: u64, key: &[u8]) -> Result<Option<&BTreeMap<Bytes, Bytes>>, KvError> {
@@ -21,35 +57,53 @@ impl StateMachine {
         }
     }
 
-    /// Apply `edit` to the hash under `key` (created empty if absent), keeping the accounting,
-    /// the deadline, and the rule that an empty hash is no key at all.
+    /// Apply `edit` to the hash under `key` (created empty if absent) in place, keeping the
+    /// accounting, the deadline, and the rule that an empty hash is no key at all. Costs
+    /// O(log fields) per field touched, whatever the size of the hash.
     fn edit_hash<T>(
         &mut self,
         now: u64,
         key: &[u8],
         growth_bound: usize,
-        edit: impl FnOnce(&mut BTreeMap<Bytes, Bytes>) -> Result<T, KvError>,
+        edit: impl FnOnce(&mut HashEdit<'_>) -> Result<T, KvError>,
     ) -> Result<T, KvError> {
         self.purge_if_expired(now, key);
         self.live_hash(now, key)?;
-        let new_key_cost = if self.entries.contains_key(key) {
+        let exists = self.entries.contains_key(key);
+        let new_key_cost = if exists {
             0
         } else {
             entry_cost(key, &Value::Hash(BTreeMap::new()))
         };
         self.ensure_room(growth_bound + new_key_cost)?;
-        // Take the hash out (no copy), edit it, and put it back: `remove` and `put` keep the
-        // indexes and the accounting right whatever the edit did.
-        let (mut hash, deadline) = match self.remove(key) {
-            Some(Entry {
-                value: Value::Hash(h),
-                expires_at_ms,
-            }) => (h, expires_at_ms),
-            _ => (BTreeMap::new(), None),
+        if !exists {
+            self.put(key, Value::Hash(BTreeMap::new()), None);
+        }
+        let Some(Entry {
+            value: Value::Hash(fields),
+            ..
+        }) = self.entries.get_mut(key)
+        else {
+            // `live_hash` above saw a hash or nothing, and nothing became an empty hash.
+            return Err(KvError::WrongType);
         };
-        let out = edit(&mut hash);
-        if !hash.is_empty() {
-            self.put(key, Value::Hash(hash), deadline);
+        let mut editor = HashEdit {
+            fields,
+            added_bytes: 0,
+            removed_bytes: 0,
+        };
+        let out = edit(&mut editor);
+        let HashEdit {
+            fields,
+            added_bytes,
+            removed_bytes,
+        } = editor;
+        let emptied = fields.is_empty();
+        self.used_bytes = self.used_bytes + added_bytes - removed_bytes;
+        if emptied {
+            self.remove(key);
+        } else {
+            self.mark_changed(key);
         }
         out
     }
@@ -64,7 +118,7 @@ impl StateMachine {
         self.edit_hash(now, key, growth, |hash| {
             let mut added = 0;
             for (f, v) in pairs {
-                if hash.insert(f.clone(), v.clone()).is_none() {
+                if hash.insert(f, v) {
                     added += 1;
                 }
             }
@@ -90,7 +144,7 @@ impl StateMachine {
         }
         self.edit_hash(now, key, 0, |hash| {
             Ok(Reply::Integer(
-                fields.iter().filter(|f| hash.remove(*f).is_some()).count() as i64,
+                fields.iter().filter(|f| hash.remove(f)).count() as i64,
             ))
         })
     }
@@ -122,7 +176,7 @@ impl StateMachine {
                 None => 0,
             };
             let next = current.checked_add(delta).ok_or(KvError::Overflow)?;
-            hash.insert(field.to_vec(), next.to_string().into_bytes());
+            hash.insert(field, next.to_string().as_bytes());
             Ok(Reply::Integer(next))
         })
     }
