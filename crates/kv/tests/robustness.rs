@@ -73,7 +73,7 @@ proptest! {
         let mut state = StateMachine::new(Limits::DEFAULT);
         let mut session = Session::new(1);
         for (i, args) in requests.iter().enumerate() {
-            let reply = match Command::parse(&args, &Limits::DEFAULT) {
+            let reply = match Command::parse(args, &Limits::DEFAULT) {
                 Err(e) => Reply::from(e),
                 Ok(command) => {
                     let back = Command::from_bytes(&command.to_bytes(), DecodeLimits::MESSAGE);
