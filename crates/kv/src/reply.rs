@@ -224,6 +224,25 @@ mod tests {
     }
 
     #[test]
+    fn reply_lines_are_bounded() {
+        let fits = Reply::Simple("x".repeat(REPLY_LINE_BYTES_MAX));
+        let limits = DecodeLimits {
+            input_bytes_max: 1 << 20,
+            alloc_bytes_max: 1 << 20,
+            depth_max: 4,
+        };
+        assert_eq!(Reply::from_bytes(&fits.to_bytes(), limits), Ok(fits));
+        let over = Reply::Error("x".repeat(REPLY_LINE_BYTES_MAX + 1));
+        assert!(matches!(
+            Reply::from_bytes(&over.to_bytes(), limits),
+            Err(DecodeError::TooLong {
+                what: "reply line",
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn deep_nesting_is_rejected() {
         let mut deep = Reply::Nil;
         for _ in 0..40 {

@@ -171,6 +171,21 @@ fn local_args(local: &LocalCommand) -> Vec<Bytes> {
     }
 }
 
+impl Command {
+    /// Decode one command and validate it against `limits` (the cluster's, which every replica
+    /// shares), exactly as if a client had sent it.
+    pub fn decode_within(r: &mut Reader<'_>, limits: &Limits) -> Result<Command, DecodeError> {
+        let n = r.len("command arguments", limits.args_max)?;
+        r.reserve(n.saturating_mul(std::mem::size_of::<Bytes>()))?;
+        let arg_bytes_max = limits.key_bytes_max.max(limits.value_bytes_max);
+        let mut args = Vec::with_capacity(n);
+        for _ in 0..n {
+            args.push(r.byte_vec("command argument", arg_bytes_max)?);
+        }
+        Command::parse(&args, limits).map_err(|_| DecodeError::Invalid("command"))
+    }
+}
+
 impl Wire for Command {
     fn encode(&self, out: &mut Vec<u8>) {
         let args = self.to_args();
@@ -180,16 +195,10 @@ impl Wire for Command {
         }
     }
 
+    /// Decodes within [`Limits::DEFAULT`]; a cluster running other limits decodes with
+    /// [`Command::decode_within`].
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let limits = Limits::DEFAULT;
-        let n = r.len("command arguments", limits.args_max)?;
-        r.reserve(n.saturating_mul(std::mem::size_of::<Bytes>()))?;
-        let arg_bytes_max = limits.key_bytes_max.max(limits.value_bytes_max);
-        let mut args = Vec::with_capacity(n);
-        for _ in 0..n {
-            args.push(r.byte_vec("command argument", arg_bytes_max)?);
-        }
-        Command::parse(&args, &limits).map_err(|_| DecodeError::Invalid("command"))
+        Command::decode_within(r, &Limits::DEFAULT)
     }
 
     fn wire_len(&self) -> usize {
@@ -291,6 +300,25 @@ mod tests {
         assert_eq!(
             parse("set k v get nx").to_bytes(),
             parse("SET k v NX GET").to_bytes()
+        );
+    }
+
+    #[test]
+    fn decoding_applies_the_cluster_limits() {
+        let bytes = parse("set key value").to_bytes();
+        let tight = Limits {
+            key_bytes_max: 2,
+            ..Limits::DEFAULT
+        };
+        let mut r = Reader::new(&bytes, DecodeLimits::MESSAGE).expect("reader");
+        assert_eq!(
+            Command::decode_within(&mut r, &tight),
+            Err(DecodeError::Invalid("command"))
+        );
+        let mut r = Reader::new(&bytes, DecodeLimits::MESSAGE).expect("reader");
+        assert_eq!(
+            Command::decode_within(&mut r, &Limits::DEFAULT),
+            Ok(parse("set key value"))
         );
     }
 

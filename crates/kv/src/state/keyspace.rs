@@ -228,6 +228,30 @@ mod tests {
     }
 
     #[test]
+    fn active_expiry_reclaims_a_bounded_number_per_command() {
+        let mut s = sm();
+        for i in 0..40 {
+            cmd(&mut s, 0, &format!("set k{i} v px 10"));
+        }
+        cmd(&mut s, 0, "set keep v");
+        let per_exec = Limits::DEFAULT.reclaim_per_exec_max;
+        assert_eq!(cmd(&mut s, 10, "get keep"), bulk("v"));
+        assert_eq!(
+            s.stored_keys(),
+            41 - per_exec,
+            "one command reclaims exactly the bound"
+        );
+        assert_eq!(
+            cmd(&mut s, 10, "dbsize"),
+            Reply::Integer(1),
+            "the rest are already invisible"
+        );
+        assert_eq!(s.stored_keys(), 41 - 2 * per_exec);
+        assert_eq!(s.reclaim_expired(usize::MAX), 40 - 2 * per_exec);
+        assert_eq!(s.stored_keys(), 1);
+    }
+
+    #[test]
     fn expire_conditions() {
         let mut s = sm();
         cmd(&mut s, 0, "set k v");
