@@ -79,7 +79,7 @@ pub struct ExpireFlags {
 /// A connection-local command: answered by [`crate::session::Session`] without the state machine.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum LocalCommand {
-    /// PING [message].
+    /// `PING [message]`.
     Ping {
         /// Echoed back instead of PONG.
         message: Option<Bytes>,
@@ -96,21 +96,21 @@ pub enum LocalCommand {
         /// The database index.
         index: i64,
     },
-    /// HELLO [protover [AUTH user pass] [SETNAME name]].
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
     Hello {
         /// Requested RESP version.
         protocol: Option<i64>,
         /// SETNAME's argument.
         client_name: Option<Bytes>,
     },
-    /// AUTH [username] password.
+    /// `AUTH [username] password`.
     Auth {
         /// A username was given (`AUTH default x` succeeds on a server without passwords).
         with_username: bool,
     },
-    /// INFO [section ...].
+    /// `INFO [section ...]`.
     Info,
-    /// COMMAND [subcommand ...]: the arguments after the name.
+    /// `COMMAND [subcommand ...]`: the arguments after the name.
     Command {
         /// Subcommand and arguments.
         args: Vec<Bytes>,
@@ -137,7 +137,7 @@ pub enum Command {
         /// The key.
         key: Bytes,
     },
-    /// SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT n|KEEPTTL].
+    /// `SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT n|KEEPTTL]`.
     Set {
         /// The key.
         key: Bytes,
@@ -157,12 +157,12 @@ pub enum Command {
         /// The new value.
         value: Bytes,
     },
-    /// DEL key [key ...].
+    /// `DEL key [key ...]`.
     Del {
         /// The keys.
         keys: Vec<Bytes>,
     },
-    /// EXISTS key [key ...].
+    /// `EXISTS key [key ...]`.
     Exists {
         /// The keys (duplicates count twice).
         keys: Vec<Bytes>,
@@ -186,17 +186,17 @@ pub enum Command {
         /// The key.
         key: Bytes,
     },
-    /// MGET key [key ...].
+    /// `MGET key [key ...]`.
     MGet {
         /// The keys.
         keys: Vec<Bytes>,
     },
-    /// MSET key value [key value ...].
+    /// `MSET key value [key value ...]`.
     MSet {
         /// The pairs, in order (a later duplicate wins).
         pairs: Vec<(Bytes, Bytes)>,
     },
-    /// EXPIRE / PEXPIRE key amount [NX|XX|GT|LT].
+    /// `EXPIRE / PEXPIRE key amount [NX|XX|GT|LT]`.
     Expire {
         /// The key.
         key: Bytes,
@@ -224,7 +224,7 @@ pub enum Command {
         /// Glob pattern.
         pattern: Bytes,
     },
-    /// SCAN cursor [MATCH pattern] [COUNT count].
+    /// `SCAN cursor [MATCH pattern] [COUNT count]`.
     Scan {
         /// Where to continue (0 starts).
         cursor: u64,
@@ -235,16 +235,16 @@ pub enum Command {
     },
     /// DBSIZE.
     DbSize,
-    /// FLUSHDB [ASYNC|SYNC].
+    /// `FLUSHDB [ASYNC|SYNC]`.
     FlushDb,
-    /// HSET key field value [field value ...].
+    /// `HSET key field value [field value ...]`.
     HSet {
         /// The key.
         key: Bytes,
         /// Field-value pairs.
         pairs: Vec<(Bytes, Bytes)>,
     },
-    /// HMSET key field value [field value ...]: HSET answering OK (deprecated in Redis, still
+    /// `HMSET key field value [field value ...]`: HSET answering OK (deprecated in Redis, still
     /// sent by client libraries).
     HMSet {
         /// The key.
@@ -259,7 +259,7 @@ pub enum Command {
         /// The field.
         field: Bytes,
     },
-    /// HDEL key field [field ...].
+    /// `HDEL key field [field ...]`.
     HDel {
         /// The key.
         key: Bytes,
