@@ -97,6 +97,9 @@ pub enum KvError {
     /// SELECT of a database other than 0.
     #[error("ERR DB index is out of range")]
     DbIndexOutOfRange,
+    /// HELLO with a protocol version that is not a number.
+    #[error("ERR Protocol version is not an integer or out of range")]
+    ProtocolVersionNotAnInteger,
     /// HELLO with a protocol version other than 2 or 3.
     #[error("NOPROTO unsupported protocol version")]
     NoProto,

@@ -428,7 +428,7 @@ fn parse_hello(a: &Args<'_>) -> Result<LocalCommand, KvError> {
     let mut protocol = None;
     let mut client_name = None;
     if a.items.len() >= 2 {
-        protocol = Some(parse_i64(&a.items[1]).ok_or(KvError::NoProto)?);
+        protocol = Some(parse_i64(&a.items[1]).ok_or(KvError::ProtocolVersionNotAnInteger)?);
     }
     let mut i = 2;
     while i < a.items.len() {
