@@ -335,3 +335,214 @@ impl<A: Application> Prime<A> {
         self.ord.slots = self.ord.slots.split_off(&keep_from.saturating_add(1));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use stockade_core::Time;
+
+    use super::*;
+    use crate::config::PrimeConfig;
+    use crate::execute::column_eligible;
+    use crate::messages::PoSummary;
+    use crate::replica::PrimeOutput;
+    use crate::test_support::{call, count, node, outputs, sends, signed_by, LogApp};
+
+    const T: Time = Time::from_millis(20);
+
+    fn summary(p: u16, counter: u64, cum_aru: Vec<u64>) -> Option<Signed<PoSummary>> {
+        Some(signed_by(p, PoSummary { counter, cum_aru }))
+    }
+
+    fn pre_prepare(
+        seq: u64,
+        timestamp_ms: u64,
+        matrix: Vec<Option<Signed<PoSummary>>>,
+    ) -> Signed<PrePrepare> {
+        signed_by(
+            0,
+            PrePrepare {
+                view: 0,
+                seq,
+                timestamp_ms,
+                matrix,
+            },
+        )
+    }
+
+    #[test]
+    fn step_9_eligibility_is_the_2f_k_plus_1th_highest_of_each_column() {
+        let q = PrimeConfig::new(1, 0).quorums;
+        let row = vec![
+            summary(0, 1, vec![5, 1, 0, 0]),
+            summary(1, 1, vec![3, 2, 0, 0]),
+            None,
+            summary(3, 1, vec![9, 2, 0, 7]),
+        ];
+        assert_eq!(column_eligible(&row, 0, q), 3, "third highest of 9, 5, 3");
+        assert_eq!(column_eligible(&row, 1, q), 1);
+        assert_eq!(column_eligible(&row, 3, q), 0);
+        // Never below what the previous slot already made eligible.
+        assert_eq!(made_eligible(&row, &[4, 0, 1, 0], q), vec![4, 1, 1, 0]);
+        // Fewer than 2f+k+1 summaries make nothing eligible.
+        assert_eq!(column_eligible(&row[..2], 0, q), 0);
+    }
+
+    #[test]
+    fn step_8_leader_proposes_only_when_eligibility_rises() {
+        let mut p = node(&PrimeConfig::new(1, 0), 0);
+        for s in 1..4 {
+            let sum = summary(s, 1, vec![1, 0, 0, 0]).expect("summary");
+            call(&mut p, T, |p, cx| p.on_po_summary(cx, sum));
+        }
+        let effects = call(&mut p, T, |p, cx| p.propose_if_leader(cx));
+        let sent = sends(&effects);
+        assert_eq!(
+            count(
+                &sent,
+                |m| matches!(m, PrimeMessage::PrePrepare(pp) if pp.body.seq == 1 && pp.body.timestamp_ms == 20)
+            ),
+            3
+        );
+        let effects = call(&mut p, T, |p, cx| p.propose_if_leader(cx));
+        assert!(
+            sends(&effects).is_empty(),
+            "nothing newly eligible: no proposal"
+        );
+        let mut follower = node(&PrimeConfig::new(1, 0), 1);
+        let effects = call(&mut follower, T, |p, cx| p.propose_if_leader(cx));
+        assert!(sends(&effects).is_empty(), "only the leader proposes");
+    }
+
+    #[test]
+    fn steps_8_10_non_leader_refloods_prepares_commits_and_executes() {
+        let mut p = node(&PrimeConfig::new(1, 0), 1);
+        let pp = pre_prepare(1, 5, vec![None; 4]);
+        let digest = pp.digest();
+        let effects = call(&mut p, T, |p, cx| p.on_pre_prepare(cx, pp.clone()));
+        let sent = sends(&effects);
+        let reflood: Vec<u32> = sent
+            .iter()
+            .filter(|(_, m)| matches!(m, PrimeMessage::PrePrepare(_)))
+            .map(|(to, _)| to.0)
+            .collect();
+        assert_eq!(reflood, vec![2, 3], "re-flooded to everyone but the leader");
+        assert_eq!(
+            count(
+                &sent,
+                |m| matches!(m, PrimeMessage::Prepare(v) if v.body.0.digest == digest)
+            ),
+            3
+        );
+        // A re-flooded copy of the same pre-prepare changes nothing.
+        assert!(sends(&call(&mut p, T, |p, cx| p.on_pre_prepare(cx, pp.clone()))).is_empty());
+        // A prepare from the leader does not count; one from another non-leader completes 2f+k.
+        let vote = Vote {
+            view: 0,
+            seq: 1,
+            digest,
+        };
+        assert!(sends(&call(&mut p, T, |p, cx| p
+            .on_prepare(cx, signed_by(0, Prepare(vote)))))
+        .is_empty());
+        let effects = call(&mut p, T, |p, cx| {
+            p.on_prepare(cx, signed_by(2, Prepare(vote)))
+        });
+        assert_eq!(
+            count(&sends(&effects), |m| matches!(m, PrimeMessage::Commit(_))),
+            3
+        );
+        call(&mut p, T, |p, cx| {
+            p.on_commit(cx, signed_by(0, Commit(vote)))
+        });
+        assert_eq!(p.executed_seq(), 0, "two commits are not 2f+k+1");
+        let effects = call(&mut p, T, |p, cx| {
+            p.on_commit(cx, signed_by(3, Commit(vote)))
+        });
+        assert_eq!(p.executed_seq(), 1);
+        assert!(outputs(&effects).iter().any(|o| matches!(o, PrimeOutput::Executed { global_seq: 1, pre_prepare, updates: 0, .. } if *pre_prepare == digest)));
+        assert_eq!(p.app().timestamps, vec![5]);
+    }
+
+    #[test]
+    fn step_10_prepares_go_out_in_slot_order() {
+        let mut p = node(&PrimeConfig::new(1, 0), 2);
+        let second = pre_prepare(2, 5, vec![None; 4]);
+        let effects = call(&mut p, T, |p, cx| p.on_pre_prepare(cx, second));
+        assert_eq!(
+            count(&sends(&effects), |m| matches!(m, PrimeMessage::Prepare(_))),
+            0,
+            "slot 1 first"
+        );
+        let effects = call(&mut p, T, |p, cx| {
+            p.on_pre_prepare(cx, pre_prepare(1, 4, vec![None; 4]))
+        });
+        let seqs: Vec<u64> = sends(&effects)
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                PrimeMessage::Prepare(v) if to.0 == 0 => Some(v.body.0.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs, vec![1, 2]);
+    }
+
+    #[test]
+    fn step_8_equivocating_leader_is_suspected_at_once() {
+        let mut p = node(&PrimeConfig::new(1, 0), 3);
+        call(&mut p, T, |p, cx| {
+            p.on_pre_prepare(cx, pre_prepare(1, 5, vec![None; 4]))
+        });
+        let effects = call(&mut p, T, |p, cx| {
+            p.on_pre_prepare(cx, pre_prepare(1, 6, vec![None; 4]))
+        });
+        let outs = outputs(&effects);
+        assert!(outs.contains(&PrimeOutput::Misbehaviour {
+            participant: ParticipantId(0),
+            evidence: Misbehaviour::PrePrepareEquivocation { view: 0, seq: 1 }
+        }));
+        assert!(outs.contains(&PrimeOutput::LeaderSuspected { view: 0 }));
+        assert_eq!(
+            count(
+                &sends(&effects),
+                |m| matches!(m, PrimeMessage::NewLeader(v) if v.body.view == 1)
+            ),
+            3
+        );
+    }
+
+    #[test]
+    fn pre_prepares_from_a_non_leader_or_beyond_the_window_or_with_bad_summaries_are_dropped() {
+        let mut cfg = PrimeConfig::new(1, 0);
+        cfg.order_window_max = 3;
+        let mut p: Prime<LogApp> = node(&cfg, 1);
+        let wrong_leader = signed_by(
+            2,
+            PrePrepare {
+                view: 0,
+                seq: 1,
+                timestamp_ms: 0,
+                matrix: vec![None; 4],
+            },
+        );
+        call(&mut p, T, |p, cx| p.on_pre_prepare(cx, wrong_leader));
+        call(&mut p, T, |p, cx| {
+            p.on_pre_prepare(cx, pre_prepare(4, 0, vec![None; 4]))
+        });
+        let mut forged = summary(2, 1, vec![1, 1, 1, 1]);
+        if let Some(s) = forged.as_mut() {
+            s.body.counter = 2;
+        }
+        call(&mut p, T, |p, cx| {
+            p.on_pre_prepare(cx, pre_prepare(1, 0, vec![None, None, forged, None]))
+        });
+        assert_eq!(
+            (
+                p.drops.malformed,
+                p.drops.out_of_window,
+                p.drops.bad_signature
+            ),
+            (1, 1, 1)
+        );
+        assert!(p.ord.slots.is_empty());
+    }
+}

@@ -90,6 +90,9 @@ impl<A: Application> Prime<A> {
             })
         };
         let key = (update.incarnation, update.seq);
+        if self.pre.admitted.len() >= self.cfg.clients_max {
+            self.forget_executed_clients();
+        }
         match self.pre.admitted.get(&update.client) {
             Some(last) if key <= *last => return reject(cx, RejectReason::Duplicate),
             None if self.pre.admitted.len() >= self.cfg.clients_max => {
@@ -103,6 +106,17 @@ impl<A: Application> Prime<A> {
         self.pre.admitted.insert(update.client, key);
         self.pre.pending.push_back(update);
         self.send_po_requests(cx);
+    }
+
+    /// Drop admission records of clients whose last admitted update has executed: execution
+    /// de-duplicates them from then on.
+    fn forget_executed_clients(&mut self) {
+        let executed = &self.exec.clients;
+        self.pre.admitted.retain(|client, admitted| {
+            executed
+                .get(client)
+                .is_none_or(|r| (r.incarnation, r.seq) < *admitted)
+        });
     }
 
     /// This server's PO-REQUESTs not yet executed.
@@ -389,5 +403,328 @@ impl<A: Application> Prime<A> {
         self.pre
             .slots
             .retain(|(originator, seq), _| seq + window > executed[originator.index()]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stockade_core::Time;
+
+    use super::*;
+    use crate::config::PrimeConfig;
+    use crate::messages::PoSummary;
+    use crate::test_support::{call, count, node, outputs, sends, signed_by, update};
+
+    const T: Time = Time::from_millis(1);
+
+    fn is_po_request(m: &PrimeMessage) -> bool {
+        matches!(m, PrimeMessage::PoRequest(_))
+    }
+
+    #[test]
+    fn step_1_2_admitted_update_is_broadcast_and_duplicates_rejected() {
+        let mut p = node(&PrimeConfig::new(1, 0), 1);
+        let effects = call(&mut p, T, |p, cx| p.admit_update(cx, update(5, 1)));
+        let sent = sends(&effects);
+        assert_eq!(
+            count(&sent, is_po_request),
+            3,
+            "a PO-REQUEST to each of the 3 others"
+        );
+        assert!(sent.iter().all(|(to, _)| to.0 != 1), "never to itself");
+        let effects = call(&mut p, T, |p, cx| p.admit_update(cx, update(5, 1)));
+        assert!(sends(&effects).is_empty());
+        assert_eq!(
+            outputs(&effects),
+            vec![PrimeOutput::Rejected {
+                client: ClientId(5),
+                seq: 1,
+                reason: RejectReason::Duplicate
+            }]
+        );
+    }
+
+    #[test]
+    fn step_2_in_flight_limit_batches_waiting_updates_and_bounds_the_queue() {
+        let mut cfg = PrimeConfig::new(1, 0);
+        cfg.po_requests_in_flight_max = 1;
+        cfg.pending_updates_max = 3;
+        let mut p = node(&cfg, 2);
+        let mut effects = Vec::new();
+        for seq in 1..=5 {
+            effects.extend(call(&mut p, T, |p, cx| p.admit_update(cx, update(1, seq))));
+        }
+        assert_eq!(
+            count(&sends(&effects), is_po_request),
+            3,
+            "only one PO-REQUEST in flight"
+        );
+        assert_eq!(
+            p.pre.pending.len(),
+            3,
+            "the queue reached pending_updates_max"
+        );
+        assert_eq!(
+            outputs(&effects),
+            vec![PrimeOutput::Rejected {
+                client: ClientId(1),
+                seq: 5,
+                reason: RejectReason::Busy
+            }]
+        );
+        // Once our first PO-REQUEST executes, the three waiting updates leave in one batch.
+        p.exec.last_executed[2] = 1;
+        let effects = call(&mut p, T, |p, cx| p.send_po_requests(cx));
+        let batch = sends(&effects).into_iter().find_map(|(_, m)| match m {
+            PrimeMessage::PoRequest(r) => Some(r.body),
+            _ => None,
+        });
+        let batch = batch.expect("a second PO-REQUEST");
+        assert_eq!((batch.po_seq, batch.updates.len()), (2, 3));
+    }
+
+    #[test]
+    fn client_table_bound_rejects_new_clients() {
+        let mut cfg = PrimeConfig::new(1, 0);
+        cfg.clients_max = 2;
+        let mut p = node(&cfg, 0);
+        let mut effects = Vec::new();
+        for client in 1..=3 {
+            effects.extend(call(&mut p, T, |p, cx| {
+                p.admit_update(cx, update(client, 1))
+            }));
+        }
+        assert_eq!(p.pre.admitted.len(), 2);
+        assert_eq!(
+            outputs(&effects),
+            vec![PrimeOutput::Rejected {
+                client: ClientId(3),
+                seq: 1,
+                reason: RejectReason::TooManyClients
+            }]
+        );
+        // Once client 1's update executed, its admission record makes room for a new client.
+        let record = crate::execute::ClientRecord {
+            incarnation: 1,
+            seq: 1,
+            global_seq: 1,
+        };
+        p.exec.clients.insert(ClientId(1), record);
+        let effects = call(&mut p, T, |p, cx| p.admit_update(cx, update(3, 1)));
+        assert!(outputs(&effects).is_empty(), "client 3 admitted");
+        assert!(
+            p.pre.admitted.contains_key(&ClientId(3)) && !p.pre.admitted.contains_key(&ClientId(1))
+        );
+    }
+
+    #[test]
+    fn steps_3_to_6_request_is_pre_ordered_by_a_quorum_of_acks_then_summarised() {
+        let mut p = node(&PrimeConfig::new(1, 0), 0);
+        let request = signed_by(
+            1,
+            PoRequest {
+                po_seq: 1,
+                updates: vec![update(9, 1)],
+            },
+        );
+        let digest = request.digest();
+        call(&mut p, T, |p, cx| p.on_po_request(cx, request));
+        let effects = call(&mut p, T, |p, cx| p.flush_po_ack(cx));
+        let acks = sends(&effects);
+        assert_eq!(
+            count(
+                &acks,
+                |m| matches!(m, PrimeMessage::PoAck(a) if a.body.parts[0].digest == digest)
+            ),
+            3
+        );
+        let part = AckPart {
+            originator: ParticipantId(1),
+            po_seq: 1,
+            digest,
+        };
+        call(&mut p, T, |p, cx| {
+            p.on_po_ack(cx, signed_by(1, PoAck { parts: vec![part] }))
+        });
+        assert_eq!(
+            p.pre.cum_aru,
+            vec![0, 0, 0, 0],
+            "two acks are not 2f+k+1 = 3"
+        );
+        call(&mut p, T, |p, cx| {
+            p.on_po_ack(cx, signed_by(2, PoAck { parts: vec![part] }))
+        });
+        assert_eq!(
+            p.pre.cum_aru,
+            vec![0, 1, 0, 0],
+            "pre-ordered with three matching acks"
+        );
+        let effects = call(&mut p, T, |p, cx| p.send_po_summary_if_changed(cx));
+        let summaries: Vec<PoSummary> = sends(&effects)
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                PrimeMessage::PoSummary(s) => Some(s.body),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            summaries,
+            vec![
+                PoSummary {
+                    counter: 1,
+                    cum_aru: vec![0, 1, 0, 0]
+                };
+                3
+            ]
+        );
+        let effects = call(&mut p, T, |p, cx| p.send_po_summary_if_changed(cx));
+        assert!(
+            sends(&effects).is_empty(),
+            "no summary when nothing changed"
+        );
+    }
+
+    #[test]
+    fn step_3_equivocating_originator_is_caught_and_only_the_first_is_acked() {
+        let mut p = node(&PrimeConfig::new(1, 0), 0);
+        let first = signed_by(
+            1,
+            PoRequest {
+                po_seq: 1,
+                updates: vec![update(9, 1)],
+            },
+        );
+        let second = signed_by(
+            1,
+            PoRequest {
+                po_seq: 1,
+                updates: vec![update(9, 2)],
+            },
+        );
+        call(&mut p, T, |p, cx| p.on_po_request(cx, first.clone()));
+        let effects = call(&mut p, T, |p, cx| p.on_po_request(cx, second));
+        assert_eq!(
+            outputs(&effects),
+            vec![PrimeOutput::Misbehaviour {
+                participant: ParticipantId(1),
+                evidence: Misbehaviour::PoRequestEquivocation { po_seq: 1 }
+            }]
+        );
+        assert_eq!(p.pre.pending_acks.len(), 1);
+        assert_eq!(p.pre.pending_acks[0].digest, first.digest());
+    }
+
+    #[test]
+    fn step_6_a_lower_summary_is_proof_of_misbehaviour() {
+        let mut p = node(&PrimeConfig::new(1, 0), 0);
+        let earlier = signed_by(
+            3,
+            PoSummary {
+                counter: 2,
+                cum_aru: vec![1, 1, 0, 0],
+            },
+        );
+        let later = signed_by(
+            3,
+            PoSummary {
+                counter: 3,
+                cum_aru: vec![0, 1, 0, 0],
+            },
+        );
+        call(&mut p, T, |p, cx| p.on_po_summary(cx, earlier.clone()));
+        let effects = call(&mut p, T, |p, cx| p.on_po_summary(cx, later));
+        assert_eq!(
+            outputs(&effects),
+            vec![PrimeOutput::Misbehaviour {
+                participant: ParticipantId(3),
+                evidence: Misbehaviour::LowerSummary {
+                    earlier_counter: 2,
+                    later_counter: 3
+                }
+            }]
+        );
+        assert_eq!(
+            p.pre.latest_summaries[3],
+            Some(earlier),
+            "the earlier summary is kept"
+        );
+    }
+
+    #[test]
+    fn forged_and_out_of_window_requests_are_dropped() {
+        let mut cfg = PrimeConfig::new(1, 0);
+        cfg.po_window_max = 4;
+        let mut p = node(&cfg, 0);
+        let mut forged = signed_by(
+            1,
+            PoRequest {
+                po_seq: 1,
+                updates: vec![],
+            },
+        );
+        forged.signer = ParticipantId(2);
+        call(&mut p, T, |p, cx| p.on_po_request(cx, forged));
+        let far = signed_by(
+            1,
+            PoRequest {
+                po_seq: 5,
+                updates: vec![],
+            },
+        );
+        call(&mut p, T, |p, cx| p.on_po_request(cx, far));
+        let edge = signed_by(
+            1,
+            PoRequest {
+                po_seq: 4,
+                updates: vec![],
+            },
+        );
+        call(&mut p, T, |p, cx| p.on_po_request(cx, edge));
+        assert_eq!((p.drops.bad_signature, p.drops.out_of_window), (1, 1));
+        assert_eq!(
+            p.pre.pending_acks.len(),
+            1,
+            "only the request at the window's edge is acked"
+        );
+    }
+
+    #[test]
+    fn pending_ack_parts_bound_sends_the_po_ack_at_once() {
+        let mut cfg = PrimeConfig::new(1, 0);
+        cfg.pending_ack_parts_max = 2;
+        let mut p = node(&cfg, 0);
+        call(&mut p, T, |p, cx| {
+            p.on_po_request(
+                cx,
+                signed_by(
+                    1,
+                    PoRequest {
+                        po_seq: 1,
+                        updates: vec![],
+                    },
+                ),
+            )
+        });
+        let effects = call(&mut p, T, |p, cx| {
+            p.on_po_request(
+                cx,
+                signed_by(
+                    2,
+                    PoRequest {
+                        po_seq: 1,
+                        updates: vec![],
+                    },
+                ),
+            )
+        });
+        let sent = sends(&effects);
+        assert_eq!(
+            count(
+                &sent,
+                |m| matches!(m, PrimeMessage::PoAck(a) if a.body.parts.len() == 2)
+            ),
+            3
+        );
+        assert!(p.pre.pending_acks.is_empty());
     }
 }

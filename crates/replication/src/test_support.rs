@@ -285,3 +285,19 @@ impl Pump {
         }
     }
 }
+
+/// `body` signed by participant `p` with the test authenticator.
+pub fn signed_by<T: crate::auth::SignedBody>(p: u16, body: T) -> crate::auth::Signed<T> {
+    use crate::auth::MessageAuth;
+    let signer = ParticipantId(p);
+    let digest = crate::auth::body_digest(signer, &body);
+    let tag = InsecureTestAuth { me: signer }
+        .sign_batch(&[digest])
+        .remove(0);
+    crate::auth::Signed { signer, body, tag }
+}
+
+/// How many messages of the kind `is_kind` selects are among `sends`.
+pub fn count(sends: &[(NodeId, PrimeMessage)], is_kind: impl Fn(&PrimeMessage) -> bool) -> usize {
+    sends.iter().filter(|(_, m)| is_kind(m)).count()
+}
