@@ -15,6 +15,8 @@ pub(crate) struct CatchupState {
     /// `executed_seq` at the previous catch-up period: no progress since then and a known higher
     /// slot means this server lags.
     executed_at_last_period: u64,
+    /// Catch-up periods since the last request.
+    idle_periods: u32,
     /// CATCHUP-REQUESTs sent (for tests and metrics).
     pub(crate) requests_sent: u64,
 }
@@ -72,12 +74,19 @@ impl<A: Application> Prime<A> {
     }
 
     /// Every catch-up period: ask again while blocked on missing PO-REQUESTs, or when others
-    /// ordered slots beyond ours and we made no progress in a whole period.
+    /// ordered slots beyond ours and we made no progress in a whole period. Otherwise ask every
+    /// `catchup_idle_periods` periods anyway: a server that was cut off while the others finished
+    /// their work sees no new slot that would tell it that it lags.
     pub(crate) fn on_catchup_period(&mut self, cx: &mut Context<'_, Self>) {
         let stalled = self.exec.executed_seq == self.catchup.executed_at_last_period
             && self.ord.highest_seen_seq > self.exec.executed_seq;
         self.catchup.executed_at_last_period = self.exec.executed_seq;
-        if !self.exec.missing.is_empty() || stalled {
+        self.catchup.idle_periods += 1;
+        if !self.exec.missing.is_empty()
+            || stalled
+            || self.catchup.idle_periods >= self.cfg.catchup_idle_periods
+        {
+            self.catchup.idle_periods = 0;
             self.request_catchup(cx);
         }
     }

@@ -207,6 +207,8 @@ pub struct PrimeConfig {
     pub new_leader_resend_period: Duration,
     /// Catch-up request period while execution is blocked.
     pub catchup_period: Duration,
+    /// Without a known lag, a catch-up request still goes out every this many periods.
+    pub catchup_idle_periods: u32,
     /// Missing items named in one CATCHUP-REQUEST.
     pub catchup_items_max: usize,
 }
@@ -236,6 +238,7 @@ impl PrimeConfig {
             k_lat: (5, 2),
             new_leader_resend_period: Duration::from_secs(1),
             catchup_period: Duration::from_millis(100),
+            catchup_idle_periods: 10,
             catchup_items_max: 64,
         }
     }
