@@ -83,6 +83,7 @@ impl<A: Application> Prime<A> {
         if executed_any {
             self.collect_order_garbage();
             self.collect_po_garbage();
+            self.collect_prepared_garbage();
             // Our own PO-REQUESTs executed: more client updates may go out (step 2).
             self.send_po_requests(cx);
         }
@@ -94,7 +95,7 @@ impl<A: Application> Prime<A> {
         let Some(slot) = self.ord.slots.get(&seq).filter(|s| s.committed) else {
             return false;
         };
-        let (Some(pre_prepare), Some(pp_digest)) = (slot.pre_prepare.clone(), slot.digest) else {
+        let Some(pre_prepare) = slot.pre_prepare.clone() else {
             return false;
         };
         let eligible = made_eligible(
@@ -206,7 +207,7 @@ impl<A: Application> Prime<A> {
         let state = self.app.digest();
         cx.deliver(PrimeOutput::Executed {
             global_seq: seq,
-            pre_prepare: pp_digest,
+            content: pre_prepare.body.content_digest(),
             updates,
             state,
         });

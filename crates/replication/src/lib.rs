@@ -14,6 +14,7 @@
 //! | execution, step 11, and the application boundary | [`execute`], [`app`] |
 //! | suspect-leader | [`suspect`] |
 //! | reconciliation and catch-up | [`catchup`] |
+//! | view change | [`view_change`] |
 //! | the server itself: state, timers, dispatch | [`replica`] |
 //!
 //! The identity of a participant is an index ([`ParticipantId`]) mapped to transport addresses by a
@@ -31,6 +32,7 @@ pub mod order;
 pub mod pre_order;
 pub mod replica;
 pub mod suspect;
+pub mod view_change;
 
 #[cfg(test)]
 mod pump_tests;

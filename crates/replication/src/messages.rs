@@ -348,6 +348,113 @@ impl_wire!(OrderCertificate {
     commits: |r| r.vec_of("certificate commits", PARTICIPANTS_MAX),
 });
 
+/// Most prepare certificates one view-change report names on the wire.
+pub const REPORT_CERTIFICATES_WIRE_MAX: usize = 1024;
+
+/// A prepare certificate: a pre-prepare and 2f+k matching prepares from non-leaders (step 10).
+/// Self-verifying: anyone may forward it.
+#[derive(Clone, PartialEq, Debug)]
+pub struct PrepareCertificate {
+    /// The proposal.
+    pub pre_prepare: Signed<PrePrepare>,
+    /// Matching prepares from distinct non-leaders.
+    pub prepares: Vec<Signed<Prepare>>,
+}
+impl_wire!(PrepareCertificate {
+    pre_prepare: Wire::decode,
+    prepares: |r| r.vec_of("certificate prepares", PARTICIPANTS_MAX),
+});
+
+/// REPORT (view change step 1): the sender's executed ARU and the prepare certificates it holds
+/// above it, named by (slot, digest of the signed pre-prepare) so that the certificates themselves
+/// can travel separately and be checked against the report.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct VcReport {
+    /// The view being installed.
+    pub view: u64,
+    /// The sender's last executed slot.
+    pub executed_seq: u64,
+    /// Its prepare certificates above `executed_seq`.
+    pub certificates: Vec<(u64, Digest)>,
+}
+impl_wire!(VcReport {
+    view: Wire::decode,
+    executed_seq: Wire::decode,
+    certificates: |r| r.vec_of("report certificates", REPORT_CERTIFICATES_WIRE_MAX),
+});
+
+/// A reliable-broadcast step (Bracha echo or ready) on a participant's signed REPORT. Both carry the
+/// report itself, so a server that missed the originator's send still learns the content.
+#[derive(Clone, PartialEq, Debug)]
+pub struct VcRelay {
+    /// False for echo, true for ready.
+    pub ready: bool,
+    /// The report relayed.
+    pub report: Signed<VcReport>,
+}
+impl_wire!(VcRelay {
+    ready: Wire::decode,
+    report: Wire::decode
+});
+
+/// VC-LIST (view change step 2): the participants whose complete state the sender holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct VcList {
+    /// The view being installed.
+    pub view: u64,
+    /// Bit i set: participant i is in the list.
+    pub members: u64,
+}
+impl_wire!(VcList {
+    view: Wire::decode,
+    members: Wire::decode
+});
+
+/// VC-PARTIAL-SIG (view change step 3): the sender agrees to replay from `start_seq` the state of
+/// the listed participants.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct VcPartialSig {
+    /// The view being installed.
+    pub view: u64,
+    /// The list agreed on.
+    pub members: u64,
+    /// The first slot the replay covers: one past the highest executed ARU among the members.
+    pub start_seq: u64,
+}
+impl_wire!(VcPartialSig {
+    view: Wire::decode,
+    members: Wire::decode,
+    start_seq: Wire::decode
+});
+
+/// REPLAY (view change step 4), sent by the new leader: the agreed list and start, proven by 2f+k+1
+/// matching VC-PARTIAL-SIGs. (With threshold signatures the proof is one combined signature; until
+/// then it is the signed shares themselves: the same guarantee, more bytes.)
+#[derive(Clone, PartialEq, Debug)]
+pub struct Replay {
+    /// What was agreed.
+    pub agreed: VcPartialSig,
+    /// The proof.
+    pub proof: Vec<Signed<VcPartialSig>>,
+}
+impl_wire!(Replay {
+    agreed: Wire::decode,
+    proof: |r| r.vec_of("replay proof", PARTICIPANTS_MAX),
+});
+
+impl PrePrepare {
+    /// What the slot orders, independent of the view and leader that proposed it: a slot replayed
+    /// in a later view keeps this digest.
+    pub fn content_digest(&self) -> Digest {
+        let mut matrix = Vec::new();
+        self.matrix.encode(&mut matrix);
+        crate::auth::hash_parts(
+            b"prime/slot-content",
+            &[&self.timestamp_ms.to_le_bytes(), &matrix],
+        )
+    }
+}
+
 signed_body! {
     PoRequest => b"prime/po-request",
     PoAck => b"prime/po-ack",
@@ -363,6 +470,10 @@ signed_body! {
     TatMeasure => b"prime/tat-measure",
     NewLeader => b"prime/new-leader",
     CatchupRequest => b"prime/catchup-request",
+    VcReport => b"prime/vc-report",
+    VcRelay => b"prime/vc-relay",
+    VcList => b"prime/vc-list",
+    VcPartialSig => b"prime/vc-partial-sig",
 }
 
 /// Everything Prime nodes and clients send each other.
@@ -404,6 +515,18 @@ pub enum PrimeMessage {
     CatchupRequest(Signed<CatchupRequest>),
     /// Catch-up.
     OrderCertificate(OrderCertificate),
+    /// View change: a participant's own report (reliable broadcast init).
+    VcReport(Signed<VcReport>),
+    /// View change: reliable broadcast echo or ready.
+    VcRelay(Signed<VcRelay>),
+    /// View change: a prepare certificate named by a report.
+    VcCertificate(PrepareCertificate),
+    /// View change.
+    VcList(Signed<VcList>),
+    /// View change.
+    VcPartialSig(Signed<VcPartialSig>),
+    /// View change.
+    Replay(Replay),
 }
 
 macro_rules! message_codec {
@@ -448,6 +571,12 @@ message_codec! {
     15 => NewLeaderProof,
     16 => CatchupRequest,
     17 => OrderCertificate,
+    18 => VcReport,
+    19 => VcRelay,
+    20 => VcCertificate,
+    21 => VcList,
+    22 => VcPartialSig,
+    23 => Replay,
 }
 
 #[cfg(test)]
@@ -498,6 +627,19 @@ mod tests {
                 matrix: vec![Some(summary(0)), None],
             },
         );
+        let report = signed(
+            2,
+            VcReport {
+                view: 2,
+                executed_seq: 4,
+                certificates: vec![(5, [4; 32])],
+            },
+        );
+        let partial = VcPartialSig {
+            view: 2,
+            members: 0b1011,
+            start_seq: 5,
+        };
         vec![
             PrimeMessage::ClientUpdate(update.clone()),
             PrimeMessage::Reply(signed(
@@ -558,8 +700,32 @@ mod tests {
                 },
             )),
             PrimeMessage::OrderCertificate(OrderCertificate {
-                pre_prepare,
+                pre_prepare: pre_prepare.clone(),
                 commits: vec![signed(2, Commit(vote))],
+            }),
+            PrimeMessage::VcReport(report.clone()),
+            PrimeMessage::VcRelay(signed(
+                3,
+                VcRelay {
+                    ready: true,
+                    report,
+                },
+            )),
+            PrimeMessage::VcCertificate(PrepareCertificate {
+                pre_prepare,
+                prepares: vec![signed(2, Prepare(vote))],
+            }),
+            PrimeMessage::VcList(signed(
+                1,
+                VcList {
+                    view: 2,
+                    members: 0b1011,
+                },
+            )),
+            PrimeMessage::VcPartialSig(signed(1, partial)),
+            PrimeMessage::Replay(Replay {
+                agreed: partial,
+                proof: vec![signed(1, partial)],
             }),
         ]
     }
@@ -617,7 +783,7 @@ mod tests {
         }
 
         #[test]
-        fn truncations_of_valid_messages_fail_cleanly(cut in 0usize..200, which in 0usize..18) {
+        fn truncations_of_valid_messages_fail_cleanly(cut in 0usize..200, which in 0usize..24) {
             let samples = samples();
             let bytes = encode_frame(&samples[which % samples.len()]);
             let cut = cut.min(bytes.len().saturating_sub(1));

@@ -94,7 +94,10 @@ impl<A: Application> Prime<A> {
     /// Step 8: every period, if a newer summary makes something eligible, the leader proposes the
     /// next slot with the latest summary it holds from every participant.
     pub(crate) fn propose_if_leader(&mut self, cx: &mut Context<'_, Self>) {
-        if !self.is_leader() || !self.in_order_window(self.ord.last_proposed_seq + 1) {
+        if !self.is_leader()
+            || self.vc.installing
+            || !self.in_order_window(self.ord.last_proposed_seq + 1)
+        {
             return;
         }
         let eligible = made_eligible(
@@ -127,7 +130,10 @@ impl<A: Application> Prime<A> {
         pre_prepare: Signed<PrePrepare>,
     ) {
         let body = &pre_prepare.body;
-        if body.view != self.view || pre_prepare.signer != self.leader_of(self.view) {
+        if body.view != self.view
+            || pre_prepare.signer != self.leader_of(self.view)
+            || self.vc.installing
+        {
             self.drops.malformed += 1;
             return;
         }
@@ -158,6 +164,12 @@ impl<A: Application> Prime<A> {
         {
             return;
         }
+        if !self.replay_allows(&pre_prepare.body) {
+            // The new leader re-proposed a replayed slot with other content than agreed.
+            self.drops.malformed += 1;
+            self.suspect_leader(cx);
+            return;
+        }
         // Step 8: re-flood so that a leader showing different servers different proposals is caught.
         self.broadcast_except(
             cx,
@@ -168,7 +180,11 @@ impl<A: Application> Prime<A> {
     }
 
     /// Keep a verified pre-prepare, then prepare in slot order and check certificates.
-    fn store_pre_prepare(&mut self, cx: &mut Context<'_, Self>, pre_prepare: Signed<PrePrepare>) {
+    pub(crate) fn store_pre_prepare(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        pre_prepare: Signed<PrePrepare>,
+    ) {
         let seq = pre_prepare.body.seq;
         self.ord.highest_seen_seq = self.ord.highest_seen_seq.max(seq);
         let slot = self.ord.slots.entry(seq).or_default();
@@ -180,7 +196,7 @@ impl<A: Application> Prime<A> {
 
     /// Step 10: non-leaders send PREPARE for consecutive slots whose pre-prepare they hold. Each
     /// answered slot may also answer turnaround challenges (suspect-leader).
-    fn prepare_in_order(&mut self, cx: &mut Context<'_, Self>) {
+    pub(crate) fn prepare_in_order(&mut self, cx: &mut Context<'_, Self>) {
         loop {
             let seq = self.ord.last_prepared_seq.max(self.exec.executed_seq) + 1;
             let Some((digest, pre_prepare)) = self
@@ -299,6 +315,7 @@ impl<A: Application> Prime<A> {
             let slot = self.ord.slots.entry(seq).or_default();
             slot.commit_sent = true;
             slot.commits.insert(self.me, commit);
+            self.remember_prepare_certificate(seq);
         }
         let Some(slot) = self.ord.slots.get_mut(&seq) else {
             return;
@@ -459,7 +476,7 @@ mod tests {
             p.on_commit(cx, signed_by(3, Commit(vote)))
         });
         assert_eq!(p.executed_seq(), 1);
-        assert!(outputs(&effects).iter().any(|o| matches!(o, PrimeOutput::Executed { global_seq: 1, pre_prepare, updates: 0, .. } if *pre_prepare == digest)));
+        assert!(outputs(&effects).iter().any(|o| matches!(o, PrimeOutput::Executed { global_seq: 1, content, updates: 0, .. } if *content == pp.body.content_digest())));
         assert_eq!(p.app().timestamps, vec![5]);
     }
 

@@ -350,6 +350,10 @@ impl<A: Application> Prime<A> {
             return;
         }
         self.pre.matrix_sent_eligible = eligible.clone();
+        if self.already_ordered(&eligible) {
+            // A pre-prepare that arrived first already covers it: nothing to ask, nothing to time.
+            return;
+        }
         let matrix = SummaryMatrix {
             summaries: self.pre.latest_summaries.clone(),
         };

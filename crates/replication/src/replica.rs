@@ -4,7 +4,7 @@
 //! [`crate::execute`], [`crate::suspect`], [`crate::catchup`]); this file owns what they share: the
 //! configuration, the signing and sending helpers, and the [`Protocol`] implementation.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use stockade_core::{Context, InvariantViolation, NodeId, Protocol};
 
@@ -13,10 +13,11 @@ use crate::auth::{body_digest, MessageAuth, Signed, SignedBody};
 use crate::catchup::CatchupState;
 use crate::config::{ConfigError, Membership, ParticipantId, PrimeConfig};
 use crate::execute::ExecState;
-use crate::messages::{ClientId, Digest, PrimeMessage, Reply, Update};
+use crate::messages::{ClientId, Digest, PrepareCertificate, PrimeMessage, Reply, Update};
 use crate::order::OrderState;
 use crate::pre_order::PreOrderState;
 use crate::suspect::SuspectState;
+use crate::view_change::ViewChangeState;
 
 /// Prime's named timers; each is periodic and re-armed when it fires.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -92,8 +93,9 @@ pub enum PrimeOutput {
     Executed {
         /// The slot.
         global_seq: u64,
-        /// Digest of the signed pre-prepare that was executed.
-        pre_prepare: Digest,
+        /// Digest of what the slot ordered (its matrix and timestamp): a slot re-proposed in a
+        /// later view has the same content.
+        content: Digest,
         /// Updates executed (after de-duplication).
         updates: usize,
         /// The application's state digest afterwards.
@@ -151,6 +153,9 @@ pub struct Prime<A: Application> {
     pub(crate) exec: ExecState,
     pub(crate) suspect: SuspectState,
     pub(crate) catchup: CatchupState,
+    pub(crate) vc: ViewChangeState,
+    /// Prepare certificates of slots prepared here and not yet executed (reported at a view change).
+    pub(crate) vc_prepared: BTreeMap<u64, PrepareCertificate>,
     pub(crate) misbehaving: BTreeSet<ParticipantId>,
     pub(crate) drops: DropCounters,
 }
@@ -175,6 +180,8 @@ impl<A: Application> Prime<A> {
             exec: ExecState::new(n),
             suspect: SuspectState::new(n),
             catchup: CatchupState::default(),
+            vc: ViewChangeState::default(),
+            vc_prepared: BTreeMap::new(),
             cfg,
             membership,
             me,
@@ -193,6 +200,10 @@ impl<A: Application> Prime<A> {
     /// The current view.
     pub fn view(&self) -> u64 {
         self.view
+    }
+    /// Whether a view change is in progress (normal ordering is suspended).
+    pub fn installing_view(&self) -> bool {
+        self.vc.installing
     }
     /// The leader of `view`: participants take turns (view mod N).
     pub fn leader_of(&self, view: u64) -> ParticipantId {
@@ -320,6 +331,12 @@ impl<A: Application> Prime<A> {
             PrimeMessage::NewLeaderProof(m) => self.on_new_leader_proof(cx, m),
             PrimeMessage::CatchupRequest(m) => self.on_catchup_request(cx, m),
             PrimeMessage::OrderCertificate(m) => self.on_order_certificate(cx, m),
+            PrimeMessage::VcReport(m) => self.on_vc_report(cx, m),
+            PrimeMessage::VcRelay(m) => self.on_vc_relay(cx, m),
+            PrimeMessage::VcCertificate(m) => self.on_vc_certificate(cx, m),
+            PrimeMessage::VcList(m) => self.on_vc_list(cx, m),
+            PrimeMessage::VcPartialSig(m) => self.on_vc_partial_sig(cx, m),
+            PrimeMessage::Replay(m) => self.on_replay(cx, m),
         }
     }
 }

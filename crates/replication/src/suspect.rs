@@ -176,6 +176,14 @@ impl<A: Application> Prime<A> {
         }
     }
 
+    /// Whether the in-order pre-prepares seen so far already make `eligible` eligible.
+    pub(crate) fn already_ordered(&self, eligible: &[u64]) -> bool {
+        eligible
+            .iter()
+            .zip(&self.suspect.ordered_eligible)
+            .all(|(want, got)| got >= want)
+    }
+
     /// An in-order pre-prepare answers every challenge its matrix dominates.
     pub(crate) fn answer_turnaround_challenges(
         &mut self,
@@ -371,6 +379,23 @@ impl<A: Application> Prime<A> {
     fn on_new_leader_proven(&mut self, cx: &mut Context<'_, Self>, view: u64) {
         self.suspect.proven_view = Some(view);
         cx.deliver(PrimeOutput::NewLeaderProven { view });
+        self.start_view_change(cx, view);
+    }
+
+    /// Measurements of the old leader do not carry over. The new leader is timed on the view change
+    /// itself: a challenge starts now and is answered by its first in-order pre-prepare.
+    pub(crate) fn reset_suspect_for_new_view(&mut self, cx: &mut Context<'_, Self>) {
+        let n = self.n();
+        self.suspect.challenges.clear();
+        self.suspect.max_tat_ns = 0;
+        self.suspect.tat_reported_ns = None;
+        self.suspect.tat_reports = vec![None; n];
+        self.suspect.new_leader_votes.clear();
+        self.suspect.my_new_leader = None;
+        self.cancel_new_leader_resend(cx);
+        if !self.is_leader() {
+            self.start_turnaround_challenge(cx, vec![0; n]);
+        }
     }
 }
 

@@ -264,19 +264,17 @@ impl Pump {
             for o in outs {
                 if let PrimeOutput::Executed {
                     global_seq,
-                    pre_prepare,
+                    content,
                     state,
                     ..
                 } = o
                 {
                     assert_eq!(*global_seq, last + 1, "node {i} executes slots in order");
                     last = *global_seq;
-                    let entry = by_slot
-                        .entry(*global_seq)
-                        .or_insert((*pre_prepare, *state, i));
+                    let entry = by_slot.entry(*global_seq).or_insert((*content, *state, i));
                     assert_eq!(
                         (entry.0, entry.1),
-                        (*pre_prepare, *state),
+                        (*content, *state),
                         "node {i} and node {} disagree at slot {global_seq}",
                         entry.2
                     );
