@@ -194,15 +194,18 @@ impl<A: Application> Prime<A> {
         }
         self.exec.last_executed = eligible;
         self.evict_clients_over_bound();
+        let mut to_clients = Vec::new();
         for (originator, reply, reply_to) in replies {
             match reply_to {
-                Some(node) => {
-                    let signed = self.sign(cx, reply);
-                    cx.send(node, PrimeMessage::Reply(signed));
-                }
+                Some(node) => to_clients.push((node, reply)),
                 None if originator == self.me => cx.deliver(PrimeOutput::Reply(reply)),
                 None => {}
             }
+        }
+        // One batch signature covers every signed reply of the slot.
+        let (nodes, bodies): (Vec<_>, Vec<_>) = to_clients.into_iter().unzip();
+        for (node, signed) in nodes.into_iter().zip(self.sign_many(cx, bodies)) {
+            cx.send(node, PrimeMessage::Reply(signed));
         }
         let state = self.app.digest();
         cx.deliver(PrimeOutput::Executed {

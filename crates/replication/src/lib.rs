@@ -40,7 +40,7 @@ mod pump_tests;
 mod test_support;
 
 pub use app::{Application, ExecutedUpdate};
-pub use auth::{AuthTag, MessageAuth};
+pub use auth::{AuthTag, Ed25519MerkleAuth, MessageAuth};
 pub use config::{Membership, ParticipantId, PrimeConfig, Quorums};
 pub use messages::{ClientId, Digest, PrimeMessage, Update};
 pub use replica::{Prime, PrimeOutput, PrimeTimer};

@@ -8,7 +8,7 @@ use stockade_core::Time;
 use crate::config::PrimeConfig;
 use crate::messages::PrimeMessage;
 use crate::replica::PrimeOutput;
-use crate::test_support::{update, Pump};
+use crate::test_support::{node_with_auth, real_auth, update, Pump};
 
 fn replies(pump: &Pump, i: usize) -> usize {
     pump.outputs[i]
@@ -57,6 +57,26 @@ fn normal_case_executes_every_update_in_one_order() {
         .map(|e| e.2)
         .collect();
     assert_eq!(c10, vec![1, 2, 3, 4, 5]);
+}
+
+/// The same normal case with real Ed25519 signatures over Merkle batches.
+#[test]
+fn normal_case_with_real_signatures() {
+    let cfg = PrimeConfig::new(1, 0);
+    let nodes = (0..4u16)
+        .map(|i| node_with_auth(&cfg, i, real_auth(4, i)))
+        .collect();
+    let mut pump = Pump::with_nodes(nodes, Duration::from_millis(1));
+    for seq in 1..=3 {
+        pump.submit(seq as usize, update(seq, 1));
+        pump.run_for(Duration::from_millis(5));
+    }
+    pump.run_until(Time::from_millis(200));
+    pump.check_agreement();
+    for node in &pump.nodes {
+        assert_eq!(node.app().log.len(), 3);
+        assert_eq!(node.drops().bad_signature, 0);
+    }
 }
 
 /// PRIME.md "Reconciliation": a faulty originator sends its PO-REQUESTs to only some servers; the

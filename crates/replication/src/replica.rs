@@ -247,6 +247,33 @@ impl<A: Application> Prime<A> {
         }
     }
 
+    /// Sign several bodies with one batch signature (a Merkle tree over their digests): used where
+    /// one event produces many signed messages (the replies of a slot, a round of pings).
+    pub(crate) fn sign_many<T: SignedBody>(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        bodies: Vec<T>,
+    ) -> Vec<Signed<T>> {
+        if bodies.is_empty() {
+            return Vec::new();
+        }
+        let digests: Vec<Digest> = bodies.iter().map(|b| body_digest(self.me, b)).collect();
+        cx.charge(self.auth.sign_cost(digests.len()));
+        let tags = self.auth.sign_batch(&digests);
+        bodies
+            .into_iter()
+            .zip(
+                tags.into_iter()
+                    .chain(std::iter::repeat_with(Default::default)),
+            )
+            .map(|(body, tag)| Signed {
+                signer: self.me,
+                body,
+                tag,
+            })
+            .collect()
+    }
+
     /// Check a signed message from anyone: the signer is a member and the tag verifies. Counts a
     /// failure.
     pub(crate) fn verify<T: SignedBody>(

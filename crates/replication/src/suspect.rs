@@ -86,11 +86,15 @@ impl<A: Application> Prime<A> {
             .participants()
             .filter(|p| *p != self.me)
             .collect();
-        for peer in peers {
+        let mut pings = Vec::new();
+        for peer in &peers {
             self.suspect.next_nonce += 1;
             let nonce = self.suspect.next_nonce;
             self.suspect.outstanding_pings[peer.index()] = Some((nonce, cx.now()));
-            let ping = self.sign(cx, Ping { nonce });
+            pings.push(Ping { nonce });
+        }
+        // One batch signature covers the round of pings.
+        for (peer, ping) in peers.into_iter().zip(self.sign_many(cx, pings)) {
             self.send_to(cx, peer, PrimeMessage::Ping(ping));
         }
         if let Some(alpha_ns) = self.own_alpha() {

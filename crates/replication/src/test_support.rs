@@ -12,7 +12,10 @@ use stockade_core::wire::Wire;
 use stockade_core::{Context, Effect, NodeId, Protocol, Time};
 
 use crate::app::{Application, ExecutedUpdate, RestoreError};
-use crate::auth::{hash_parts, Digest, InsecureTestAuth};
+use stockade_crypto::scheme::SimulationKeys;
+use stockade_crypto::CryptoMode;
+
+use crate::auth::{hash_parts, Digest, Ed25519MerkleAuth, InsecureTestAuth, MessageAuth};
 use crate::config::{Membership, ParticipantId, PrimeConfig};
 use crate::messages::{ClientId, PrimeMessage, Update};
 use crate::replica::{Prime, PrimeOutput, PrimeTimer};
@@ -68,18 +71,36 @@ pub fn update(client: u64, seq: u64) -> Update {
 
 /// A Prime node for tests: participant `me` of `n = 3f+1` nodes `0..n`.
 pub fn node(cfg: &PrimeConfig, me: u16) -> Prime<LogApp> {
+    node_with_auth(
+        cfg,
+        me,
+        Box::new(InsecureTestAuth {
+            me: ParticipantId(me),
+        }),
+    )
+}
+
+/// A Prime node for tests with the given authenticator.
+pub fn node_with_auth(cfg: &PrimeConfig, me: u16, auth: Box<dyn MessageAuth>) -> Prime<LogApp> {
     let n = cfg.quorums.n() as u32;
     let membership = Membership::new((0..n).map(NodeId).collect()).expect("membership");
     Prime::new(
         cfg.clone(),
         membership,
         ParticipantId(me),
-        Box::new(InsecureTestAuth {
-            me: ParticipantId(me),
-        }),
+        auth,
         LogApp::default(),
     )
     .expect("valid config")
+}
+
+/// Real Ed25519 + Merkle authenticators for `n` participants, from one seed.
+pub fn real_auth(n: u32, me: u16) -> Box<dyn MessageAuth> {
+    let keys = SimulationKeys::new(CryptoMode::Real, 11);
+    Box::new(Ed25519MerkleAuth::new(
+        keys.signer(me as u32),
+        (0..n).map(|i| keys.verifier(i)).collect(),
+    ))
 }
 
 /// Run one handler call on `node` at `now` and return its effects.
@@ -146,9 +167,17 @@ pub struct Pump {
 impl Pump {
     /// Start `3f+1` nodes with `cfg` and links of `link_delay`.
     pub fn new(cfg: &PrimeConfig, link_delay: Duration) -> Pump {
-        let n = cfg.quorums.n();
+        Pump::with_nodes(
+            (0..cfg.quorums.n() as u16).map(|i| node(cfg, i)).collect(),
+            link_delay,
+        )
+    }
+
+    /// Start the given nodes (node i must be participant i).
+    pub fn with_nodes(nodes: Vec<Prime<LogApp>>, link_delay: Duration) -> Pump {
+        let n = nodes.len();
         let mut pump = Pump {
-            nodes: (0..n as u16).map(|i| node(cfg, i)).collect(),
+            nodes,
             now: Time::ZERO,
             link_delay,
             drop_rule: Box::new(|_, _, _| false),
