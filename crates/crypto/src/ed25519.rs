@@ -196,23 +196,9 @@ impl Wire for VerifyingKey {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Signature(pub [u8; SIGNATURE_BYTES]);
 
-impl fmt::Debug for Signature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sig:{}", hex::encode(&self.0[..4]))
-    }
-}
+short_hex_debug!(Signature, "sig");
 
-impl Wire for Signature {
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.0);
-    }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Signature(r.array()?))
-    }
-    fn wire_len(&self) -> usize {
-        SIGNATURE_BYTES
-    }
-}
+fixed_bytes_wire!(Signature, SIGNATURE_BYTES);
 
 /// One signature to check in a batch.
 #[derive(Clone, Copy, Debug)]

@@ -285,23 +285,9 @@ impl BlsSignature {
     }
 }
 
-impl fmt::Debug for BlsSignature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "blssig:{}", hex::encode(&self.0[..4]))
-    }
-}
+short_hex_debug!(BlsSignature, "blssig");
 
-impl Wire for BlsSignature {
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.0);
-    }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(BlsSignature(r.array()?))
-    }
-    fn wire_len(&self) -> usize {
-        BLS_SIGNATURE_BYTES
-    }
-}
+fixed_bytes_wire!(BlsSignature, BLS_SIGNATURE_BYTES);
 
 /// A proof that the holder of a public key knows its secret (a signature on the key under
 /// [`POSSESSION_DST`]).
