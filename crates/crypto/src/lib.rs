@@ -49,12 +49,14 @@ pub mod calibrate;
 pub mod ed25519;
 pub mod erasure;
 pub mod hash;
+pub mod key_text;
 pub mod mac;
 pub mod merkle;
 pub mod scheme;
 pub mod threshold;
 
 pub use hash::{hash_parts, Digest};
+pub use key_text::KeyParseError;
 pub use scheme::CryptoMode;
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use thiserror::Error;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::ed25519::{fixed_from_hex, KeyParseError};
+use crate::key_text::{fixed_from_hex, KeyParseError};
 
 /// Bytes in a MAC key.
 pub const MAC_KEY_BYTES: usize = 32;

@@ -26,8 +26,8 @@ use zeroize::Zeroizing;
 pub use bitmap::{SignerBitmap, SIGNER_BITMAP_MEMBERS_MAX};
 pub use multisig::{verify_multi, MultiSignature};
 
-use crate::ed25519::{fixed_from_hex, KeyParseError};
 use crate::hash::hash_parts;
+use crate::key_text::{fixed_from_hex, KeyParseError};
 
 /// Bytes in a compressed public key (G1).
 pub const BLS_PUBLIC_KEY_BYTES: usize = 48;
