@@ -55,8 +55,16 @@ impl SimFastKeyRegistry {
             StandInScheme::ThresholdShare { group } => (b"threshold-share", group),
             StandInScheme::ThresholdGroup { group } => (b"threshold-group", group),
         };
-        self.master
-            .derive_pairwise(label, group as u64, owner as u64)
+        // Ordered fields (not a pairwise key, which is symmetric): group 3's share 5 and group
+        // 5's share 3 must get different keys.
+        let derived = self.master.tag_parts(&[
+            b"stockade/simfast/key",
+            &(label.len() as u64).to_le_bytes(),
+            label,
+            &group.to_le_bytes(),
+            &owner.to_le_bytes(),
+        ]);
+        MacKey::from_bytes(derived.0)
     }
 }
 
@@ -194,5 +202,29 @@ impl SimulationKeys {
 impl std::fmt::Debug for SimulationKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SimulationKeys({}, seed {})", self.mode, self.run_seed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stand_in_keys_are_distinct_across_schemes_groups_and_owners() {
+        let registry = SimFastKeyRegistry::new(1);
+        let keys = [
+            registry.key(StandInScheme::ThresholdShare { group: 3 }, 5),
+            registry.key(StandInScheme::ThresholdShare { group: 5 }, 3),
+            registry.key(StandInScheme::ThresholdGroup { group: 3 }, 5),
+            registry.key(StandInScheme::Ed25519, 5),
+            registry.key(StandInScheme::BlsMulti, 5),
+            registry.key(StandInScheme::Ed25519, 3),
+            SimFastKeyRegistry::new(2).key(StandInScheme::Ed25519, 5),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
     }
 }
