@@ -151,6 +151,12 @@ impl BlsSecretKey {
         BlsPublicKey(self.0.sk_to_pk())
     }
 
+    /// This key's own public key, marked verified: holding the secret is what a proof of
+    /// possession proves, so the holder (a dealer, a simulation, the node itself) needs no proof.
+    pub fn verified_public_key(&self) -> VerifiedPublicKey {
+        VerifiedPublicKey(self.public_key())
+    }
+
     /// Sign `message`.
     pub fn sign(&self, message: &[u8]) -> BlsSignature {
         BlsSignature::from_raw(self.0.sign(message, SIGNATURE_DST, &[]))
@@ -251,8 +257,9 @@ impl Wire for BlsPublicKey {
     }
 }
 
-/// A public key whose proof of possession verified. There is deliberately no other constructor
-/// and no `Wire` decode: a key read from the network must come with its proof.
+/// A public key whose proof of possession verified (or taken from its own secret key with
+/// [`BlsSecretKey::verified_public_key`]). There is deliberately no `Wire` decode: a key read from
+/// the network must come with its proof.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct VerifiedPublicKey(BlsPublicKey);
 
@@ -345,6 +352,7 @@ mod tests {
             .verify_possession(&proof)
             .expect("own proof verifies");
         assert_eq!(verified.public_key(), &k.public_key());
+        assert_eq!(verified, k.verified_public_key());
         assert_eq!(
             other.public_key().verify_possession(&proof),
             Err(BlsError::InvalidPossessionProof)

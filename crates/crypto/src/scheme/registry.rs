@@ -13,7 +13,7 @@ use super::threshold::{
     SimFastShareSigner, SimFastThresholdGroup, ThresholdSigner, ThresholdVerifier,
 };
 use super::CryptoMode;
-use crate::bls::{BlsSecretKey, VerifiedPublicKey};
+use crate::bls::BlsSecretKey;
 use crate::ed25519::SigningKey;
 use crate::hash::hash_parts;
 use crate::mac::MacKey;
@@ -143,21 +143,18 @@ impl SimulationKeys {
     }
 
     /// The ordered membership `nodes` for verifying multi-signatures; bitmap position `i` is
-    /// `nodes[i]`. In real mode each key's proof of possession is made and checked here, as a
-    /// node joining a group would.
+    /// `nodes[i]`. The registry holds every secret, so keys need no proof of possession here;
+    /// protocols that learn keys from the network check proofs with
+    /// [`crate::bls::BlsPublicKey::verify_possession`].
     pub fn membership(&self, nodes: &[u32]) -> Membership {
         match self.mode {
             CryptoMode::Real => Membership::Real(
                 nodes
                     .iter()
-                    .filter_map(|&node| {
-                        let secret = BlsSecretKey::for_simulation(self.run_seed, node);
-                        secret
-                            .public_key()
-                            .verify_possession(&secret.prove_possession())
-                            .ok()
+                    .map(|&node| {
+                        BlsSecretKey::for_simulation(self.run_seed, node).verified_public_key()
                     })
-                    .collect::<Vec<VerifiedPublicKey>>(),
+                    .collect(),
             ),
             CryptoMode::SimFast => {
                 Membership::SimFast(SimFastMembership::new(&self.registry, nodes))
