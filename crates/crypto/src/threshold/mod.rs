@@ -350,6 +350,29 @@ mod tests {
     }
 
     #[test]
+    fn blstrs_pairing_agrees_with_the_blst_verifier() {
+        // An independent check of the combined signature: e(g1, sig) == e(group_key, H(m)),
+        // hashing to G2 with blstrs under the same ciphersuite tag.
+        use group::prime::PrimeCurveAffine;
+        let keys = dealt(1, 11);
+        let ps = partials(&keys, &[3, 1], b"cross-check");
+        let signature = keys
+            .public
+            .combine(b"cross-check", &ps)
+            .expect("combines")
+            .signature;
+        let sig_point = blstrs::G2Affine::from_compressed(&signature.to_bytes()).expect("point");
+        let key_bytes = keys.public.group_key().0.to_bytes();
+        let key_point = blstrs::G1Affine::from_compressed(&key_bytes).expect("point");
+        let hashed = |m: &[u8]| {
+            blstrs::G2Affine::from(blstrs::G2Projective::hash_to_curve(m, SIGNATURE_DST, &[]))
+        };
+        let lhs = blstrs::pairing(&blstrs::G1Affine::generator(), &sig_point);
+        assert_eq!(lhs, blstrs::pairing(&key_point, &hashed(b"cross-check")));
+        assert_ne!(lhs, blstrs::pairing(&key_point, &hashed(b"other message")));
+    }
+
+    #[test]
     fn dealing_is_reproducible_from_the_seed() {
         assert_eq!(dealt(1, 9).public, dealt(1, 9).public);
         assert_ne!(
