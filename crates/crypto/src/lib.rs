@@ -55,6 +55,7 @@ pub mod merkle;
 pub mod scheme;
 pub mod threshold;
 
+pub use calibrate::{bench_report, calibrate, BenchLine};
 pub use hash::{hash_parts, Digest};
 pub use key_text::KeyParseError;
 pub use scheme::CryptoMode;
