@@ -8,9 +8,9 @@
 //! - [`mac`]: HMAC-SHA256 and pairwise key derivation.
 //! - [`erasure`]: Reed-Solomon coding for the erasure-coded logical link (paper 004, section 4.1).
 //! - [`scheme`]: one signing API over real crypto or the simulation's fast stand-in ([`CryptoMode`]).
-//! - [`calibrate`]: measure every `CostKind` on this machine for the simulator's virtual CPU.
+//! - [`mod@calibrate`]: measure every `CostKind` on this machine for the simulator's virtual CPU.
 //!
-//! Nothing here reads a clock or OS randomness except [`calibrate`] (which times operations) and
+//! Nothing here reads a clock or OS randomness except [`mod@calibrate`] (which times operations) and
 //! key generation functions that take a caller's RNG. The crate does not depend on the simulator:
 //! operations document (or, in [`scheme`], report) the `stockade_core::CpuWork` to charge.
 
