@@ -98,6 +98,12 @@ impl<P: Protocol> World<P> {
                 })?;
             }
         }
+        self.tick_progress();
+        Ok(true)
+    }
+
+    /// Call the progress hook if simulated time passed its next mark.
+    pub(crate) fn tick_progress(&mut self) {
         if let Some(hook) = &mut self.progress {
             if self.now >= hook.next_at {
                 while hook.next_at <= self.now {
@@ -111,7 +117,6 @@ impl<P: Protocol> World<P> {
                 });
             }
         }
-        Ok(true)
     }
 
     fn handle(&mut self, event: Event<P>) -> Result<(), SimError> {

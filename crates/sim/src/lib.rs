@@ -85,16 +85,18 @@ pub use byzantine::{
 };
 pub use checker::{Checker, SimError, WorldView};
 pub use clock::ClockSpec;
-pub use config::{Fault, SimConfig, INBOX_LEN_MAX_DEFAULT, OUTPUT_LOG_LEN_MAX_DEFAULT};
+pub use config::{
+    Fault, SimConfig, INBOX_LEN_MAX_DEFAULT, LINK_CSV_ROWS_MAX_DEFAULT, OUTPUT_LOG_LEN_MAX_DEFAULT,
+};
 pub use hash::{EventDigest, FxHashMap, FxHasher};
 pub use link::{serialization_ns, LinkSpec, Serializer, SiteCap, BUFFER_BYTES_DEFAULT};
 pub use metrics::{peak_rss_bytes, Histogram, Metrics, SimCounters};
 pub use network::{DropReason, LinkStats, Network, SiteStats, Transmission, LINK_SPECS_MAX};
 pub use node::{NodeStatus, NodeView};
 pub use queue::EventQueue;
-pub use report::{events_per_sec, LinkTraffic, Report, LINK_ROWS_MAX};
+pub use report::{events_per_sec, LinkTraffic, Report};
 pub use rng::{probability_threshold, SimRng};
 pub use scenario::{ProgressFn, Registry, RunOptions, Scenario, ScenarioError, ScenarioOutcome};
 pub use timers::TIMERS_INLINE;
-pub use topology::{Adjacency, Topology, TopologyError};
+pub use topology::{Adjacency, Topology, TopologyError, FULL_MESH_NODES_MAX};
 pub use world::{Delivery, Factory, OutputHandler, OutputSink, Progress, World};

@@ -7,7 +7,7 @@ use stockade_core::{NodeId, Time};
 use crate::hash::FxHashMap;
 use crate::link::{LinkParams, LinkSpec, Serializer, SiteCap};
 use crate::rng::SimRng;
-use crate::topology::{Shape, Topology, TopologyError};
+use crate::topology::{Shape, Topology, TopologyError, FULL_MESH_NODES_MAX};
 
 /// Why the network dropped a packet.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -97,6 +97,14 @@ pub struct Network {
 impl Network {
     /// The network described by `topology`.
     pub fn new(topology: &Topology) -> Result<Network, TopologyError> {
+        if let Shape::FullMesh { nodes } = topology.shape {
+            if nodes > FULL_MESH_NODES_MAX {
+                return Err(TopologyError::MeshTooLarge {
+                    nodes,
+                    max: FULL_MESH_NODES_MAX,
+                });
+            }
+        }
         let mut net = Network {
             shape: topology.shape.clone(),
             specs: vec![topology.default_spec],
@@ -394,6 +402,32 @@ mod tests {
                 duplicate: None
             }
         );
+    }
+
+    #[test]
+    fn full_mesh_size_is_bounded() {
+        let spec = LinkSpec::ideal(Duration::ZERO);
+        assert!(Network::new(&Topology::full_mesh(FULL_MESH_NODES_MAX, spec)).is_ok());
+        assert!(matches!(
+            Network::new(&Topology::full_mesh(FULL_MESH_NODES_MAX + 1, spec)),
+            Err(TopologyError::MeshTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn site_meshes_use_lan_inside_and_wan_between_sites() {
+        let lan = LinkSpec::ideal(Duration::from_micros(100));
+        let wan = LinkSpec::wan(Duration::from_millis(50), 10_000_000);
+        let topology = Topology::full_mesh_sites(&[2, 3], lan, wan);
+        assert_eq!(
+            (topology.site_of(NodeId(1)), topology.site_of(NodeId(2))),
+            (0, 1)
+        );
+        let net = Network::new(&topology).expect("valid");
+        assert_eq!(net.link_spec(NodeId(0), NodeId(1)), Some(lan));
+        assert_eq!(net.link_spec(NodeId(2), NodeId(4)), Some(lan));
+        assert_eq!(net.link_spec(NodeId(1), NodeId(2)), Some(wan));
+        assert_eq!(net.link_spec(NodeId(0), NodeId(0)), None, "no self link");
     }
 
     #[test]

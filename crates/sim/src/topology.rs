@@ -37,6 +37,14 @@ pub enum TopologyError {
         /// The bound.
         max: usize,
     },
+    /// A full mesh too big to hold one state per ordered pair.
+    #[error("a full mesh of {nodes} nodes needs {} links; use at most {max} nodes or a sparse topology", *nodes as u64 * *nodes as u64)]
+    MeshTooLarge {
+        /// Nodes asked for.
+        nodes: u32,
+        /// The bound.
+        max: u32,
+    },
     /// A random graph asked for more neighbours than there are other nodes.
     #[error("out-degree {degree} needs at least {} nodes, have {nodes}", degree + 1)]
     DegreeTooHigh {
@@ -211,6 +219,9 @@ impl Shape {
     }
 }
 
+/// The largest full mesh: 4,096 nodes are 16.8 million link slots, 400 MB of link state.
+pub const FULL_MESH_NODES_MAX: u32 = 4_096;
+
 /// The network a world is built on: shape, the default link spec, per-link overrides, and sites.
 #[derive(Clone, Debug)]
 pub struct Topology {
@@ -225,6 +236,32 @@ impl Topology {
     /// `nodes` nodes, each pair linked both ways with `default_spec`.
     pub fn full_mesh(nodes: u32, default_spec: LinkSpec) -> Topology {
         Topology::with_shape(Shape::FullMesh { nodes }, default_spec)
+    }
+
+    /// A full mesh of sites: `site_sizes[s]` nodes in site `s` (ids assigned in site order),
+    /// `lan` between nodes of one site and `wan` between sites. Cap a site's aggregate outgoing
+    /// bandwidth with [`Topology::set_site_cap`] (paper 004's 10 Mbps per site).
+    pub fn full_mesh_sites(site_sizes: &[u32], lan: LinkSpec, wan: LinkSpec) -> Topology {
+        let nodes: u32 = site_sizes.iter().sum();
+        let mut topology = Topology::full_mesh(nodes, wan);
+        let mut site_of = Vec::with_capacity(nodes as usize);
+        for (site, &size) in site_sizes.iter().enumerate() {
+            site_of.extend(std::iter::repeat_n(site as u32, size as usize));
+        }
+        for a in 0..nodes {
+            for b in 0..nodes {
+                if a != b && site_of[a as usize] == site_of[b as usize] {
+                    topology.overrides.push((NodeId(a), NodeId(b), lan));
+                }
+            }
+        }
+        topology.site_of = site_of;
+        topology
+    }
+
+    /// The site of `node` (0 when sites are not used).
+    pub fn site_of(&self, node: NodeId) -> u32 {
+        self.site_of.get(node.index()).copied().unwrap_or(0)
     }
 
     /// Only the links of `adjacency`, each with `default_spec`.

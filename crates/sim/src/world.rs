@@ -192,6 +192,18 @@ impl<P: Protocol> World<P> {
     pub fn protocol(&self, id: NodeId) -> Option<&P> {
         self.nodes.get(id.index()).and_then(|n| n.protocol.as_ref())
     }
+    /// A live node's protocol state, mutably: for scenario setup (bootstrapping state a real
+    /// deployment would build by joining). Invariants are checked again at the node's next event.
+    pub fn protocol_mut(&mut self, id: NodeId) -> Option<&mut P> {
+        self.nodes
+            .get_mut(id.index())
+            .and_then(|n| n.protocol.as_mut())
+    }
+    /// The world's RNG, for scenario-level randomness (random faults, workloads). Draws happen in
+    /// the scenario's call order, so they stay reproducible from the seed.
+    pub fn rng(&mut self) -> &mut SimRng {
+        &mut self.rng
+    }
     /// A node's status (`None` for an unknown id).
     pub fn status(&self, id: NodeId) -> Option<NodeStatus> {
         self.nodes.get(id.index()).map(|n| n.status)
@@ -316,6 +328,7 @@ impl<P: Protocol> World<P> {
         })();
         self.now = self.now.max(until);
         self.wall += started.elapsed();
+        self.tick_progress();
         result
     }
 
