@@ -15,7 +15,8 @@
 //!   delays, drops, duplicates, corrupts (receivers decode raw bytes under limits), equivocates,
 //!   or follows a script.
 //! - Checks: each node's `check_invariants()` after each of its handlers, global [`Checker`]s
-//!   after every event and output, then [`World::liveness`]; failures carry the reproducing command.
+//!   after every event and output, random fault schedules ([`Nemesis`]), then
+//!   [`World::liveness`]; failures carry the reproducing command.
 //! - Output: [`Metrics`], [`Report`] (JSON headline + CSV), and the [`Scenario`] [`Registry`] the
 //!   `stockade sim` CLI runs.
 //!
@@ -68,6 +69,7 @@ mod engine;
 mod hash;
 mod link;
 mod metrics;
+mod nemesis;
 mod network;
 mod node;
 mod queue;
@@ -91,6 +93,7 @@ pub use config::{
 pub use hash::{EventDigest, FxHashMap, FxHasher};
 pub use link::{serialization_ns, LinkSpec, Serializer, SiteCap, BUFFER_BYTES_DEFAULT};
 pub use metrics::{peak_rss_bytes, Histogram, Metrics, SimCounters};
+pub use nemesis::{Nemesis, NemesisPlan, NEMESIS_FAULTS_MAX};
 pub use network::{DropReason, LinkStats, Network, SiteStats, Transmission, LINK_SPECS_MAX};
 pub use node::{NodeStatus, NodeView};
 pub use queue::EventQueue;
