@@ -333,6 +333,9 @@ impl<P: Protocol> World<P> {
             node.timers.remove(timer);
             self.metrics.sim.timers_fired += 1;
         }
+        if let Some(tracer) = &mut self.tracer {
+            tracer(now, id, format_args!("input {input:?}"));
+        }
         let local_now = node.local_now(now);
         let Some(protocol) = node.protocol.as_mut() else {
             return Ok(());
@@ -413,6 +416,9 @@ impl<P: Protocol> World<P> {
 
     fn apply_effect(&mut self, i: usize, effect: Effect<P>) -> Result<(), SimError> {
         let now = self.now;
+        if let Some(tracer) = &mut self.tracer {
+            tracer(now, NodeId(i as u32), format_args!("effect {effect:?}"));
+        }
         match effect {
             Effect::Send { to, message, after } => {
                 self.send(
@@ -500,13 +506,22 @@ impl<P: Protocol> World<P> {
             .network
             .transmit(self.now, from, to, bytes, &mut self.rng)
         {
-            Transmission::Dropped(reason) => match reason {
-                DropReason::Partitioned => sim.dropped_partitioned += 1,
-                DropReason::NoLink => sim.dropped_no_link += 1,
-                DropReason::LinkBuffer => sim.dropped_link_buffer += 1,
-                DropReason::SiteBuffer => sim.dropped_site_buffer += 1,
-                DropReason::Loss => sim.dropped_loss += 1,
-            },
+            Transmission::Dropped(reason) => {
+                if let Some(tracer) = &mut self.tracer {
+                    tracer(
+                        self.now,
+                        from,
+                        format_args!("dropped packet to {to}: {reason:?}"),
+                    );
+                }
+                match reason {
+                    DropReason::Partitioned => sim.dropped_partitioned += 1,
+                    DropReason::NoLink => sim.dropped_no_link += 1,
+                    DropReason::LinkBuffer => sim.dropped_link_buffer += 1,
+                    DropReason::SiteBuffer => sim.dropped_site_buffer += 1,
+                    DropReason::Loss => sim.dropped_loss += 1,
+                }
+            }
             Transmission::Sent { arrival, duplicate } => {
                 if let Some(copy_at) = duplicate {
                     sim.duplicated += 1;
@@ -550,7 +565,14 @@ impl<P: Protocol> World<P> {
             Payload::Raw(bytes) => {
                 match P::Message::from_bytes(&bytes, self.config.decode_limits) {
                     Ok(m) => m,
-                    Err(_) => {
+                    Err(error) => {
+                        if let Some(tracer) = &mut self.tracer {
+                            tracer(
+                                self.now,
+                                to,
+                                format_args!("undecodable bytes from {from}: {error}"),
+                            );
+                        }
                         self.metrics.sim.decode_failures += 1;
                         return Ok(());
                     }

@@ -102,4 +102,4 @@ pub use rng::{probability_threshold, SimRng};
 pub use scenario::{ProgressFn, Registry, RunOptions, Scenario, ScenarioError, ScenarioOutcome};
 pub use timers::TIMERS_INLINE;
 pub use topology::{Adjacency, Topology, TopologyError, FULL_MESH_NODES_MAX};
-pub use world::{Delivery, Factory, OutputHandler, OutputSink, Progress, World};
+pub use world::{Delivery, Factory, OutputHandler, OutputSink, Progress, Tracer, World};

@@ -60,6 +60,10 @@ pub struct Progress {
     pub wall: Duration,
 }
 
+/// Receives one line per input a node handles, per effect it emits and per packet dropped:
+/// `(true time, node, what)`. For reading a failing seed; costs nothing when not set.
+pub type Tracer = Box<dyn FnMut(Time, NodeId, std::fmt::Arguments<'_>)>;
+
 pub(crate) struct ProgressHook {
     pub every: Duration,
     pub next_at: Time,
@@ -88,6 +92,7 @@ pub struct World<P: Protocol> {
     pub(crate) effects_buf: Vec<Effect<P>>,
     pub(crate) action_buf: Vec<Action<P>>,
     pub(crate) progress: Option<ProgressHook>,
+    pub(crate) tracer: Option<Tracer>,
     pub(crate) wall: Duration,
 }
 
@@ -131,6 +136,7 @@ impl<P: Protocol> World<P> {
             effects_buf: Vec::new(),
             action_buf: Vec::new(),
             progress: None,
+            tracer: None,
             wall: Duration::ZERO,
         })
     }
@@ -244,6 +250,15 @@ impl<P: Protocol> World<P> {
             next_at: self.now + every,
             callback: Box::new(callback),
         });
+    }
+
+    /// Trace every input, effect and drop to `tracer`
+    /// (`world.set_tracer(|at, node, what| eprintln!("{at} {node} {what}"))`).
+    pub fn set_tracer(
+        &mut self,
+        tracer: impl FnMut(Time, NodeId, std::fmt::Arguments<'_>) + 'static,
+    ) {
+        self.tracer = Some(Box::new(tracer));
     }
 
     pub(crate) fn node_mut(&mut self, id: NodeId) -> Result<&mut Node<P>, SimError> {

@@ -141,3 +141,26 @@ fn registry_lists_and_runs_scenarios() {
     assert!(dir.join("counters.csv").exists() && dir.join("links.csv").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_tracer_sees_inputs_effects_and_drops() {
+    let lines = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = lines.clone();
+    let mut world = probe_world(1, 2, LinkSpec::ideal(ms(1)).with_loss(1.0));
+    world.set_tracer(move |at, node, what| sink.borrow_mut().push(format!("{at} {node} {what}")));
+    world.request(NodeId(0), blobs(NodeId(1), 4, 1, 0));
+    world.run_until(at_ms(5)).expect("runs");
+    let lines = lines.borrow();
+    let expected = [
+        "0.000000s n0 input start",
+        "0.000000s n0 input request Send { to: n1, first: 4, count: 1, pad: 0 }",
+        "0.000000s n0 effect Send { to: n1, message: Blob { seq: 4, pad: 0 }, after: None }",
+        "0.000000s n0 dropped packet to n1: Loss",
+    ];
+    for line in expected {
+        assert!(
+            lines.iter().any(|l| l == line),
+            "missing {line:?} in {lines:#?}"
+        );
+    }
+}
