@@ -58,8 +58,22 @@
 //! # Ok::<(), stockade_sim::SimError>(())
 //! ```
 //!
-//! Scenarios for the CLI implement [`Scenario`] and build worlds like this one; see
-//! [`scale::ScaleScenario`] for a complete one.
+//! # Writing a scenario
+//!
+//! A fuzz scenario for a protocol (openraft's and TigerBeetle's pattern) usually:
+//! 1. builds a [`SimConfig`] from the seed, with `repro_command` set to its own command line,
+//!    `crypto_mode` and `cost_table` set to what it models;
+//! 2. builds a [`Topology`] ([`Topology::full_mesh_sites`] plus [`Topology::set_site_cap`] for
+//!    paper 004's wide-area setup, [`Adjacency::random_out`] and [`Topology::sparse`] for
+//!    overlays) and the [`World`] with a factory that rebuilds a node from its store;
+//! 3. attaches [`Byzantine`] adversaries, [`Checker`]s, and a [`Nemesis`] fault schedule;
+//! 4. injects the workload with [`World::request_at`] and runs the safety phase
+//!    ([`World::run_until`]);
+//! 5. runs [`World::liveness`], then returns a [`ScenarioOutcome`] built from
+//!    [`World::report`] (`passed: false` and the error's text when a [`SimError`] came back).
+//!
+//! [`World::set_tracer`] prints every input, effect and drop when reading a failing seed.
+//! [`scale::ScaleScenario`] is a complete scenario.
 
 mod byzantine;
 mod checker;
