@@ -86,6 +86,14 @@ impl<P: Protocol> World<P> {
         self.now = at;
         self.metrics.sim.events += 1;
         self.handle(event)?;
+        if self.queue.len() > self.config.pending_events_max {
+            return Err(SimError::EventQueueFull {
+                pending: self.queue.len(),
+                max: self.config.pending_events_max,
+                at: self.now,
+                repro: self.config.repro(),
+            });
+        }
         if !self.checkers.is_empty() {
             let view = WorldView {
                 now: self.now,

@@ -103,11 +103,12 @@ pub use checker::{Checker, SimError, WorldView};
 pub use clock::ClockSpec;
 pub use config::{
     Fault, SimConfig, INBOX_LEN_MAX_DEFAULT, LINK_CSV_ROWS_MAX_DEFAULT, OUTPUT_LOG_LEN_MAX_DEFAULT,
+    PENDING_EVENTS_MAX_DEFAULT,
 };
 pub use hash::{EventDigest, FxHashMap, FxHasher};
 pub use link::{serialization_ns, LinkSpec, Serializer, SiteCap, BUFFER_BYTES_DEFAULT};
 pub use metrics::{peak_rss_bytes, Histogram, Metrics, SimCounters};
-pub use nemesis::{Nemesis, NemesisPlan, NEMESIS_FAULTS_MAX};
+pub use nemesis::{Nemesis, NemesisPlan, NEMESIS_FAULTS_MAX_DEFAULT};
 pub use network::{DropReason, LinkStats, Network, SiteStats, Transmission, LINK_SPECS_MAX};
 pub use node::{NodeStatus, NodeView};
 pub use queue::EventQueue;

@@ -29,10 +29,12 @@ pub struct Nemesis {
     pub duration_min: Duration,
     /// Longest fault.
     pub duration_max: Duration,
+    /// The most faults one [`Nemesis::schedule`] call draws (a bound on a mistyped rate).
+    pub faults_max: usize,
 }
 
-/// The most faults one [`Nemesis::schedule`] call draws: a bound on a mistyped rate.
-pub const NEMESIS_FAULTS_MAX: usize = 1_000_000;
+/// Default for [`Nemesis::faults_max`].
+pub const NEMESIS_FAULTS_MAX_DEFAULT: usize = 1_000_000;
 
 /// What [`Nemesis::schedule`] scheduled.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub struct NemesisPlan {
     pub partitions: u64,
     /// Faults drawn but skipped because `faulty_max` nodes were already faulty.
     pub skipped: u64,
+    /// Whether drawing stopped at `faults_max` before the end of the window.
+    pub truncated: bool,
 }
 
 impl Nemesis {
@@ -58,6 +62,7 @@ impl Nemesis {
             partition_rate_per_sec: 0.0,
             duration_min: Duration::from_millis(100),
             duration_max: Duration::from_secs(2),
+            faults_max: NEMESIS_FAULTS_MAX_DEFAULT,
         }
     }
 
@@ -79,11 +84,13 @@ impl Nemesis {
         let mut faulty_until = vec![Time::ZERO; self.candidates.len()];
         let mut partition_until = Time::ZERO;
         let mut now = from;
-        for _ in 0..NEMESIS_FAULTS_MAX {
+        plan.truncated = true;
+        for _ in 0..self.faults_max {
             // Exponential gaps: a Poisson process of all faults together.
             let gap_secs = -(1.0 - world.rng().unit_f64()).ln() / total_rate;
             now += Duration::from_secs_f64(gap_secs.min(1e9));
             if now >= until {
+                plan.truncated = false;
                 break;
             }
             let span = self
@@ -189,5 +196,25 @@ mod tests {
         );
         assert_eq!(run(1).2, digest);
         assert_ne!(run(2).2, digest);
+    }
+
+    #[test]
+    fn drawing_stops_at_faults_max() {
+        let topology = Topology::full_mesh(3, LinkSpec::ideal(Duration::from_millis(1)));
+        let mut world =
+            World::new(SimConfig::new("nemesis", 1), topology, |_, _| Idle).expect("builds");
+        let mut nemesis = Nemesis::new((0..3).map(NodeId).collect(), 1);
+        nemesis.crash_rate_per_sec = 1e6;
+        nemesis.faults_max = 50;
+        let plan = nemesis.schedule(&mut world, Time::ZERO, Time::from_secs(3600));
+        assert!(plan.truncated);
+        assert_eq!(plan.crashes + plan.skipped, 50);
+        nemesis.faults_max = 10_000;
+        nemesis.crash_rate_per_sec = 1.0;
+        assert!(
+            !nemesis
+                .schedule(&mut world, Time::ZERO, Time::from_secs(10))
+                .truncated
+        );
     }
 }

@@ -87,6 +87,8 @@ pub struct Network {
     shape: Shape,
     specs: Vec<LinkSpec>,
     params: Vec<LinkParams>,
+    /// Finds a spec's index in `params` when it is set again.
+    spec_index: FxHashMap<LinkParams, u16>,
     links: Vec<LinkState>,
     site_of: Vec<u32>,
     sites: Vec<SiteState>,
@@ -121,6 +123,7 @@ impl Network {
                 .collect(),
             partition_of: Vec::new(),
             clogged_until: FxHashMap::default(),
+            spec_index: [(topology.default_spec.compile(), 0)].into_iter().collect(),
         };
         for &(from, to, spec) in &topology.overrides {
             net.set_link(from, to, spec)?;
@@ -144,11 +147,14 @@ impl Network {
             .shape
             .link_index(from, to)
             .ok_or(TopologyError::NoSuchLink { from, to })?;
-        let spec_index = match self.specs.iter().position(|s| *s == spec) {
-            Some(i) => i,
+        let params = spec.compile();
+        let spec_index = match self.spec_index.get(&params) {
+            Some(&i) => i as usize,
             None if self.specs.len() < LINK_SPECS_MAX => {
                 self.specs.push(spec);
-                self.params.push(spec.compile());
+                self.params.push(params);
+                self.spec_index
+                    .insert(params, (self.specs.len() - 1) as u16);
                 self.specs.len() - 1
             }
             None => {
@@ -405,6 +411,50 @@ mod tests {
     }
 
     #[test]
+    fn a_full_site_uplink_drops_at_the_tail() {
+        let mut topology = Topology::full_mesh(3, LinkSpec::ideal(Duration::from_millis(1)));
+        topology.assign_site(NodeId(2), 1).expect("exists");
+        topology.set_site_cap(
+            0,
+            SiteCap {
+                bandwidth_bps: 8_000_000,
+                buffer_bytes: 2_500,
+            },
+        );
+        let mut net = Network::new(&topology).expect("valid");
+        let mut rng = SimRng::new(1);
+        let mut outcomes = Vec::new();
+        for from in [0, 1, 0, 1] {
+            outcomes.push(net.transmit(Time::ZERO, NodeId(from), NodeId(2), 1_000, &mut rng));
+        }
+        // One byte per microsecond through the uplink, both senders sharing it.
+        assert_eq!(
+            outcomes[0],
+            Transmission::Sent {
+                arrival: Time::from_millis(2),
+                duplicate: None
+            }
+        );
+        assert_eq!(
+            outcomes[1],
+            Transmission::Sent {
+                arrival: Time::from_millis(3),
+                duplicate: None
+            }
+        );
+        assert_eq!(outcomes[2], Transmission::Dropped(DropReason::SiteBuffer));
+        assert_eq!(outcomes[3], Transmission::Dropped(DropReason::SiteBuffer));
+        assert_eq!(
+            net.transmit(Time::ZERO, NodeId(0), NodeId(1), 1_000, &mut rng),
+            Transmission::Sent {
+                arrival: Time::from_millis(1),
+                duplicate: None
+            },
+            "traffic inside the site does not use the uplink"
+        );
+    }
+
+    #[test]
     fn full_mesh_size_is_bounded() {
         let spec = LinkSpec::ideal(Duration::ZERO);
         assert!(Network::new(&Topology::full_mesh(FULL_MESH_NODES_MAX, spec)).is_ok());
@@ -437,6 +487,29 @@ mod tests {
         net.set_link(NodeId(0), NodeId(1), lossy).expect("exists");
         net.set_link(NodeId(1), NodeId(0), lossy).expect("exists");
         assert_eq!(net.specs.len(), 2);
+        for i in 2..LINK_SPECS_MAX as u64 {
+            net.set_link(
+                NodeId(0),
+                NodeId(2),
+                LinkSpec::ideal(Duration::from_nanos(i)),
+            )
+            .expect("room for it");
+        }
+        assert_eq!(net.specs.len(), LINK_SPECS_MAX);
+        assert_eq!(
+            net.set_link(
+                NodeId(0),
+                NodeId(2),
+                LinkSpec::ideal(Duration::from_secs(9))
+            ),
+            Err(TopologyError::TooManyLinkSpecs {
+                max: LINK_SPECS_MAX
+            })
+        );
+        assert!(
+            net.set_link(NodeId(0), NodeId(2), lossy).is_ok(),
+            "a known spec still fits"
+        );
         let mut rng = SimRng::new(1);
         assert_eq!(
             net.transmit(Time::ZERO, NodeId(1), NodeId(0), 10, &mut rng),

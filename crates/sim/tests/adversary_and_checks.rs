@@ -285,3 +285,25 @@ fn liveness_failure_reports_the_predicate_and_repro() {
         "the pings were really sent"
     );
 }
+
+#[test]
+fn a_runaway_protocol_hits_the_event_queue_bound() {
+    let mut config = SimConfig::new("probe", 4);
+    config.pending_events_max = 1_000;
+    let mut world = probe_world_with(config, Topology::full_mesh(2, LinkSpec::ideal(ms(5))));
+    world.request(NodeId(0), blobs(NodeId(1), 0, 999, 0));
+    world.run_until(at_ms(100)).expect("999 pending fit");
+    world.request(NodeId(0), blobs(NodeId(1), 0, 1_001, 0));
+    match world.run_until(at_ms(200)) {
+        Err(SimError::EventQueueFull {
+            pending,
+            max,
+            repro,
+            ..
+        }) => {
+            assert_eq!((pending, max), (1_001, 1_000));
+            assert_eq!(repro, "stockade sim probe --seed 4");
+        }
+        other => panic!("expected the queue bound, got {other:?}"),
+    }
+}
