@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use stockade_core::{Effect, MemStore, NodeId, Protocol, Time};
 
-use crate::byzantine::{Action, Adversary};
+use crate::byzantine::{Action, Adversary, Payload};
 use crate::checker::{Checker, SimError, WorldView};
 use crate::clock::ClockSpec;
 use crate::config::{Fault, SimConfig};
@@ -284,6 +284,14 @@ impl<P: Protocol> World<P> {
             },
         );
     }
+    /// Put `payload` on the link `from -> to` at `at`, as if `from` had sent it: for attacks that
+    /// need no protocol at all (a forged or malformed message from a Byzantine node). It takes the
+    /// link's bandwidth, loss and partitions like any send.
+    pub fn inject_at(&mut self, at: Time, from: NodeId, to: NodeId, payload: Payload<P::Message>) {
+        self.queue
+            .push(at.max(self.now), Event::Transmit { from, to, payload });
+    }
+
     /// Apply `fault` at `at`, unless the liveness phase started by then.
     pub fn schedule_fault(&mut self, at: Time, fault: Fault) {
         self.queue

@@ -3,9 +3,10 @@
 mod common;
 
 use common::*;
+use stockade_core::Wire;
 use stockade_core::{NodeId, Time};
 use stockade_sim::{
-    Byzantine, Checker, Corruption, Fault, LinkSpec, SimConfig, SimError, Topology, World,
+    Byzantine, Checker, Corruption, Fault, LinkSpec, Payload, SimConfig, SimError, Topology, World,
     WorldView,
 };
 
@@ -306,4 +307,32 @@ fn a_runaway_protocol_hits_the_event_queue_bound() {
         }
         other => panic!("expected the queue bound, got {other:?}"),
     }
+}
+
+#[test]
+fn injected_packets_travel_the_link_and_raw_ones_are_decoded_under_limits() {
+    let mut world = probe_world(1, 3, LinkSpec::ideal(ms(5)));
+    world.inject_at(
+        at_ms(10),
+        NodeId(2),
+        NodeId(1),
+        Payload::Message(Blob { seq: 77, pad: 0 }),
+    );
+    let forged = Blob { seq: 78, pad: 2 }.to_bytes();
+    world.inject_at(
+        at_ms(10),
+        NodeId(2),
+        NodeId(1),
+        Payload::Raw(forged.into_boxed_slice()),
+    );
+    world.inject_at(
+        at_ms(10),
+        NodeId(2),
+        NodeId(1),
+        Payload::Raw(vec![1, 2, 3].into_boxed_slice()),
+    );
+    world.run_until(at_ms(100)).expect("runs");
+    let got = received_by(&world.take_outputs(), NodeId(1));
+    assert_eq!(got, vec![(at_ms(15), 77), (at_ms(15), 78)]);
+    assert_eq!(world.metrics().sim.decode_failures, 1);
 }
