@@ -5,6 +5,12 @@
 //! is forwarded to a random next neighbour until it has crossed `hops` links, over 10 Mbps, 50 ms
 //! links. The message carries a 13-byte header and reports a 1 KiB `wire_len`: bandwidth is
 //! charged for 1 KiB without the simulator holding 1 KiB per packet.
+//!
+//! Measured (release, 2-core AMD EPYC shared with other builds, load average 2.7):
+//! `cargo run --release -p stockade-sim --example scale -- --nodes 100000 --links 16 --seconds 60 --seed 1`
+//! processed 30.05 million events in 17.3 s wall (1.74 million events/s) with a peak RSS of
+//! 79 MB; the anchor is DESIGN.md section 3's 100-line prototype (30M events in 6 s, 25 MB),
+//! which modelled no bandwidth, queues, faults or protocol API.
 
 use std::sync::Arc;
 use std::time::Duration;
