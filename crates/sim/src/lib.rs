@@ -6,7 +6,7 @@
 //! reproducible from its seed, and [`World::digest`] hashes every event processed to prove it.
 //!
 //! - Links ([`LinkSpec`]): latency, bandwidth with FIFO drop-tail queues, loss, duplication,
-//!   jitter; full mesh or sparse ([`Adjacency`]) [`Topology`]; per-site uplink caps
+//!   jitter; full mesh, sparse ([`Adjacency`]) or computed-latency [`Topology`]; per-site uplink caps
 //!   ([`SiteCap`]); partitions, clogs, healing ([`Fault`]).
 //! - Nodes: crash (volatile state, persists in flight and held sends lost), restart from exactly
 //!   the durable [`stockade_core::MemStore`] through the factory, pause, clock drift
@@ -116,5 +116,5 @@ pub use report::{events_per_sec, LinkTraffic, Report};
 pub use rng::{probability_threshold, SimRng};
 pub use scenario::{ProgressFn, Registry, RunOptions, Scenario, ScenarioError, ScenarioOutcome};
 pub use timers::TIMERS_INLINE;
-pub use topology::{Adjacency, Topology, TopologyError, FULL_MESH_NODES_MAX};
+pub use topology::{Adjacency, LatencyFn, Topology, TopologyError, FULL_MESH_NODES_MAX};
 pub use world::{Delivery, Factory, OutputHandler, OutputSink, Progress, Tracer, World};

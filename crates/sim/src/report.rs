@@ -57,24 +57,10 @@ impl Report {
             .link_stats()
             .take(rows_max.saturating_add(1))
             .count();
-        let links = if link_rows <= rows_max {
+        let links = if link_rows <= rows_max && !network.counts_per_sender_only() {
             LinkTraffic::PerLink(network.link_stats().collect())
         } else {
-            let mut per_sender = vec![(0u64, 0u64); world.node_count()];
-            for l in network.link_stats() {
-                if let Some(slot) = per_sender.get_mut(l.from.index()) {
-                    slot.0 += l.messages as u64;
-                    slot.1 += l.bytes;
-                }
-            }
-            LinkTraffic::PerSender(
-                per_sender
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(_, (m, _))| *m > 0)
-                    .map(|(i, (m, b))| (NodeId(i as u32), m, b))
-                    .collect(),
-            )
+            LinkTraffic::PerSender(network.sender_stats())
         };
         let metrics = world.metrics().clone();
         let wall = world.wall_time();

@@ -5,6 +5,7 @@
 //! [`crate::network::Network`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use stockade_core::NodeId;
 use thiserror::Error;
@@ -169,6 +170,20 @@ impl Adjacency {
     }
 }
 
+/// The one-way latency between two nodes of a computed topology (a coordinate model, a
+/// transit-stub model...). It must be a pure function of its arguments.
+pub type LatencyFn = Arc<dyn Fn(NodeId, NodeId) -> Duration + Send + Sync>;
+
+/// A [`LatencyFn`] with a `Debug` impl.
+#[derive(Clone)]
+pub(crate) struct PathLatency(pub LatencyFn);
+
+impl std::fmt::Debug for PathLatency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PathLatency(fn)")
+    }
+}
+
 /// The shape of the link graph.
 #[derive(Clone, Debug)]
 pub(crate) enum Shape {
@@ -177,12 +192,16 @@ pub(crate) enum Shape {
     FullMesh { nodes: u32 },
     /// Only the adjacency's links exist.
     Sparse(Arc<Adjacency>),
+    /// Every pair can talk (the Internet as an overlay sees it), latency computed per packet, no
+    /// per-link state: no per-link queues or overrides. Cap each node's access bandwidth by putting
+    /// it in its own site.
+    Computed { nodes: u32, latency: PathLatency },
 }
 
 impl Shape {
     pub(crate) fn node_count(&self) -> u32 {
         match self {
-            Shape::FullMesh { nodes } => *nodes,
+            Shape::FullMesh { nodes } | Shape::Computed { nodes, .. } => *nodes,
             Shape::Sparse(adj) => adj.node_count(),
         }
     }
@@ -191,6 +210,7 @@ impl Shape {
         match self {
             Shape::FullMesh { nodes } => *nodes as usize * *nodes as usize,
             Shape::Sparse(adj) => adj.link_count(),
+            Shape::Computed { .. } => 0,
         }
     }
 
@@ -200,6 +220,7 @@ impl Shape {
             Shape::FullMesh { nodes } => (from.0 < *nodes && to.0 < *nodes && from != to)
                 .then(|| from.index() * *nodes as usize + to.index()),
             Shape::Sparse(adj) => adj.link_index(from, to),
+            Shape::Computed { .. } => None,
         }
     }
 
@@ -215,6 +236,7 @@ impl Shape {
                 }))
             }
             Shape::Sparse(adj) => Box::new(adj.links().enumerate().map(|(i, (a, b))| (i, a, b))),
+            Shape::Computed { .. } => Box::new(std::iter::empty()),
         }
     }
 }
@@ -257,6 +279,20 @@ impl Topology {
         }
         topology.site_of = site_of;
         topology
+    }
+
+    /// `nodes` nodes that can all reach each other, one-way latency `latency(from, to)` per
+    /// packet; loss, duplication and jitter from `spec` (its bandwidth and buffer are not used:
+    /// there is no per-link state). For 100,000-node overlays on a coordinate model; give each
+    /// node its own site with a [`SiteCap`] to model access-link bandwidth.
+    pub fn computed(nodes: u32, spec: LinkSpec, latency: LatencyFn) -> Topology {
+        Topology::with_shape(
+            Shape::Computed {
+                nodes,
+                latency: PathLatency(latency),
+            },
+            spec,
+        )
     }
 
     /// The site of `node` (0 when sites are not used).
@@ -348,7 +384,6 @@ impl Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn adjacency_rows_are_sorted_and_deduplicated() {
