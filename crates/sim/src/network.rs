@@ -279,7 +279,6 @@ impl Network {
     }
 
     /// A packet on a computed topology: any pair talks, no link queue.
-    #[cold]
     fn transmit_computed(
         &mut self,
         now: Time,
