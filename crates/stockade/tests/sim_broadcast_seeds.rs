@@ -53,7 +53,7 @@ fn byzantine_seeds_with_f_1_keep_agreement_and_the_attack_happens() {
     let outcomes = run_seeds(
         BroadcastScenario { byzantine: true },
         0..150,
-        &[("messages", "3"), ("f", "1")],
+        &[("messages", "3"), ("f", "1"), ("crypto", "sim-fast")],
     );
     let delivered: Vec<u64> = outcomes
         .iter()
@@ -110,5 +110,5 @@ fn a_seed_reproduces_bit_for_bit() {
     let a = scenario.run(&options).expect("runs");
     let b = scenario.run(&options).expect("runs");
     assert_eq!(a.headline["digest"], b.headline["digest"]);
-    assert_eq!(a.repro, "stockade sim broadcast-byzantine --seed 77 --f 2 --messages 4 --payload-bytes 100 --loss 0.05");
+    assert_eq!(a.repro, "stockade sim broadcast-byzantine --seed 77 --f 2 --messages 4 --payload-bytes 100 --loss 0.05 --crypto real");
 }

@@ -10,6 +10,7 @@ use stockade_broadcast::{
     BrachaBroadcast, BroadcastConfig, BroadcastMessage, BroadcastOutput, BroadcastRequest, KeyRing,
 };
 use stockade_core::NodeId;
+use stockade_crypto::CryptoMode;
 use stockade_sim::{Byzantine, LinkSpec, SimConfig, Topology, World};
 
 use crate::cluster::node::broadcast_stats_json;
@@ -35,9 +36,9 @@ impl ConformanceDriver for SimDriver {
         let n = 3 * spec.f + 1;
         let config = BroadcastConfig::for_faults(spec.f);
         config.validate()?;
-        let keys = KeyRing::for_simulation(n, self.seed);
+        let keys = KeyRing::for_simulation(n, self.seed, CryptoMode::Real);
         let mut sim = SimConfig::new("conformance", self.seed);
-        sim.crypto_mode = "real (Ed25519)".to_string();
+        sim.crypto_mode = CryptoMode::Real.describe().to_string();
         let topology = Topology::full_mesh(
             n as u32,
             LinkSpec::ideal(Duration::from_millis(5)).with_loss(spec.loss),

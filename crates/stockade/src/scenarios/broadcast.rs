@@ -16,6 +16,7 @@ use stockade_broadcast::{
     BrachaBroadcast, BroadcastConfig, BroadcastMessage, BroadcastRequest, BroadcastStats, KeyRing,
 };
 use stockade_core::{CostTable, NodeId, Time};
+use stockade_crypto::CryptoMode;
 use stockade_sim::{
     Byzantine, Corruption, Fault, Histogram, LinkSpec, RunOptions, Scenario, ScenarioError,
     ScenarioOutcome, SimConfig, Topology, World,
@@ -49,11 +50,12 @@ struct Plan {
     loss: f64,
     byzantine: Option<NodeId>,
     crashed: Option<NodeId>,
+    crypto: CryptoMode,
 }
 
 impl Plan {
     fn parse(byzantine: bool, options: &RunOptions) -> Result<Plan, ScenarioError> {
-        options.reject_unknown(&["f", "messages", "payload-bytes", "loss"])?;
+        options.reject_unknown(&["f", "messages", "payload-bytes", "loss", "crypto"])?;
         let f = options.u64_arg("f", if byzantine { 2 } else { 1 })? as usize;
         let messages = options.u64_arg("messages", 20)?;
         let payload_bytes = options.u64_arg("payload-bytes", 100)? as usize;
@@ -71,6 +73,11 @@ impl Plan {
         if !(16..=stockade_broadcast::PAYLOAD_BYTES_MAX).contains(&payload_bytes) {
             return Err(out_of_range("payload-bytes", "between 16 and 61440"));
         }
+        let crypto = match options.args.get("crypto").map(String::as_str) {
+            None | Some("real") => CryptoMode::Real,
+            Some("sim-fast") => CryptoMode::SimFast,
+            Some(_) => return Err(out_of_range("crypto", "`real` or `sim-fast`")),
+        };
         if !(0.0..0.5).contains(&loss) {
             return Err(out_of_range("loss", "a probability below 0.5"));
         }
@@ -84,6 +91,7 @@ impl Plan {
             byzantine: byzantine.then_some(last),
             // One Byzantine node and one crash are two faults: only when f allows it.
             crashed: (byzantine && f >= 2).then_some(NodeId(n as u32 - 2)),
+            crypto,
         })
     }
 
@@ -129,10 +137,10 @@ impl Scenario for BroadcastScenario {
         if self.byzantine {
             "Bracha broadcast with link loss, one equivocating and packet-corrupting Byzantine node and \
              (f >= 2) one crash; agreement, validity, totality. Args: --f 2 --messages 20 \
-             --payload-bytes 100 --loss 0.05"
+             --payload-bytes 100 --loss 0.05 --crypto real|sim-fast"
         } else {
             "Bracha reliable broadcast among n = 3f+1 nodes, fault-free; agreement, validity, totality. \
-             Args: --f 1 --messages 20 --payload-bytes 100 --loss 0"
+             Args: --f 1 --messages 20 --payload-bytes 100 --loss 0 --crypto real|sim-fast"
         }
     }
 
@@ -153,14 +161,21 @@ fn run_plan(
         .validate()
         .map_err(|e| ScenarioError::Setup(e.to_string()))?;
     // Keys come from the seed too: the run is reproducible from `--seed` alone.
-    let keys = KeyRing::for_simulation(n, options.seed);
+    let keys = KeyRing::for_simulation(n, options.seed, plan.crypto);
 
     let mut config = SimConfig::new(name, options.seed);
     config.repro_command = format!(
-        "stockade sim {name} --seed {{seed}} --f {} --messages {} --payload-bytes {} --loss {}",
-        plan.f, plan.messages, plan.payload_bytes, plan.loss
+        "stockade sim {name} --seed {{seed}} --f {} --messages {} --payload-bytes {} --loss {} --crypto {}",
+        plan.f,
+        plan.messages,
+        plan.payload_bytes,
+        plan.loss,
+        match plan.crypto {
+            CryptoMode::Real => "real",
+            CryptoMode::SimFast => "sim-fast",
+        }
     );
-    config.crypto_mode = "real (Ed25519 sign and verify on every message)".to_string();
+    config.crypto_mode = plan.crypto.describe().to_string();
     config.cost_table = CostTable::design_defaults();
     let spec = LinkSpec::wan(LINK_LATENCY, LINK_BANDWIDTH_BPS).with_loss(plan.loss);
     let topology = Topology::full_mesh(n as u32, spec);
