@@ -78,9 +78,7 @@ impl Report {
             "messages_sent": sim.messages_sent,
             "messages_delivered": sim.messages_delivered,
             "bytes_sent": sim.bytes_sent,
-            "dropped": sim.dropped_partitioned + sim.dropped_no_link + sim.dropped_link_buffer
-                + sim.dropped_site_buffer + sim.dropped_loss + sim.dropped_receiver_down
-                + sim.dropped_inbox_full + sim.dropped_by_adversary,
+            "dropped": sim.dropped(),
             "decode_failures": sim.decode_failures,
             "digest": format!("{:016x}", world.digest()),
         });
