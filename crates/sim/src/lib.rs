@@ -17,7 +17,8 @@
 //! - Checks: each node's `check_invariants()` after each of its handlers, global [`Checker`]s
 //!   after every event and output, random fault schedules ([`Nemesis`]), then
 //!   [`World::liveness`]; failures carry the reproducing command.
-//! - Output: [`Metrics`], [`Report`] (JSON headline + CSV), and the [`Scenario`] [`Registry`] the
+//! - Output: [`Metrics`] (counters, histograms, bounded time series), [`Report`] (JSON headline,
+//!   CSV, SVG plots: [`Report::write_all`]), and the [`Scenario`] [`Registry`] the
 //!   `stockade sim` CLI runs.
 //!
 //! # Driving it
@@ -86,9 +87,11 @@ mod metrics;
 mod nemesis;
 mod network;
 mod node;
+mod plot;
 mod queue;
 mod report;
 mod rng;
+mod sampler;
 pub mod scale;
 mod scenario;
 mod series;
@@ -112,6 +115,7 @@ pub use metrics::{peak_rss_bytes, Histogram, Metrics, SimCounters};
 pub use nemesis::{Nemesis, NemesisPlan, NEMESIS_FAULTS_MAX_DEFAULT};
 pub use network::{DropReason, LinkStats, Network, SiteStats, Transmission, LINK_SPECS_MAX};
 pub use node::{NodeStatus, NodeView};
+pub use plot::{PlotError, PLOT_POINTS_MAX};
 pub use queue::EventQueue;
 pub use report::{events_per_sec, LinkTraffic, Report};
 pub use rng::{probability_threshold, SimRng};
