@@ -122,12 +122,22 @@ fn cdf_chart(name: &str, h: &Histogram) -> LineChart<'static> {
         ),
         x_label: unit,
         y_label: "fraction at or below".to_string(),
-        points: h
-            .cdf()
-            .into_iter()
-            .map(|(v, f)| (v as f64 * scale, f))
-            .collect(),
+        points: cdf_steps(h, scale),
     }
+}
+
+/// The CDF as steps: from `(min, 0)`, each bucket rises vertically at its top value, so a run
+/// where every value fell in one bucket still shows where they are.
+fn cdf_steps(h: &Histogram, scale: f64) -> Vec<(f64, f64)> {
+    let mut points = vec![(h.min() as f64 * scale, 0.0)];
+    let mut below = 0.0;
+    for (value, fraction) in h.cdf() {
+        let x = value as f64 * scale;
+        points.push((x, below));
+        points.push((x, fraction));
+        below = fraction;
+    }
+    points
 }
 
 fn series_chart(series: &TimeSeries) -> LineChart<'static> {
@@ -208,6 +218,8 @@ fn line_chart_svg(chart: &LineChart<'_>) -> Result<String, PlotError> {
             .build_cartesian_2d(x_range, y_range)
             .map_err(|e| e.to_string())?;
         plot.configure_mesh()
+            .x_label_formatter(&|v| tick_label(*v))
+            .y_label_formatter(&|v| tick_label(*v))
             .x_desc(chart.x_label)
             .y_desc(&chart.y_label)
             .draw()
@@ -258,6 +270,20 @@ fn ranges(points: &[(f64, f64)]) -> (std::ops::Range<f64>, std::ops::Range<f64>)
         y_max = y_min + 1.0;
     }
     (x_min..x_max, y_min..y_max + (y_max - y_min) * 0.05)
+}
+
+/// A tick label: at most three decimals, no trailing zeros, `k`, `M` or `G` for large values.
+fn tick_label(v: f64) -> String {
+    let (scaled, suffix) = match v.abs() {
+        a if a >= 1e9 => (v / 1e9, "G"),
+        a if a >= 1e6 => (v / 1e6, "M"),
+        a if a >= 1e4 => (v / 1e3, "k"),
+        _ => (v, ""),
+    };
+    let fixed = format!("{scaled:.3}");
+    let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
+    let trimmed = if trimmed == "-0" { "0" } else { trimmed };
+    format!("{trimmed}{suffix}")
 }
 
 /// `name` with every character but ASCII letters, digits, `-`, `_` and `.` replaced by `_`.
@@ -403,6 +429,39 @@ mod tests {
         let plots = report.plots_svg().expect("draws");
         assert_eq!(plots.len(), 2, "no traffic, no traffic plot");
         assert!(plots.iter().all(|(_, svg)| data_line(svg).is_some()));
+    }
+
+    #[test]
+    fn cdf_rises_from_zero_even_when_every_value_shares_a_bucket() {
+        let mut h = Histogram::new();
+        for _ in 0..100 {
+            h.record(2_000_000);
+        }
+        assert_eq!(
+            cdf_steps(&h, 1e-6),
+            vec![(2.0, 0.0), (2.0, 0.0), (2.0, 1.0)]
+        );
+    }
+
+    #[test]
+    fn tick_labels_are_short() {
+        let labels: Vec<String> = [
+            0.0,
+            0.1,
+            203.5,
+            8_000.0,
+            15_000.0,
+            81_337_344.0,
+            2e9,
+            -0.0001,
+        ]
+        .into_iter()
+        .map(tick_label)
+        .collect();
+        assert_eq!(
+            labels,
+            ["0", "0.1", "203.5", "8000", "15k", "81.337M", "2G", "0"]
+        );
     }
 
     #[test]
