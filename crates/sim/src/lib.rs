@@ -69,9 +69,11 @@
 //!    overlays) and the [`World`] with a factory that rebuilds a node from its store;
 //! 3. attaches [`Byzantine`] adversaries, [`Checker`]s, and a [`Nemesis`] fault schedule;
 //! 4. injects the workload with [`World::request_at`] and runs the safety phase
-//!    ([`World::run_until`]);
+//!    ([`World::run_until`]), recording throughput over time with
+//!    [`World::record_counter_series`] and its own [`Metrics::series_per_interval`];
 //! 5. runs [`World::liveness`], then returns a [`ScenarioOutcome`] built from
-//!    [`World::report`] (`passed: false` and the error's text when a [`SimError`] came back).
+//!    [`World::report`] (`passed: false` and the error's text when a [`SimError`] came back),
+//!    after [`Report::write_all`] into [`RunOptions::out_dir`] when the CLI gave `--out`.
 //!
 //! [`World::set_tracer`] prints every input, effect and drop when reading a failing seed.
 //! [`scale::ScaleScenario`] is a complete scenario.

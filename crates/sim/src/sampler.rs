@@ -11,8 +11,11 @@ use stockade_core::Time;
 use crate::metrics::{Metrics, SimCounters};
 use crate::series::SeriesId;
 
+/// Reads one counter.
+type ReadCounter = fn(&SimCounters) -> u64;
+
 /// The counters sampled, with the name of the series each one feeds.
-const SAMPLED_COUNTERS: [(&str, fn(&SimCounters) -> u64); 4] = [
+const SAMPLED_COUNTERS: [(&str, ReadCounter); 4] = [
     ("sim_messages_sent", |c| c.messages_sent),
     ("sim_messages_delivered", |c| c.messages_delivered),
     ("sim_bytes_sent", |c| c.bytes_sent),
