@@ -74,7 +74,54 @@ impl CounterSampler {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::config::SimConfig;
+    use crate::link::LinkSpec;
+    use crate::scale::TrafficNode;
+    use crate::topology::{Adjacency, Topology};
+    use crate::world::World;
+
+    #[test]
+    fn world_records_counter_series_only_when_asked() {
+        let adjacency = Arc::new(Adjacency::random_out(50, 4, 9).expect("valid adjacency"));
+        let spec = LinkSpec::wan(Duration::from_millis(50), 10_000_000);
+        let build = || {
+            let shared = adjacency.clone();
+            World::new(
+                SimConfig::new("sampler-test", 9),
+                Topology::sparse(adjacency.clone(), spec),
+                move |_, _| TrafficNode::new(shared.clone(), 2),
+            )
+            .expect("world")
+        };
+        let mut quiet = build();
+        quiet.run_until(Time::from_secs(3)).expect("runs");
+        assert!(quiet.metrics().series().is_empty(), "off unless asked");
+
+        let mut sampled = build();
+        sampled.record_counter_series(Duration::from_secs(1));
+        sampled.run_until(Time::from_millis(2_500)).expect("runs");
+        sampled.run_until(Time::from_secs(3)).expect("runs");
+        assert_eq!(
+            sampled.digest(),
+            quiet.digest(),
+            "sampling changes nothing simulated"
+        );
+        let sent = sampled
+            .metrics()
+            .series_named("sim_messages_sent")
+            .expect("declared");
+        assert_eq!(
+            sent.len(),
+            3,
+            "seconds 0, 1 and 2 (the last one over two run calls)"
+        );
+        let total: f64 = sent.points().iter().map(|&(_, v)| v).sum();
+        assert_eq!(total, sampled.metrics().sim.messages_sent as f64);
+        assert!(total > 0.0, "traffic happened");
+    }
 
     #[test]
     fn growth_lands_in_the_interval_it_happened_in() {

@@ -174,11 +174,11 @@ impl<P: Protocol> World<P> {
     pub fn wall_time(&self) -> Duration {
         self.wall
     }
-    /// Counters and histograms.
+    /// Counters, histograms and time series.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
-    /// Counters and histograms, for scenario code to add its own.
+    /// Counters, histograms and time series, for scenario code to add its own.
     pub fn metrics_mut(&mut self) -> &mut Metrics {
         &mut self.metrics
     }
