@@ -5,6 +5,7 @@
 //! `<text>` elements and plotters' built-in estimate lays it out, so no system font library is
 //! needed. The same report gives byte-identical files.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
@@ -57,7 +58,8 @@ impl Report {
     /// Write one SVG file per plot into `dir` (created if missing) and return their paths:
     /// `cdf_<histogram>.svg` for every histogram, `series_<series>.svg` for every time series
     /// with points, and `bytes_per_link.svg` or `bytes_per_sender.svg` when anything was sent.
-    /// Names are made file-safe (characters other than letters, digits, `-`, `_`, `.` become `_`).
+    /// Names are made file-safe (characters other than letters, digits, `-`, `_`, `.` become `_`);
+    /// two names that become the same file get `_2`, `_3`, ... before `.svg`.
     pub fn write_plots(&self, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
         std::fs::create_dir_all(dir).map_err(|source| PlotError::Write {
             path: dir.to_path_buf(),
@@ -91,8 +93,12 @@ impl Report {
                     .map(series_chart),
             )
             .chain(traffic_chart(&self.links));
+        let mut used = BTreeSet::new();
         charts
-            .map(|chart| Ok((chart.file.clone(), line_chart_svg(&chart)?)))
+            .map(|mut chart| {
+                chart.file = unused_file_name(&chart.file, &mut used);
+                Ok((chart.file.clone(), line_chart_svg(&chart)?))
+            })
             .collect()
     }
 }
@@ -286,6 +292,19 @@ fn tick_label(v: f64) -> String {
     format!("{trimmed}{suffix}")
 }
 
+/// `file`, or `file` with `_2`, `_3`, ... before its `.svg` when already in `used`; then marked used.
+fn unused_file_name(file: &str, used: &mut BTreeSet<String>) -> String {
+    let stem = file.strip_suffix(".svg").unwrap_or(file);
+    let mut candidate = file.to_string();
+    let mut n = 1;
+    while used.contains(&candidate) {
+        n += 1;
+        candidate = format!("{stem}_{n}.svg");
+    }
+    used.insert(candidate.clone());
+    candidate
+}
+
 /// `name` with every character but ASCII letters, digits, `-`, `_` and `.` replaced by `_`.
 fn file_safe(name: &str) -> String {
     name.chars()
@@ -465,7 +484,22 @@ mod tests {
     }
 
     #[test]
-    fn file_names_are_safe() {
+    fn file_names_are_safe_and_distinct() {
         assert_eq!(file_safe("a/b c,d-e_f.g"), "a_b_c_d-e_f.g");
+        let mut metrics = Metrics::default();
+        metrics.record("rtt ns", 1);
+        metrics.record("rtt/ns", 2);
+        metrics.record("rtt_ns", 3);
+        let report = report_with(metrics, LinkTraffic::PerLink(Vec::new()));
+        let files: Vec<String> = report
+            .plots_svg()
+            .expect("draws")
+            .into_iter()
+            .map(|(file, _)| file)
+            .collect();
+        assert_eq!(
+            files,
+            ["cdf_rtt_ns.svg", "cdf_rtt_ns_2.svg", "cdf_rtt_ns_3.svg"]
+        );
     }
 }
