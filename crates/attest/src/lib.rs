@@ -9,5 +9,9 @@
 //! | paper | module |
 //! |---|---|
 //! | section 2, graph properties ("shortest path, number of vertex disjoint paths, max flow / min cut, strongly connected subgraphs, clustering coefficient") | [`graph`] |
+//! | section 2.2, attestations (group id, attestee, optional info, expiration time; signed by the attester) | [`attestation`] |
+//! | section 2.1, digital signatures, and MACs between directly connected nodes | [`keys`] |
 
+pub mod attestation;
 pub mod graph;
+pub mod keys;
