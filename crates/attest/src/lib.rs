@@ -14,4 +14,9 @@
 
 pub mod attestation;
 pub mod graph;
+pub mod group;
 pub mod keys;
+pub mod messages;
+
+#[cfg(test)]
+mod test_net;
