@@ -5,6 +5,7 @@
 //! announcements of what changed, sends a snapshot of the whole view to a node it starts attesting,
 //! expires stale attestations, and reports views and lost attestations to the application.
 
+mod monitoring;
 mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +22,7 @@ use crate::attestation::{
 use crate::graph::AttestationGraph;
 use crate::keys::NodeKeys;
 use crate::messages::{announce_mac_bytes, AnnounceKind, GroupMessage, ANNOUNCE_ITEMS_MAX};
+use crate::monitor::{Monitor, Observation};
 use state::{GroupState, Membership};
 
 /// Tunables of the protocol; every bound is named with its unit last.
@@ -43,6 +45,10 @@ pub struct GroupConfig {
     pub links_max: usize,
     /// The most contacts one join asks.
     pub join_contacts_max: usize,
+    /// How often a monitored node is probed; a probe unanswered by the next one is a miss.
+    pub probe_interval: Duration,
+    /// The most monitors this node runs, over all groups.
+    pub monitors_max: usize,
     /// Whether a member starts attesting a node that asks it to join (otherwise the application
     /// decides, on [`GroupOutput::JoinRequested`]).
     pub attest_joiners: bool,
@@ -63,6 +69,8 @@ impl Default for GroupConfig {
             groups_max: 16,
             links_max: 4096,
             join_contacts_max: 8,
+            probe_interval: Duration::from_secs(1),
+            monitors_max: 256,
             attest_joiners: true,
             mac_vouching: true,
         }
@@ -70,7 +78,7 @@ impl Default for GroupConfig {
 }
 
 /// What the application asks of the protocol (paper 000, Fig. 1; the queries are methods).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum GroupRequest {
     /// Create a group with a fresh random 160-bit id; answered by [`GroupOutput::Created`].
     Create,
@@ -96,6 +104,31 @@ pub enum GroupRequest {
         group: GroupId,
         /// Whom to stop attesting.
         node: NodeId,
+    },
+    /// Let `monitor` decide whether this node attests `node` (paper 000, section 2.3's stateful
+    /// management interface): the protocol probes `node` every probe interval, feeds the monitor,
+    /// and attests or withdraws as its verdict says. Replaces an earlier monitor of `node`.
+    Monitor {
+        /// The group.
+        group: GroupId,
+        /// The node to watch.
+        node: NodeId,
+        /// The test.
+        monitor: Box<dyn Monitor>,
+    },
+    /// Stop monitoring `node` (the attestation, if any, stays until withdrawn).
+    StopMonitoring {
+        /// The group.
+        group: GroupId,
+        /// The node watched.
+        node: NodeId,
+    },
+    /// Hand an application observation to every monitor of `group`.
+    Observe {
+        /// The group.
+        group: GroupId,
+        /// What was seen.
+        observation: Observation,
     },
 }
 
@@ -168,6 +201,9 @@ pub enum GroupError {
     /// A node cannot attest itself.
     #[error("a node cannot attest itself")]
     SelfAttestation,
+    /// The node runs [`GroupConfig::monitors_max`] monitors already.
+    #[error("this node already runs {0} monitors; stop one or raise monitors_max")]
+    TooManyMonitors(usize),
     /// The group's store is full.
     #[error("{0}")]
     Store(Rejected),
@@ -184,6 +220,8 @@ pub enum GroupTimer {
     Flush(GroupId),
     /// Give up on a join.
     JoinTimeout(GroupId),
+    /// Probe a monitored node (and count the previous probe as missed if unanswered).
+    Probe(GroupId, NodeId),
 }
 
 /// Counters for tests, reports and the simulator.
@@ -230,6 +268,8 @@ pub struct LaGroups {
     config: GroupConfig,
     keys: Box<dyn NodeKeys>,
     groups: BTreeMap<GroupId, GroupState>,
+    monitors: BTreeMap<(GroupId, NodeId), monitoring::MonitorSlot>,
+    next_probe_nonce: u64,
     stats: GroupStats,
 }
 
@@ -241,6 +281,8 @@ impl LaGroups {
             config,
             keys,
             groups: BTreeMap::new(),
+            monitors: BTreeMap::new(),
+            next_probe_nonce: 0,
             stats: GroupStats::default(),
         }
     }
@@ -703,6 +745,7 @@ impl LaGroups {
             .is_some_and(|g| g.membership == Membership::Joining)
         {
             self.groups.remove(&group);
+            self.monitors.retain(|(g, _), _| *g != group);
             cx.cancel_timer(GroupTimer::Refresh(group));
             cx.cancel_timer(GroupTimer::Sweep(group));
             cx.cancel_timer(GroupTimer::Flush(group));
@@ -738,7 +781,9 @@ impl Protocol for LaGroups {
                     cx.send(from, GroupMessage::ProbeReply { group, nonce });
                 }
             }
-            GroupMessage::ProbeReply { .. } => {}
+            GroupMessage::ProbeReply { group, nonce } => {
+                self.on_probe_reply(cx, from, group, nonce)
+            }
         }
     }
 
@@ -748,6 +793,7 @@ impl Protocol for LaGroups {
             GroupTimer::Sweep(group) => self.sweep(cx, group),
             GroupTimer::Flush(group) => self.flush(cx, group),
             GroupTimer::JoinTimeout(group) => self.join_timeout(cx, group),
+            GroupTimer::Probe(group, node) => self.probe(cx, group, node),
         }
     }
 
@@ -757,6 +803,13 @@ impl Protocol for LaGroups {
             GroupRequest::Join { group, contacts } => self.join(cx, group, contacts),
             GroupRequest::Attest { group, node, info } => self.attest(cx, group, node, info),
             GroupRequest::StopAttesting { group, node } => self.stop_attesting(cx, group, node),
+            GroupRequest::Monitor {
+                group,
+                node,
+                monitor,
+            } => self.start_monitor(cx, group, node, monitor),
+            GroupRequest::StopMonitoring { group, node } => self.stop_monitor(cx, group, node),
+            GroupRequest::Observe { group, observation } => self.observe(cx, group, &observation),
         }
     }
 

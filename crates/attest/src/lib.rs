@@ -18,5 +18,6 @@ pub mod group;
 pub mod keys;
 pub mod messages;
 
+pub mod monitor;
 #[cfg(test)]
 mod test_net;

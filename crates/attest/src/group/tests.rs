@@ -8,6 +8,7 @@ use stockade_core::Effect;
 
 use super::*;
 use crate::keys::test_only::TestOnlySharedSecretKeys;
+use crate::monitor::{LivenessMonitor, VotingMonitor};
 use crate::test_net::TestNet;
 
 fn n(i: u32) -> NodeId {
@@ -473,4 +474,168 @@ fn the_link_bound_stops_a_group_from_growing_past_it() {
         group,
         joined: false
     }));
+}
+
+#[test]
+fn a_liveness_monitor_withdraws_from_a_crashed_node_and_every_view_drops_it() {
+    let (mut net, group) = chain(4, GroupConfig::default());
+    net.request(
+        n(2),
+        GroupRequest::Monitor {
+            group,
+            node: n(3),
+            monitor: Box::new(LivenessMonitor::new(2)),
+        },
+    );
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(
+        net.nodes[2].attesting(group),
+        vec![n(1), n(3)],
+        "3 answers probes"
+    );
+    net.crashed.insert(n(3));
+    let crashed_at = net.now;
+    net.run_for(Duration::from_secs(4));
+    assert_eq!(
+        net.nodes[2].attesting(group),
+        vec![n(1)],
+        "two missed probes withdrew the attestation"
+    );
+    assert!(net
+        .outputs_of(n(2))
+        .contains(&GroupOutput::AttestationLost {
+            group,
+            attester: n(2),
+            attestee: n(3)
+        }));
+    net.run_for(Duration::from_secs(32));
+    let survivors: BTreeSet<NodeId> = (0..3).map(n).collect();
+    for i in 0..3 {
+        assert_eq!(
+            net.nodes[i].view(group, net.now),
+            Some(survivors.clone()),
+            "node {i}"
+        );
+    }
+    let lost = GroupOutput::AttestationLost {
+        group,
+        attester: n(2),
+        attestee: n(3),
+    };
+    let told = net.outputs[0]
+        .iter()
+        .find(|(_, o)| *o == lost)
+        .map(|(t, _)| *t)
+        .expect("node 0 was told");
+    assert!(
+        told - crashed_at <= Duration::from_secs(3 + 30 + 1),
+        "probe misses, validity, one sweep"
+    );
+}
+
+#[test]
+fn probes_are_answered_only_within_a_group() {
+    let (mut net, group) = chain(2, GroupConfig::default());
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut tokens = 0;
+    let mut cx = Context::new(net.now, n(1), &mut rng, &mut tokens, Vec::new());
+    net.nodes[1].on_message(&mut cx, n(0), GroupMessage::Probe { group, nonce: 42 });
+    let other = GroupId([8; GROUP_ID_BYTES]);
+    net.nodes[1].on_message(
+        &mut cx,
+        n(0),
+        GroupMessage::Probe {
+            group: other,
+            nonce: 43,
+        },
+    );
+    let effects = cx.into_effects();
+    assert_eq!(effects.len(), 1);
+    assert!(matches!(
+        &effects[0],
+        Effect::Send { to, message: GroupMessage::ProbeReply { group: g, nonce: 42 }, .. } if *to == n(0) && *g == group
+    ));
+}
+
+#[test]
+fn voting_observations_make_the_protocol_withdraw() {
+    let (mut net, group) = chain(3, GroupConfig::default());
+    net.request(
+        n(1),
+        GroupRequest::Monitor {
+            group,
+            node: n(2),
+            monitor: Box::new(VotingMonitor::new(0, 4)),
+        },
+    );
+    net.run_for(Duration::from_millis(100));
+    let (good, bad) = ([1u8; 32], [2u8; 32]);
+    let answers = |two| vec![(n(0), good), (n(1), good), (n(2), two)];
+    net.request(
+        n(1),
+        GroupRequest::Observe {
+            group,
+            observation: Observation::Responses {
+                answers: answers(good),
+            },
+        },
+    );
+    assert_eq!(net.nodes[1].attesting(group), vec![n(0), n(2)]);
+    net.request(
+        n(1),
+        GroupRequest::Observe {
+            group,
+            observation: Observation::Responses {
+                answers: answers(bad),
+            },
+        },
+    );
+    assert_eq!(
+        net.nodes[1].attesting(group),
+        vec![n(0)],
+        "a wrong answer withdrew the attestation"
+    );
+}
+
+#[test]
+fn the_monitor_bound_is_enforced() {
+    let config = GroupConfig {
+        monitors_max: 1,
+        ..GroupConfig::default()
+    };
+    let (mut net, group) = chain(3, config);
+    net.request(
+        n(1),
+        GroupRequest::Monitor {
+            group,
+            node: n(0),
+            monitor: Box::new(LivenessMonitor::new(1)),
+        },
+    );
+    net.request(
+        n(1),
+        GroupRequest::Monitor {
+            group,
+            node: n(0),
+            monitor: Box::new(LivenessMonitor::new(3)),
+        },
+    );
+    net.request(
+        n(1),
+        GroupRequest::Monitor {
+            group,
+            node: n(2),
+            monitor: Box::new(LivenessMonitor::new(1)),
+        },
+    );
+    let failures: Vec<GroupOutput> = net
+        .outputs_of(n(1))
+        .into_iter()
+        .filter(|o| matches!(o, GroupOutput::RequestFailed(_)))
+        .collect();
+    assert_eq!(
+        failures,
+        vec![GroupOutput::RequestFailed(GroupError::TooManyMonitors(1))],
+        "replacing one is fine"
+    );
 }
