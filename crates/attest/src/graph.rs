@@ -1,11 +1,12 @@
 //! Queries on an attestation graph: the directed graph whose edge `a -> b` says "a attests b".
 //!
-//! Paper 000, section 2: "LA-groups provide API support for popular properties of attestation
-//! graphs (info represented as unit cost): shortest path, number of vertex-disjoint paths, max
-//! flow / min cut, strongly connected subgraphs, clustering coefficient." Every edge carries a
-//! cost (1 for a plain attestation, or a weight taken from the attestation's info); the cost is the
-//! length in shortest-path queries and the capacity in flow queries. Groups are tens of nodes, so
-//! the group-wide vertex connectivity runs one max-flow per ordered pair.
+//! Paper 000, section "LA-groups abstraction": "LA-groups provide API support for popular
+//! properties of attestation graphs (info represented as unit cost): shortest path, number of
+//! vertex-disjoint paths, max flow / min cut, strongly connected subgraphs, clustering
+//! coefficient." Every edge carries a cost (1 for a plain attestation, or a weight taken from the
+//! attestation's info); the cost is the length in shortest-path queries and the capacity in flow
+//! queries. Groups are tens of nodes, so the group-wide vertex connectivity runs one max-flow per
+//! ordered pair.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -169,8 +170,9 @@ impl AttestationGraph {
         Ok(pair)
     }
 
-    /// The nodes reachable from `root` along attestation edges, `root` included (paper 000,
-    /// section 2.2: "the set of nodes reached from a node by attestation links is called its view").
+    /// The nodes reachable from `root` along attestation edges, `root` included (paper 000, section
+    /// "Views and link-state announcements": "the set of nodes reached from a node by attestation
+    /// links is called its view").
     pub fn reachable_from(&self, root: NodeId) -> BTreeSet<NodeId> {
         let mut seen = BTreeSet::new();
         let Some(&start) = self.index.get(&root) else {
@@ -189,7 +191,8 @@ impl AttestationGraph {
     }
 
     /// A cheapest path from `from` to `to` by edge cost (Dijkstra), or `None` if `to` is not
-    /// reachable. Ties are broken towards the smaller predecessor id, so the answer is deterministic.
+    /// reachable. Ties are broken towards the smaller predecessor id, so the answer is
+    /// deterministic.
     pub fn shortest_path(
         &self,
         from: NodeId,
@@ -254,9 +257,9 @@ impl AttestationGraph {
         Ok(SplitNetwork::solve(self, source, target)?.value)
     }
 
-    /// A largest set of internally vertex-disjoint paths from `source` to `target`, each listed from
-    /// `source` to `target`: node splitting (each vertex becomes `in -> out` of capacity 1), a unit
-    /// max-flow, then one walk per unit of flow.
+    /// A largest set of internally vertex-disjoint paths from `source` to `target`, each listed
+    /// from `source` to `target`: node splitting (each vertex becomes `in -> out` of capacity 1), a
+    /// unit max-flow, then one walk per unit of flow.
     pub fn vertex_disjoint_paths(
         &self,
         source: NodeId,
@@ -286,10 +289,11 @@ impl AttestationGraph {
     }
 
     /// The group's minimum vertex cut: a smallest set of vertices whose removal leaves some node
-    /// unable to reach another (paper 000, section 2: "quorum systems ensure fault tolerance by
-    /// requiring the graph's minimum vertex cut to exceed the quorum threshold"). Its size is the
-    /// graph's vertex connectivity. A graph in which every node attests every other has no vertex
-    /// cut; by convention its connectivity is `n - 1` and this returns `None`.
+    /// unable to reach another (paper 000, section "LA-groups abstraction": "quorum systems ensure
+    /// fault tolerance by requiring the graph's minimum vertex cut to exceed the quorum
+    /// threshold"). Its size is the graph's vertex connectivity. A graph in which every node
+    /// attests every other has no vertex cut; by convention its connectivity is `n - 1` and this
+    /// returns `None`.
     pub fn minimum_vertex_cut(&self) -> Option<BTreeSet<NodeId>> {
         let mut best: Option<BTreeSet<NodeId>> = None;
         for s in self.nodes() {

@@ -53,8 +53,8 @@ pub struct GroupConfig {
     /// decides, on [`GroupOutput::JoinRequested`]).
     pub attest_joiners: bool,
     /// Whether attestations relayed by a neighbour that MACs its announcement are stored without
-    /// checking their signatures (paper 000, section 2.1's optimization). It trusts that
-    /// neighbour to have verified them.
+    /// checking their signatures (the optimization of paper 000, section "LA-groups abstraction").
+    /// It trusts that neighbour to have verified them.
     pub mac_vouching: bool,
 }
 
@@ -105,9 +105,10 @@ pub enum GroupRequest {
         /// Whom to stop attesting.
         node: NodeId,
     },
-    /// Let `monitor` decide whether this node attests `node` (paper 000, section 2.3's stateful
-    /// management interface): the protocol probes `node` every probe interval, feeds the monitor,
-    /// and attests or withdraws as its verdict says. Replaces an earlier monitor of `node`.
+    /// Let `monitor` decide whether this node attests `node` (the stateful management interface of
+    /// paper 000, section "Discussion: stateful monitoring"): the protocol probes `node` every
+    /// probe interval, feeds the monitor, and attests or withdraws as its verdict says. Replaces an
+    /// earlier monitor of `node`.
     Monitor {
         /// The group.
         group: GroupId,
@@ -366,7 +367,8 @@ impl LaGroups {
             )));
             return;
         }
-        // Paper 000, section 2.1: "a new globally unique identifier, a random 160-bit value".
+        // Paper 000, section "LA-groups abstraction": "a new globally unique identifier, a random
+        // 160-bit value".
         let mut id = [0u8; GROUP_ID_BYTES];
         cx.rng().fill_bytes(&mut id);
         let group = GroupId(id);
@@ -496,8 +498,9 @@ impl LaGroups {
         }
     }
 
-    /// Paper 000, section 2.4: a node that starts attesting another sends it "a snapshot of the
-    /// attestation graph" instead of letting it wait for individual announcements.
+    /// Paper 000, section "Compact signature representation": a node that starts attesting another
+    /// sends it "a snapshot of the attestation graph" instead of letting it wait for individual
+    /// announcements.
     fn send_snapshot(&mut self, cx: &mut Context<'_, Self>, group: GroupId, to: NodeId) {
         let Some(state) = self.groups.get(&group) else {
             return;

@@ -1,10 +1,11 @@
 //! The signing and MAC operations LA-groups need, behind one small trait.
 //!
-//! Paper 000, section 2.1: "LA-groups assume nodes use digital signatures to authenticate
-//! communication", and symmetric MACs "to authenticate communication between directly connected
-//! nodes" as a performance optimization. The protocol only calls [`NodeKeys`]; the key material and
-//! the algorithms (Ed25519 signatures, keyed MACs) live behind it, so the protocol code does not
-//! change when the key source does (key files in the runtime, seeded keys in the simulator).
+//! Paper 000, section "LA-groups abstraction": "LA-groups assume nodes use digital signatures to
+//! authenticate communication", and symmetric MACs "to authenticate communication between directly
+//! connected nodes" as a performance optimization. The protocol only calls [`NodeKeys`]; the key
+//! material and the algorithms (Ed25519 signatures, keyed MACs) live behind it, so the protocol
+//! code does not change when the key source does (key files in the runtime, seeded keys in the
+//! simulator).
 
 use std::fmt;
 

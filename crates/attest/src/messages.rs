@@ -1,10 +1,10 @@
 //! What LA-group nodes send each other, and its bounded wire encoding.
 //!
-//! Paper 000, section 2.3 and Fig. 2: a joining node sends an attestation to an existing member;
-//! members disseminate attestations with link-state announcements; a new member receives a
-//! snapshot of the whole view. Probes are the liveness pings of the simplest monitor (section 2.3:
-//! "the simplest type of attestation expresses reachability: the node continues to respond to
-//! application-level pings").
+//! Paper 000, section "Views and link-state announcements" and Fig. 2: a joining node sends an
+//! attestation to an existing member; members disseminate attestations with link-state
+//! announcements; a new member receives a snapshot of the whole view. Probes are the liveness pings
+//! of the simplest monitor (section "Discussion: stateful monitoring": "the simplest type of
+//! attestation expresses reachability: the node continues to respond to application-level pings").
 
 use stockade_core::wire::{put_vec, DecodeError, Reader, Wire};
 

@@ -1,4 +1,5 @@
-//! Stateful monitors that decide whether this node attests another (paper 000, section 2.3).
+//! Stateful monitors that decide whether this node attests another (paper 000, section "Discussion:
+//! stateful monitoring").
 //!
 //! "Application writers may employ arbitrarily complex failure tests: general liveness,
 //! performance targets, cryptographic data verification, anomaly detection, voting on responses."
@@ -203,10 +204,10 @@ impl Monitor for ThroughputMonitor {
     }
 }
 
-/// Voting on responses: the node's answers are compared with the majority answer of each
-/// request; attest while at most `wrong_max` of its last `window_len` counted answers disagreed
-/// (paper 000, section 2.3: "a voting approach to determine the probable correctness of nodes'
-/// responses"). A request with no strict majority says nothing.
+/// Voting on responses: the node's answers are compared with the majority answer of each request;
+/// attest while at most `wrong_max` of its last `window_len` counted answers disagreed (paper 000,
+/// section "Discussion: stateful monitoring": "a voting approach to determine the probable
+/// correctness of nodes' responses"). A request with no strict majority says nothing.
 #[derive(Clone, Debug)]
 pub struct VotingMonitor {
     /// Disagreements tolerated within the window.

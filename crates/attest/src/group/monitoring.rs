@@ -1,5 +1,6 @@
 //! Driving the pluggable monitors: probe on a timer, feed replies, misses and observations, and
-//! attest or withdraw as each monitor's verdict says (paper 000, section 2.3).
+//! attest or withdraw as each monitor's verdict says (paper 000, section "Discussion: stateful
+//! monitoring").
 
 use stockade_core::{Context, NodeId, Time};
 

@@ -20,8 +20,8 @@ pub(crate) struct PendingAnnouncement {
 pub(crate) enum Membership {
     /// Asked contacts to attest it; no member has yet.
     Joining,
-    /// Created the group, or some member attested it (paper 000, section 2.1: "a join succeeds
-    /// once the node receives an attestation from a group member").
+    /// Created the group, or some member attested it (paper 000, section "LA-groups abstraction":
+    /// "a join succeeds once the node receives an attestation from a group member").
     Member,
 }
 
@@ -33,8 +33,8 @@ pub(crate) struct GroupState {
     pub attesting: BTreeMap<NodeId, Vec<u8>>,
     pub membership: Membership,
     /// Keyed by link, so a second change to one link before the flush replaces the first: the
-    /// intermediate-node aggregation of paper 000, section 2.4. Bounded by the store's
-    /// `links_max`, since every entry is a link the store holds.
+    /// intermediate-node aggregation of paper 000, section "Compact signature representation".
+    /// Bounded by the store's `links_max`, since every entry is a link the store holds.
     pub pending: BTreeMap<(NodeId, NodeId), PendingAnnouncement>,
     /// Whether a flush timer is armed.
     pub flush_armed: bool,
@@ -87,7 +87,8 @@ impl GroupState {
         g
     }
 
-    /// The nodes reachable from `me` along live attestations (paper 000, section 2.2).
+    /// The nodes reachable from `me` along live attestations (paper 000, section "Views and
+    /// link-state announcements").
     pub fn view(&self, me: NodeId, now: Time) -> BTreeSet<NodeId> {
         let mut v = self.store.graph(now).reachable_from(me);
         v.insert(me);
