@@ -26,4 +26,6 @@ pub mod monitor;
 pub mod robust;
 
 #[cfg(test)]
+mod test_graphs;
+#[cfg(test)]
 mod test_net;

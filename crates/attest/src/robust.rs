@@ -115,19 +115,7 @@ pub fn trusted_by_disjoint_paths(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::UNIT_COST;
-
-    fn n(i: u32) -> NodeId {
-        NodeId(i)
-    }
-
-    fn unit(edges: &[(u32, u32)]) -> AttestationGraph {
-        AttestationGraph::from_edges(edges.iter().map(|&(a, b)| (n(a), n(b), UNIT_COST)))
-    }
-
-    fn set(ids: &[u32]) -> BTreeSet<NodeId> {
-        ids.iter().map(|&i| n(i)).collect()
-    }
+    use crate::test_graphs::{n, set, unit};
 
     /// Nodes 0..4 all attest each other; 4 is attested by 0 and 1; 5 only by 4.
     fn clique_with_tail() -> AttestationGraph {

@@ -1,23 +1,8 @@
 //! Graph queries checked against small graphs worked by hand, and Menger's theorem as a property.
 
 use super::*;
+use crate::test_graphs::{n, path, set, unit};
 use proptest::prelude::*;
-
-fn n(i: u32) -> NodeId {
-    NodeId(i)
-}
-
-fn unit(edges: &[(u32, u32)]) -> AttestationGraph {
-    AttestationGraph::from_edges(edges.iter().map(|&(a, b)| (n(a), n(b), UNIT_COST)))
-}
-
-fn set(ids: &[u32]) -> BTreeSet<NodeId> {
-    ids.iter().map(|&i| n(i)).collect()
-}
-
-fn path(ids: &[u32]) -> Vec<NodeId> {
-    ids.iter().map(|&i| n(i)).collect()
-}
 
 /// 1 -> 2 -> 4, 1 -> 3 -> 4, and a chord 2 -> 3.
 fn diamond() -> AttestationGraph {
