@@ -168,4 +168,49 @@ pub mod test_only {
                 .is_some_and(|key| MacTag(digest(&[b"tag", &key, message])) == *tag)
         }
     }
+
+    impl crate::transcript::ViewMultiSignature for TestOnlySharedSecretKeys {
+        fn sign(&self, message: &[u8]) -> crate::transcript::ViewSignature {
+            let secret = self.secret(self.me).copied().unwrap_or([0; 32]);
+            view_part(&secret, message)
+        }
+        fn aggregate(
+            &self,
+            signatures: &[crate::transcript::ViewSignature],
+        ) -> Result<crate::transcript::ViewSignature, String> {
+            let (first, rest) = signatures.split_first().ok_or("no signatures")?;
+            let mut sum = first.0;
+            for s in rest {
+                for (a, b) in sum.iter_mut().zip(s.0.iter()) {
+                    *a ^= b;
+                }
+            }
+            Ok(crate::transcript::ViewSignature(sum))
+        }
+        fn verify_aggregate(
+            &self,
+            signers: &BTreeSet<NodeId>,
+            message: &[u8],
+            aggregate: &crate::transcript::ViewSignature,
+        ) -> bool {
+            let parts: Option<Vec<_>> = signers
+                .iter()
+                .map(|n| self.secret(*n).map(|s| view_part(s, message)))
+                .collect();
+            match parts {
+                Some(parts) => self.aggregate(&parts).is_ok_and(|sum| sum == *aggregate),
+                None => false,
+            }
+        }
+    }
+
+    /// A stand-in "signature" of 96 bytes; aggregation is XOR, so it is only as strong as the
+    /// secrecy of the table, which is all a unit test needs.
+    fn view_part(secret: &[u8; 32], message: &[u8]) -> crate::transcript::ViewSignature {
+        let mut out = [0u8; crate::transcript::VIEW_SIGNATURE_BYTES];
+        for (i, chunk) in out.chunks_mut(32).enumerate() {
+            chunk.copy_from_slice(&digest(&[b"view", &[i as u8], secret, message]));
+        }
+        crate::transcript::ViewSignature(out)
+    }
 }

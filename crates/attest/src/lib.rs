@@ -15,6 +15,7 @@
 //! | Fig. 1 (API); "Views and link-state announcements"; snapshots and aggregation of "Compact signature representation" | [`group`], [`messages`] |
 //! | section "Discussion: stateful monitoring" (liveness, performance, voting) | [`monitor`] |
 //! | section "Robust group membership protocol" (static and dynamic thresholds); section "Partitioned trust networks", trust by vertex-disjoint paths | [`robust`] |
+//! | sections "Attestations and membership transcripts", "Compact signature representation" | [`transcript`] |
 //! | section "LA-groups abstraction", digital signatures, and MACs between directly connected nodes | [`keys`] |
 
 pub mod attestation;
@@ -24,6 +25,7 @@ pub mod keys;
 pub mod messages;
 pub mod monitor;
 pub mod robust;
+pub mod transcript;
 
 #[cfg(test)]
 mod test_graphs;
