@@ -639,3 +639,47 @@ fn the_monitor_bound_is_enforced() {
         "replacing one is fine"
     );
 }
+
+/// When every member's view first holds `node`, or `None` if some never did.
+fn converged_at(net: &TestNet, group: GroupId, node: NodeId, members: &[NodeId]) -> Option<Time> {
+    members
+        .iter()
+        .map(|m| {
+            net.outputs[m.index()].iter().find_map(|(t, o)| match o {
+                GroupOutput::ViewChanged { group: g, view }
+                    if *g == group && view.contains(&node) =>
+                {
+                    Some(*t)
+                }
+                _ => None,
+            })
+        })
+        .try_fold(Time::ZERO, |latest, t| t.map(|t| latest.max(t)))
+}
+
+#[test]
+fn a_join_reaches_every_view_within_diameter_hops_of_latency_and_aggregation() {
+    // A chain of 8 members has diameter 7; the 9th node joins at the far end.
+    let config = GroupConfig::default();
+    let (mut net, group) = chain_of(9, 8, config.clone());
+    net.run_for(Duration::from_secs(1));
+    let start = net.now;
+    net.join_through(n(8), group, n(7));
+    net.run_for(Duration::from_secs(1));
+    let members: Vec<NodeId> = (0..8).map(n).collect();
+    let done = converged_at(&net, group, n(8), &members).expect("every member saw the joiner");
+    // The join request and the attestation back take one latency each; then each of the 7 hops
+    // to node 0 costs one latency plus one announce delay.
+    let hop = net.latency + config.announce_delay;
+    let bound = net.latency * 2 + hop * 7;
+    assert!(
+        done - start <= bound,
+        "converged after {:?}, bound {:?}",
+        done - start,
+        bound
+    );
+    assert!(
+        done - start >= net.latency * 8,
+        "node 0 is 8 links from the joiner"
+    );
+}
