@@ -7,6 +7,7 @@
 
 mod monitoring;
 mod state;
+mod transcripts;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -23,6 +24,7 @@ use crate::graph::AttestationGraph;
 use crate::keys::NodeKeys;
 use crate::messages::{announce_mac_bytes, AnnounceKind, GroupMessage, ANNOUNCE_ITEMS_MAX};
 use crate::monitor::{Monitor, Observation};
+use crate::transcript::{CompactTranscript, MemberDirectory, TranscriptError, ViewMultiSignature};
 use state::{GroupState, Membership};
 
 /// Tunables of the protocol; every bound is named with its unit last.
@@ -45,6 +47,10 @@ pub struct GroupConfig {
     pub links_max: usize,
     /// The most contacts one join asks.
     pub join_contacts_max: usize,
+    /// The length of a transcript epoch: members sign statements for the epoch their clock is in.
+    pub transcript_epoch: Duration,
+    /// How long a collector waits for view-signature shares.
+    pub transcript_timeout: Duration,
     /// How often a monitored node is probed; a probe unanswered by the next one is a miss.
     pub probe_interval: Duration,
     /// The most monitors this node runs, over all groups.
@@ -70,6 +76,8 @@ impl Default for GroupConfig {
             links_max: 4096,
             join_contacts_max: 8,
             probe_interval: Duration::from_secs(1),
+            transcript_epoch: Duration::from_secs(10),
+            transcript_timeout: Duration::from_secs(1),
             monitors_max: 256,
             attest_joiners: true,
             mac_vouching: true,
@@ -124,6 +132,15 @@ pub enum GroupRequest {
         /// The node watched.
         node: NodeId,
     },
+    /// Collect a compact membership transcript of this node's view of `group`, with bitmaps
+    /// indexed by `directory` (the key directory the verifier holds); answered by
+    /// [`GroupOutput::Transcript`] once every member signed or at the transcript timeout.
+    BuildTranscript {
+        /// The group.
+        group: GroupId,
+        /// The verifier's directory.
+        directory: MemberDirectory,
+    },
     /// Hand an application observation to every monitor of `group`.
     Observe {
         /// The group.
@@ -172,6 +189,13 @@ pub enum GroupOutput {
         /// The new view, this node included.
         view: BTreeSet<NodeId>,
     },
+    /// A compact transcript was collected (or could not be).
+    Transcript {
+        /// The group.
+        group: GroupId,
+        /// The transcript, signed by the members that answered.
+        result: Result<CompactTranscript, TranscriptError>,
+    },
     /// A request could not be carried out.
     RequestFailed(GroupError),
 }
@@ -202,6 +226,12 @@ pub enum GroupError {
     /// A node cannot attest itself.
     #[error("a node cannot attest itself")]
     SelfAttestation,
+    /// A compact transcript needs a view-signing key ([`LaGroups::with_view_signing`]).
+    #[error("this node has no view-signing key; build it with LaGroups::with_view_signing")]
+    NoViewSigningKey,
+    /// A compact transcript of the group is already being collected.
+    #[error("a transcript of {0} is already being collected; wait for its Transcript output")]
+    TranscriptInProgress(GroupId),
     /// The node runs [`GroupConfig::monitors_max`] monitors already.
     #[error("this node already runs {0} monitors; stop one or raise monitors_max")]
     TooManyMonitors(usize),
@@ -223,6 +253,8 @@ pub enum GroupTimer {
     JoinTimeout(GroupId),
     /// Probe a monitored node (and count the previous probe as missed if unanswered).
     Probe(GroupId, NodeId),
+    /// Stop waiting for view-signature shares and aggregate what arrived.
+    TranscriptTimeout(GroupId),
 }
 
 /// Counters for tests, reports and the simulator.
@@ -238,6 +270,8 @@ pub struct GroupStats {
     pub rejected_expired: u64,
     /// Rejected for another reason (wrong group, self-link, validity, store full, equivocation).
     pub rejected_other: u64,
+    /// View-signature shares that did not verify.
+    pub rejected_view_shares: u64,
     /// Signature verifications run.
     pub signatures_verified: u64,
     /// Announcements whose MAC let this node skip signature checks.
@@ -270,6 +304,9 @@ pub struct LaGroups {
     keys: Box<dyn NodeKeys>,
     groups: BTreeMap<GroupId, GroupState>,
     monitors: BTreeMap<(GroupId, NodeId), monitoring::MonitorSlot>,
+    view_keys: Option<Box<dyn ViewMultiSignature>>,
+    /// At most one per group.
+    transcripts: BTreeMap<GroupId, transcripts::PendingTranscript>,
     next_probe_nonce: u64,
     stats: GroupStats,
 }
@@ -283,9 +320,18 @@ impl LaGroups {
             keys,
             groups: BTreeMap::new(),
             monitors: BTreeMap::new(),
+            view_keys: None,
+            transcripts: BTreeMap::new(),
             next_probe_nonce: 0,
             stats: GroupStats::default(),
         }
+    }
+
+    /// Give this node a view-signing key (BLS in production), needed to collect and to sign
+    /// compact transcripts.
+    pub fn with_view_signing(mut self, keys: Box<dyn ViewMultiSignature>) -> Self {
+        self.view_keys = Some(keys);
+        self
     }
 
     /// The groups this node is a member of (joins still pending are left out).
@@ -749,6 +795,7 @@ impl LaGroups {
         {
             self.groups.remove(&group);
             self.monitors.retain(|(g, _), _| *g != group);
+            self.transcripts.remove(&group);
             cx.cancel_timer(GroupTimer::Refresh(group));
             cx.cancel_timer(GroupTimer::Sweep(group));
             cx.cancel_timer(GroupTimer::Flush(group));
@@ -784,6 +831,17 @@ impl Protocol for LaGroups {
                     cx.send(from, GroupMessage::ProbeReply { group, nonce });
                 }
             }
+            GroupMessage::ViewSignRequest {
+                group,
+                epoch,
+                view_digest,
+            } => self.on_view_sign_request(cx, from, group, epoch, view_digest),
+            GroupMessage::ViewSignShare {
+                group,
+                epoch,
+                view_digest,
+                signature,
+            } => self.on_view_sign_share(cx, from, group, epoch, view_digest, signature),
             GroupMessage::ProbeReply { group, nonce } => {
                 self.on_probe_reply(cx, from, group, nonce)
             }
@@ -797,6 +855,7 @@ impl Protocol for LaGroups {
             GroupTimer::Flush(group) => self.flush(cx, group),
             GroupTimer::JoinTimeout(group) => self.join_timeout(cx, group),
             GroupTimer::Probe(group, node) => self.probe(cx, group, node),
+            GroupTimer::TranscriptTimeout(group) => self.finish_transcript(cx, group),
         }
     }
 
@@ -812,6 +871,9 @@ impl Protocol for LaGroups {
                 monitor,
             } => self.start_monitor(cx, group, node, monitor),
             GroupRequest::StopMonitoring { group, node } => self.stop_monitor(cx, group, node),
+            GroupRequest::BuildTranscript { group, directory } => {
+                self.start_transcript(cx, group, directory)
+            }
             GroupRequest::Observe { group, observation } => self.observe(cx, group, &observation),
         }
     }

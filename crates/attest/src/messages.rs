@@ -10,6 +10,7 @@ use stockade_core::wire::{put_vec, DecodeError, Reader, Wire};
 
 use crate::attestation::{GroupId, SignedAttestation};
 use crate::keys::MacTag;
+use crate::transcript::ViewSignature;
 
 /// The most attestations one announcement carries; larger sets are split across messages. One
 /// signed attestation encodes to at most 365 bytes (with [`crate::attestation::INFO_BYTES_MAX`] of
@@ -61,6 +62,28 @@ pub enum GroupMessage {
         /// The probe's nonce.
         nonce: u64,
     },
+    /// A member collecting a compact transcript asks the others to sign "in `group` at `epoch`
+    /// the view has digest `view_digest`" (section "Compact signature representation").
+    ViewSignRequest {
+        /// The group.
+        group: GroupId,
+        /// The epoch of the statement.
+        epoch: u64,
+        /// The digest of the collector's view.
+        view_digest: [u8; 32],
+    },
+    /// A member's signature over the statement of a [`GroupMessage::ViewSignRequest`], sent only
+    /// when its own view has the same digest.
+    ViewSignShare {
+        /// The group.
+        group: GroupId,
+        /// The epoch of the statement.
+        epoch: u64,
+        /// The digest signed.
+        view_digest: [u8; 32],
+        /// The member's signature.
+        signature: ViewSignature,
+    },
 }
 
 /// The bytes an announcement's MAC covers: everything but the MAC.
@@ -87,6 +110,8 @@ const TAG_JOIN: u8 = 0;
 const TAG_ANNOUNCE: u8 = 1;
 const TAG_PROBE: u8 = 2;
 const TAG_PROBE_REPLY: u8 = 3;
+const TAG_VIEW_SIGN_REQUEST: u8 = 4;
+const TAG_VIEW_SIGN_SHARE: u8 = 5;
 
 impl Wire for GroupMessage {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -117,6 +142,28 @@ impl Wire for GroupMessage {
                 out.push(TAG_PROBE_REPLY);
                 group.encode(out);
                 nonce.encode(out);
+            }
+            GroupMessage::ViewSignRequest {
+                group,
+                epoch,
+                view_digest,
+            } => {
+                out.push(TAG_VIEW_SIGN_REQUEST);
+                group.encode(out);
+                epoch.encode(out);
+                view_digest.encode(out);
+            }
+            GroupMessage::ViewSignShare {
+                group,
+                epoch,
+                view_digest,
+                signature,
+            } => {
+                out.push(TAG_VIEW_SIGN_SHARE);
+                group.encode(out);
+                epoch.encode(out);
+                view_digest.encode(out);
+                signature.0.encode(out);
             }
         }
     }
@@ -155,6 +202,17 @@ impl Wire for GroupMessage {
             TAG_PROBE_REPLY => Ok(GroupMessage::ProbeReply {
                 group: GroupId::decode(r)?,
                 nonce: u64::decode(r)?,
+            }),
+            TAG_VIEW_SIGN_REQUEST => Ok(GroupMessage::ViewSignRequest {
+                group: GroupId::decode(r)?,
+                epoch: u64::decode(r)?,
+                view_digest: r.array()?,
+            }),
+            TAG_VIEW_SIGN_SHARE => Ok(GroupMessage::ViewSignShare {
+                group: GroupId::decode(r)?,
+                epoch: u64::decode(r)?,
+                view_digest: r.array()?,
+                signature: ViewSignature(r.array()?),
             }),
             t => Err(DecodeError::UnknownTag {
                 what: "GroupMessage",
@@ -207,6 +265,17 @@ mod tests {
             },
             GroupMessage::Probe { group, nonce: 9 },
             GroupMessage::ProbeReply { group, nonce: 9 },
+            GroupMessage::ViewSignRequest {
+                group,
+                epoch: 4,
+                view_digest: [6; 32],
+            },
+            GroupMessage::ViewSignShare {
+                group,
+                epoch: 4,
+                view_digest: [6; 32],
+                signature: ViewSignature([8; 96]),
+            },
         ];
         for m in all {
             assert_eq!(

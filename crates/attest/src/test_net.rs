@@ -57,7 +57,10 @@ impl TestNet {
         let nodes = keys
             .into_iter()
             .enumerate()
-            .map(|(i, k)| LaGroups::new(NodeId(i as u32), config.clone(), Box::new(k)))
+            .map(|(i, k)| {
+                LaGroups::new(NodeId(i as u32), config.clone(), Box::new(k.clone()))
+                    .with_view_signing(Box::new(k))
+            })
             .collect();
         let mut net = TestNet {
             nodes,

@@ -10,6 +10,7 @@ use super::*;
 use crate::keys::test_only::TestOnlySharedSecretKeys;
 use crate::monitor::{LivenessMonitor, VotingMonitor};
 use crate::test_net::TestNet;
+use crate::transcript::{CompactTranscript, MemberDirectory, TranscriptError};
 
 fn n(i: u32) -> NodeId {
     NodeId(i)
@@ -682,4 +683,110 @@ fn a_join_reaches_every_view_within_diameter_hops_of_latency_and_aggregation() {
         done - start >= net.latency * 8,
         "node 0 is 8 links from the joiner"
     );
+}
+
+fn transcript_of(
+    net: &TestNet,
+    node: NodeId,
+) -> Option<Result<CompactTranscript, TranscriptError>> {
+    net.outputs_of(node).into_iter().find_map(|o| match o {
+        GroupOutput::Transcript { result, .. } => Some(result),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_compact_transcript_is_collected_from_every_member_and_verifies() {
+    let (mut net, group) = chain(4, GroupConfig::default());
+    let directory = MemberDirectory::new((0..4).map(n)).expect("small");
+    net.request(
+        n(0),
+        GroupRequest::BuildTranscript {
+            group,
+            directory: directory.clone(),
+        },
+    );
+    net.run_for(Duration::from_millis(100));
+    let transcript = transcript_of(&net, n(0))
+        .expect("collected")
+        .expect("aggregated");
+    let verifier = TestOnlySharedSecretKeys::for_nodes((0..4).map(n)).remove(0);
+    let statement = transcript
+        .verify(n(3), 4, &directory, &verifier)
+        .expect("all four signed");
+    assert_eq!(statement.members, (0..4).map(n).collect());
+}
+
+#[test]
+fn a_silent_member_leaves_a_transcript_with_fewer_signers_at_the_timeout() {
+    let (mut net, group) = chain(4, GroupConfig::default());
+    net.crashed.insert(n(3));
+    let directory = MemberDirectory::new((0..4).map(n)).expect("small");
+    net.request(
+        n(1),
+        GroupRequest::BuildTranscript {
+            group,
+            directory: directory.clone(),
+        },
+    );
+    net.request(
+        n(1),
+        GroupRequest::BuildTranscript {
+            group,
+            directory: directory.clone(),
+        },
+    );
+    net.run_for(Duration::from_millis(500));
+    assert_eq!(transcript_of(&net, n(1)), None, "still waiting for node 3");
+    net.run_for(Duration::from_secs(1));
+    let transcript = transcript_of(&net, n(1))
+        .expect("timed out")
+        .expect("aggregated");
+    let verifier = TestOnlySharedSecretKeys::for_nodes((0..4).map(n)).remove(0);
+    assert!(
+        transcript.verify(n(3), 3, &directory, &verifier).is_ok(),
+        "3 of 4 signed; 3 is still in the view"
+    );
+    assert_eq!(
+        transcript.verify(n(3), 4, &directory, &verifier),
+        Err(TranscriptError::TooFewSigners {
+            signers: 3,
+            required: 4
+        })
+    );
+    assert!(net.outputs_of(n(1)).contains(&GroupOutput::RequestFailed(
+        GroupError::TranscriptInProgress(group)
+    )));
+}
+
+#[test]
+fn path_transcripts_follow_a_shortest_attestation_path() {
+    let (net, group) = chain(4, GroupConfig::default());
+    let t = net.nodes[2]
+        .path_transcript(group, n(0), n(3), net.now)
+        .expect("0 reaches 3");
+    let verifier = TestOnlySharedSecretKeys::for_nodes((0..4).map(n)).remove(0);
+    assert_eq!(t.attestations.len(), 3);
+    assert_eq!(t.verify(group, n(0), n(3), net.now, &verifier), Ok(()));
+    let list = net.nodes[2].list_transcript(group, net.now);
+    assert_eq!(list.attestations.len(), 6);
+}
+
+#[test]
+fn a_node_without_a_view_key_cannot_collect_transcripts() {
+    let keys = TestOnlySharedSecretKeys::for_nodes([n(0)]);
+    let mut p = LaGroups::new(n(0), GroupConfig::default(), Box::new(keys[0].clone()));
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut tokens = 0;
+    let mut cx = Context::new(Time::ZERO, n(0), &mut rng, &mut tokens, Vec::new());
+    p.on_request(&mut cx, GroupRequest::Create);
+    let group = p.groups()[0];
+    let directory = MemberDirectory::new([n(0)]).expect("small");
+    p.on_request(&mut cx, GroupRequest::BuildTranscript { group, directory });
+    assert!(matches!(
+        cx.effects().last(),
+        Some(Effect::Deliver(GroupOutput::RequestFailed(
+            GroupError::NoViewSigningKey
+        )))
+    ));
 }
