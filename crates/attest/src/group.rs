@@ -24,8 +24,9 @@ use crate::graph::AttestationGraph;
 use crate::keys::NodeKeys;
 use crate::messages::{announce_mac_bytes, AnnounceKind, GroupMessage, ANNOUNCE_ITEMS_MAX};
 use crate::monitor::{Monitor, Observation};
-use crate::transcript::{CompactTranscript, MemberDirectory, TranscriptError, ViewMultiSignature};
+use crate::transcript::{CompactTranscript, MemberDirectory, TranscriptError};
 use state::{GroupState, Membership};
+use stockade_crypto::scheme::MultiSigner;
 
 /// Tunables of the protocol; every bound is named with its unit last.
 #[derive(Clone, Debug)]
@@ -304,7 +305,7 @@ pub struct LaGroups {
     keys: Box<dyn NodeKeys>,
     groups: BTreeMap<GroupId, GroupState>,
     monitors: BTreeMap<(GroupId, NodeId), monitoring::MonitorSlot>,
-    view_keys: Option<Box<dyn ViewMultiSignature>>,
+    view_signer: Option<MultiSigner>,
     /// At most one per group.
     transcripts: BTreeMap<GroupId, transcripts::PendingTranscript>,
     next_probe_nonce: u64,
@@ -320,7 +321,7 @@ impl LaGroups {
             keys,
             groups: BTreeMap::new(),
             monitors: BTreeMap::new(),
-            view_keys: None,
+            view_signer: None,
             transcripts: BTreeMap::new(),
             next_probe_nonce: 0,
             stats: GroupStats::default(),
@@ -329,8 +330,8 @@ impl LaGroups {
 
     /// Give this node a view-signing key (BLS in production), needed to collect and to sign
     /// compact transcripts.
-    pub fn with_view_signing(mut self, keys: Box<dyn ViewMultiSignature>) -> Self {
-        self.view_keys = Some(keys);
+    pub fn with_view_signing(mut self, signer: MultiSigner) -> Self {
+        self.view_signer = Some(signer);
         self
     }
 

@@ -10,7 +10,7 @@ use stockade_core::wire::{put_vec, DecodeError, Reader, Wire};
 
 use crate::attestation::{GroupId, SignedAttestation};
 use crate::keys::MacTag;
-use crate::transcript::ViewSignature;
+use stockade_crypto::bls::BlsSignature;
 
 /// The most attestations one announcement carries; larger sets are split across messages. One
 /// signed attestation encodes to at most 365 bytes (with [`crate::attestation::INFO_BYTES_MAX`] of
@@ -82,7 +82,7 @@ pub enum GroupMessage {
         /// The digest signed.
         view_digest: [u8; 32],
         /// The member's signature.
-        signature: ViewSignature,
+        signature: BlsSignature,
     },
 }
 
@@ -163,7 +163,7 @@ impl Wire for GroupMessage {
                 group.encode(out);
                 epoch.encode(out);
                 view_digest.encode(out);
-                signature.0.encode(out);
+                signature.encode(out);
             }
         }
     }
@@ -212,7 +212,7 @@ impl Wire for GroupMessage {
                 group: GroupId::decode(r)?,
                 epoch: u64::decode(r)?,
                 view_digest: r.array()?,
-                signature: ViewSignature(r.array()?),
+                signature: BlsSignature::decode(r)?,
             }),
             t => Err(DecodeError::UnknownTag {
                 what: "GroupMessage",
@@ -274,7 +274,7 @@ mod tests {
                 group,
                 epoch: 4,
                 view_digest: [6; 32],
-                signature: ViewSignature([8; 96]),
+                signature: BlsSignature([8; 96]),
             },
         ];
         for m in all {

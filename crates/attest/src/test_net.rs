@@ -12,8 +12,12 @@ use rand_chacha::ChaCha8Rng;
 use stockade_core::{Context, Effect, NodeId, Protocol, Time};
 
 use crate::group::{GroupConfig, GroupOutput, GroupRequest, GroupTimer, LaGroups};
-use crate::keys::test_only::TestOnlySharedSecretKeys;
+use stockade_crypto::CryptoMode;
+
+use crate::keys::test_only::{node_keys, simulation_keys};
+use crate::keys::SchemeKeys;
 use crate::messages::GroupMessage;
+use crate::transcript::MemberDirectory;
 
 enum Event {
     Deliver {
@@ -47,19 +51,20 @@ pub struct TestNet {
 impl TestNet {
     /// `count` nodes with `config`, none with MAC keys.
     pub fn new(count: u32, config: GroupConfig) -> TestNet {
-        let keys = TestOnlySharedSecretKeys::for_nodes((0..count).map(NodeId));
+        let keys = node_keys(count);
         Self::with_keys(keys, config)
     }
 
     /// One node per key set, node `i` holding `keys[i]`.
-    pub fn with_keys(keys: Vec<TestOnlySharedSecretKeys>, config: GroupConfig) -> TestNet {
+    pub fn with_keys(keys: Vec<SchemeKeys>, config: GroupConfig) -> TestNet {
+        let view_keys = simulation_keys(CryptoMode::SimFast);
         let count = keys.len();
         let nodes = keys
             .into_iter()
             .enumerate()
             .map(|(i, k)| {
-                LaGroups::new(NodeId(i as u32), config.clone(), Box::new(k.clone()))
-                    .with_view_signing(Box::new(k))
+                LaGroups::new(NodeId(i as u32), config.clone(), Box::new(k))
+                    .with_view_signing(view_keys.multi_signer(i as u32))
             })
             .collect();
         let mut net = TestNet {
@@ -180,6 +185,16 @@ impl TestNet {
             },
         );
         self.run_for(Duration::from_millis(200));
+    }
+
+    /// The view-signing directory of nodes `0..count`, as a verifier outside the group holds it.
+    pub fn directory(count: u32) -> MemberDirectory {
+        let ids: Vec<u32> = (0..count).collect();
+        let keys = simulation_keys(CryptoMode::SimFast).membership(&ids);
+        match MemberDirectory::new(ids.into_iter().map(NodeId), keys) {
+            Ok(d) => d,
+            Err(e) => panic!("a test directory of {count} nodes: {e}"),
+        }
     }
 
     /// The outputs `node` received, without times.

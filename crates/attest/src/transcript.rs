@@ -14,13 +14,16 @@
 //!   form the paper's compact representation improves on);
 //! - [`CompactTranscript`]: one multi-signature by the members over a common statement
 //!   `(group, epoch, digest of the view)`, with bitmaps naming the view's members and the signers
-//!   as positions in a [`MemberDirectory`] the verifier already holds.
+//!   as positions in a [`MemberDirectory`] the verifier already holds (BLS with proof of
+//!   possession, through `stockade-crypto`'s `Membership`, real or the simulation stand-in).
 
 use std::collections::BTreeSet;
 
 use sha2::{Digest as _, Sha256};
-use stockade_core::wire::{put_bytes, DecodeError, Reader, Wire};
-use stockade_core::{NodeId, Time};
+use stockade_core::wire::{DecodeError, Reader, Wire};
+use stockade_core::{CpuWork, NodeId, Time};
+use stockade_crypto::bls::{BlsSignature, MultiSignature, SignerBitmap};
+use stockade_crypto::scheme::Membership;
 use thiserror::Error;
 
 use crate::attestation::{GroupId, SignedAttestation};
@@ -32,9 +35,7 @@ pub const PATH_LEN_MAX: usize = 64;
 /// The most attestations a list transcript holds.
 pub const LIST_LEN_MAX: usize = 4096;
 /// The most nodes a member directory (and so a bitmap) covers.
-pub const DIRECTORY_NODES_MAX: usize = 4096;
-/// Bytes in one aggregate view signature (a BLS12-381 G2 signature).
-pub const VIEW_SIGNATURE_BYTES: usize = 96;
+pub const DIRECTORY_NODES_MAX: usize = stockade_crypto::bls::SIGNER_BITMAP_MEMBERS_MAX;
 /// Domain separation for the view statement members sign.
 const VIEW_DOMAIN: &[u8] = b"stockade-attest/view/v1";
 
@@ -101,6 +102,14 @@ pub enum TranscriptError {
     /// No signatures were given to aggregate, or the scheme refused them.
     #[error("cannot aggregate: {0}")]
     Aggregation(String),
+    /// A directory's node list and key list differ in length, or it is too large.
+    #[error("a directory needs one key per node and at most {DIRECTORY_NODES_MAX} nodes; got {nodes} nodes and {keys} keys")]
+    BadDirectory {
+        /// Distinct nodes given.
+        nodes: usize,
+        /// Keys given.
+        keys: usize,
+    },
 }
 
 /// Check one attestation of a transcript: group, expiry, signature.
@@ -242,20 +251,40 @@ impl Wire for AttestationListTranscript {
     }
 }
 
-/// The nodes whose view-signing keys a verifier knows, in a fixed order both sides share (for
-/// example, the ids in increasing order): bitmap positions index it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The nodes whose BLS keys (each with a checked proof of possession) a verifier holds, in
+/// increasing id order: bitmap positions index it.
+#[derive(Clone, Debug)]
 pub struct MemberDirectory {
     nodes: Vec<NodeId>,
+    keys: Membership,
+    /// A bitmap over the directory with no bit set, made once the size is known to fit.
+    empty_bitmap: SignerBitmap,
 }
 
 impl MemberDirectory {
-    /// A directory of `nodes` in increasing id order (duplicates dropped); `None` above
-    /// [`DIRECTORY_NODES_MAX`].
-    pub fn new(nodes: impl IntoIterator<Item = NodeId>) -> Option<MemberDirectory> {
-        let set: BTreeSet<NodeId> = nodes.into_iter().collect();
-        (set.len() <= DIRECTORY_NODES_MAX).then(|| MemberDirectory {
-            nodes: set.into_iter().collect(),
+    /// A directory of `nodes` with `keys`, key `i` belonging to the `i`-th node in increasing id
+    /// order.
+    pub fn new(
+        nodes: impl IntoIterator<Item = NodeId>,
+        keys: Membership,
+    ) -> Result<MemberDirectory, TranscriptError> {
+        let nodes: Vec<NodeId> = nodes
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let bad = TranscriptError::BadDirectory {
+            nodes: nodes.len(),
+            keys: keys.len(),
+        };
+        if nodes.len() != keys.len() {
+            return Err(bad);
+        }
+        let empty_bitmap = SignerBitmap::new(nodes.len()).ok_or(bad)?;
+        Ok(MemberDirectory {
+            nodes,
+            keys,
+            empty_bitmap,
         })
     }
 
@@ -269,48 +298,33 @@ impl MemberDirectory {
         self.nodes.is_empty()
     }
 
-    /// The bitmap of `nodes` (those not in the directory are left out).
-    pub fn bitmap(&self, nodes: &BTreeSet<NodeId>) -> NodeBitmap {
-        let mut bits = vec![0u8; self.nodes.len().div_ceil(8)];
-        for (i, id) in self.nodes.iter().enumerate() {
-            if nodes.contains(id) {
-                bits[i / 8] |= 1 << (i % 8);
-            }
-        }
-        NodeBitmap(bits)
+    /// The position of `node`.
+    pub fn position(&self, node: NodeId) -> Option<usize> {
+        self.nodes.binary_search(&node).ok()
     }
 
-    /// The nodes `bitmap` names; `None` if its length does not fit the directory or it sets a bit
-    /// past the last node.
-    pub fn nodes_of(&self, bitmap: &NodeBitmap) -> Option<BTreeSet<NodeId>> {
-        if bitmap.0.len() != self.nodes.len().div_ceil(8) {
+    /// The keys, in position order.
+    pub fn keys(&self) -> &Membership {
+        &self.keys
+    }
+
+    /// The bitmap of `nodes` (those not in the directory are left out).
+    pub fn bitmap(&self, nodes: &BTreeSet<NodeId>) -> SignerBitmap {
+        let mut bits = self.empty_bitmap.clone();
+        for node in nodes {
+            if let Some(i) = self.position(*node) {
+                bits.insert(i);
+            }
+        }
+        bits
+    }
+
+    /// The nodes `bitmap` names; `None` if it ranges over another number of nodes.
+    pub fn nodes_of(&self, bitmap: &SignerBitmap) -> Option<BTreeSet<NodeId>> {
+        if bitmap.len() != self.nodes.len() {
             return None;
         }
-        let mut out = BTreeSet::new();
-        for (byte_index, byte) in bitmap.0.iter().enumerate() {
-            for bit in 0..8 {
-                if byte & (1 << bit) != 0 {
-                    out.insert(*self.nodes.get(byte_index * 8 + bit)?);
-                }
-            }
-        }
-        Some(out)
-    }
-}
-
-/// A set of positions in a [`MemberDirectory`], one bit each.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeBitmap(pub Vec<u8>);
-
-impl Wire for NodeBitmap {
-    fn encode(&self, out: &mut Vec<u8>) {
-        put_bytes(out, &self.0)
-    }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(NodeBitmap(r.byte_vec(
-            "node bitmap",
-            DIRECTORY_NODES_MAX.div_ceil(8),
-        )?))
+        bitmap.iter().map(|i| self.nodes.get(i).copied()).collect()
     }
 }
 
@@ -346,27 +360,6 @@ impl ViewStatement {
     }
 }
 
-/// One member's signature over a [`ViewStatement`], or the aggregate of several.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ViewSignature(pub [u8; VIEW_SIGNATURE_BYTES]);
-
-/// A multi-signature scheme for view statements (BLS with proof of possession in production):
-/// signing with this node's key, aggregating, and verifying an aggregate against the keys of the
-/// named signers.
-pub trait ViewMultiSignature {
-    /// This node's signature over `message`.
-    fn sign(&self, message: &[u8]) -> ViewSignature;
-    /// The aggregate of `signatures`, or why not.
-    fn aggregate(&self, signatures: &[ViewSignature]) -> Result<ViewSignature, String>;
-    /// Whether `aggregate` is the aggregate of every one of `signers`' signatures over `message`.
-    fn verify_aggregate(
-        &self,
-        signers: &BTreeSet<NodeId>,
-        message: &[u8],
-        aggregate: &ViewSignature,
-    ) -> bool;
-}
-
 /// The compact membership transcript: one aggregate signature over a view statement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompactTranscript {
@@ -375,38 +368,39 @@ pub struct CompactTranscript {
     /// The epoch of the statement.
     pub epoch: u64,
     /// The view's members, as directory positions.
-    pub members: NodeBitmap,
-    /// The members that signed, as directory positions.
-    pub signers: NodeBitmap,
-    /// The aggregate of the signers' signatures.
-    pub signature: ViewSignature,
+    pub members: SignerBitmap,
+    /// The signers (as directory positions) and the aggregate of their signatures.
+    pub multi: MultiSignature,
 }
 
 impl CompactTranscript {
-    /// Aggregate `signatures` (by member) over `statement` into a transcript indexed by
-    /// `directory`. Signatures of nodes outside the view are ignored.
+    /// Aggregate members' `signatures` over `statement` into a transcript indexed by `directory`.
+    /// Signatures of nodes outside the view or the directory, and repeats, are left out.
     pub fn build(
         statement: &ViewStatement,
-        signatures: &[(NodeId, ViewSignature)],
+        signatures: &[(NodeId, BlsSignature)],
         directory: &MemberDirectory,
-        scheme: &dyn ViewMultiSignature,
+        charge: &mut dyn FnMut(CpuWork),
     ) -> Result<CompactTranscript, TranscriptError> {
-        let mut signers = BTreeSet::new();
-        let mut parts = Vec::new();
+        let mut seen = BTreeSet::new();
+        let mut parts: Vec<(usize, &BlsSignature)> = Vec::new();
         for (node, sig) in signatures {
-            if statement.members.contains(node) && signers.insert(*node) {
-                parts.push(*sig);
+            if !statement.members.contains(node) || !seen.insert(*node) {
+                continue;
+            }
+            if let Some(i) = directory.position(*node) {
+                parts.push((i, sig));
             }
         }
-        let signature = scheme
-            .aggregate(&parts)
-            .map_err(TranscriptError::Aggregation)?;
+        let multi = directory
+            .keys
+            .aggregate(&parts, &mut |w| charge(w))
+            .map_err(|e| TranscriptError::Aggregation(e.to_string()))?;
         Ok(CompactTranscript {
             group: statement.group,
             epoch: statement.epoch,
             members: directory.bitmap(&statement.members),
-            signers: directory.bitmap(&signers),
-            signature,
+            multi,
         })
     }
 
@@ -417,7 +411,7 @@ impl CompactTranscript {
         subject: NodeId,
         signers_min: usize,
         directory: &MemberDirectory,
-        scheme: &dyn ViewMultiSignature,
+        charge: &mut dyn FnMut(CpuWork),
     ) -> Result<ViewStatement, TranscriptError> {
         let bad_bitmap = TranscriptError::BadBitmap {
             directory_nodes: directory.len(),
@@ -426,7 +420,7 @@ impl CompactTranscript {
             .nodes_of(&self.members)
             .ok_or(bad_bitmap.clone())?;
         let signers = directory
-            .nodes_of(&self.signers)
+            .nodes_of(&self.multi.signers)
             .ok_or(bad_bitmap.clone())?;
         if !signers.is_subset(&members) {
             return Err(bad_bitmap);
@@ -434,10 +428,11 @@ impl CompactTranscript {
         if !members.contains(&subject) {
             return Err(TranscriptError::NotAMember(subject));
         }
-        if signers.len() < signers_min.max(1) {
+        let required = signers_min.max(1);
+        if signers.len() < required {
             return Err(TranscriptError::TooFewSigners {
                 signers: signers.len(),
-                required: signers_min.max(1),
+                required,
             });
         }
         let statement = ViewStatement {
@@ -445,9 +440,10 @@ impl CompactTranscript {
             epoch: self.epoch,
             members,
         };
-        if !scheme.verify_aggregate(&signers, &statement.signing_bytes(), &self.signature) {
-            return Err(TranscriptError::BadAggregate(signers.len()));
-        }
+        directory
+            .keys
+            .verify(&statement.signing_bytes(), &self.multi, &mut |w| charge(w))
+            .map_err(|_| TranscriptError::BadAggregate(signers.len()))?;
         Ok(statement)
     }
 }
@@ -457,16 +453,14 @@ impl Wire for CompactTranscript {
         self.group.encode(out);
         self.epoch.encode(out);
         self.members.encode(out);
-        self.signers.encode(out);
-        self.signature.0.encode(out);
+        self.multi.encode(out);
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(CompactTranscript {
             group: GroupId::decode(r)?,
             epoch: u64::decode(r)?,
-            members: NodeBitmap::decode(r)?,
-            signers: NodeBitmap::decode(r)?,
-            signature: ViewSignature(r.array()?),
+            members: SignerBitmap::decode(r)?,
+            multi: MultiSignature::decode(r)?,
         })
     }
 }

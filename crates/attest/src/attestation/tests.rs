@@ -1,22 +1,18 @@
 //! Acceptance rules for attestations: refresh, replay, forgery, expiry, bounds, wire decoding.
 
 use super::*;
-use crate::keys::test_only::TestOnlySharedSecretKeys;
+use crate::keys::test_only::node_keys;
+use crate::keys::SchemeKeys;
 use stockade_core::DecodeLimits;
 
 const GROUP: GroupId = GroupId([7; GROUP_ID_BYTES]);
 const VALIDITY_NS: u64 = 10_000_000_000;
 
-fn keys() -> Vec<TestOnlySharedSecretKeys> {
-    TestOnlySharedSecretKeys::for_nodes((0..4).map(NodeId))
+fn keys() -> Vec<SchemeKeys> {
+    node_keys(4)
 }
 
-fn attest(
-    keys: &[TestOnlySharedSecretKeys],
-    from: u32,
-    to: u32,
-    issued_s: u64,
-) -> SignedAttestation {
+fn attest(keys: &[SchemeKeys], from: u32, to: u32, issued_s: u64) -> SignedAttestation {
     Attestation {
         group: GROUP,
         attester: NodeId(from),
@@ -177,7 +173,7 @@ fn equivocation_self_links_wrong_group_and_long_validity_are_rejected() {
 
 #[test]
 fn store_bound_is_enforced() {
-    let k = TestOnlySharedSecretKeys::for_nodes((0..5).map(NodeId));
+    let k = node_keys(5);
     let mut s = AttestationStore::new(GROUP, 3, VALIDITY_NS);
     let now = Time::from_secs(1);
     for to in 1..4 {

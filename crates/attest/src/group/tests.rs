@@ -7,10 +7,10 @@ use rand_chacha::ChaCha8Rng;
 use stockade_core::Effect;
 
 use super::*;
-use crate::keys::test_only::TestOnlySharedSecretKeys;
+use crate::keys::test_only::{node_keys, pair_mac_key};
 use crate::monitor::{LivenessMonitor, VotingMonitor};
 use crate::test_net::TestNet;
-use crate::transcript::{CompactTranscript, MemberDirectory, TranscriptError};
+use crate::transcript::{CompactTranscript, TranscriptError};
 
 fn n(i: u32) -> NodeId {
     NodeId(i)
@@ -41,7 +41,7 @@ fn chain_of(total: u32, count: u32, config: GroupConfig) -> (TestNet, GroupId) {
 
 #[test]
 fn create_draws_a_random_id_and_arms_refresh_and_sweep() {
-    let keys = TestOnlySharedSecretKeys::for_nodes([n(0)]);
+    let keys = node_keys(1);
     let mut p = LaGroups::new(n(0), GroupConfig::default(), Box::new(keys[0].clone()));
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut tokens = 0;
@@ -70,7 +70,7 @@ fn create_draws_a_random_id_and_arms_refresh_and_sweep() {
 
 #[test]
 fn join_request_sends_the_joiners_attestation_to_each_contact() {
-    let keys = TestOnlySharedSecretKeys::for_nodes([n(0), n(1), n(2)]);
+    let keys = node_keys(3);
     let mut p = LaGroups::new(n(2), GroupConfig::default(), Box::new(keys[2].clone()));
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut tokens = 0;
@@ -209,7 +209,7 @@ fn refresh_keeps_links_alive_and_withdrawal_lapses_elsewhere() {
 fn snapshot_gives_a_joiner_the_whole_view_at_once() {
     let (mut net, group) = chain_of(5, 4, GroupConfig::default());
     let before = net.nodes[3].stats().snapshots_sent;
-    let keys = TestOnlySharedSecretKeys::for_nodes((0..5).map(n));
+    let keys = node_keys(5);
     let mut joiner = LaGroups::new(n(4), GroupConfig::default(), Box::new(keys[4].clone()));
     // Deliver node 3's snapshot by hand: run node 3's join handling and pick its announcements.
     let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -290,7 +290,7 @@ fn forged_and_replayed_attestations_are_rejected_and_not_flooded() {
     let replay = GroupMessage::Announce {
         group,
         kind: AnnounceKind::Changes,
-        attestations: vec![older.sign(&TestOnlySharedSecretKeys::for_nodes((0..3).map(n))[2])],
+        attestations: vec![older.sign(&node_keys(3)[2])],
         mac: None,
     };
     net.nodes[0].on_message(&mut cx, n(1), replay);
@@ -313,13 +313,15 @@ fn forged_and_replayed_attestations_are_rejected_and_not_flooded() {
 
 #[test]
 fn mac_vouched_announcements_skip_signature_checks() {
-    let keys: Vec<TestOnlySharedSecretKeys> = TestOnlySharedSecretKeys::for_nodes((0..3).map(n))
+    let keys: Vec<_> = node_keys(3)
         .into_iter()
         .enumerate()
         .map(|(i, k)| match i {
-            0 => k.with_mac_peer(n(1)),
-            1 => k.with_mac_peer(n(0)).with_mac_peer(n(2)),
-            _ => k.with_mac_peer(n(1)),
+            0 => k.with_mac_key(n(1), pair_mac_key(n(0), n(1))),
+            1 => k
+                .with_mac_key(n(0), pair_mac_key(n(0), n(1)))
+                .with_mac_key(n(2), pair_mac_key(n(1), n(2))),
+            _ => k.with_mac_key(n(1), pair_mac_key(n(1), n(2))),
         })
         .collect();
     let mut net = TestNet::with_keys(keys, GroupConfig::default());
@@ -698,7 +700,7 @@ fn transcript_of(
 #[test]
 fn a_compact_transcript_is_collected_from_every_member_and_verifies() {
     let (mut net, group) = chain(4, GroupConfig::default());
-    let directory = MemberDirectory::new((0..4).map(n)).expect("small");
+    let directory = TestNet::directory(4);
     net.request(
         n(0),
         GroupRequest::BuildTranscript {
@@ -710,9 +712,8 @@ fn a_compact_transcript_is_collected_from_every_member_and_verifies() {
     let transcript = transcript_of(&net, n(0))
         .expect("collected")
         .expect("aggregated");
-    let verifier = TestOnlySharedSecretKeys::for_nodes((0..4).map(n)).remove(0);
     let statement = transcript
-        .verify(n(3), 4, &directory, &verifier)
+        .verify(n(3), 4, &directory, &mut |_| {})
         .expect("all four signed");
     assert_eq!(statement.members, (0..4).map(n).collect());
 }
@@ -721,7 +722,7 @@ fn a_compact_transcript_is_collected_from_every_member_and_verifies() {
 fn a_silent_member_leaves_a_transcript_with_fewer_signers_at_the_timeout() {
     let (mut net, group) = chain(4, GroupConfig::default());
     net.crashed.insert(n(3));
-    let directory = MemberDirectory::new((0..4).map(n)).expect("small");
+    let directory = TestNet::directory(4);
     net.request(
         n(1),
         GroupRequest::BuildTranscript {
@@ -742,13 +743,12 @@ fn a_silent_member_leaves_a_transcript_with_fewer_signers_at_the_timeout() {
     let transcript = transcript_of(&net, n(1))
         .expect("timed out")
         .expect("aggregated");
-    let verifier = TestOnlySharedSecretKeys::for_nodes((0..4).map(n)).remove(0);
     assert!(
-        transcript.verify(n(3), 3, &directory, &verifier).is_ok(),
+        transcript.verify(n(3), 3, &directory, &mut |_| {}).is_ok(),
         "3 of 4 signed; 3 is still in the view"
     );
     assert_eq!(
-        transcript.verify(n(3), 4, &directory, &verifier),
+        transcript.verify(n(3), 4, &directory, &mut |_| {}),
         Err(TranscriptError::TooFewSigners {
             signers: 3,
             required: 4
@@ -765,23 +765,25 @@ fn path_transcripts_follow_a_shortest_attestation_path() {
     let t = net.nodes[2]
         .path_transcript(group, n(0), n(3), net.now)
         .expect("0 reaches 3");
-    let verifier = TestOnlySharedSecretKeys::for_nodes((0..4).map(n)).remove(0);
     assert_eq!(t.attestations.len(), 3);
-    assert_eq!(t.verify(group, n(0), n(3), net.now, &verifier), Ok(()));
+    assert_eq!(
+        t.verify(group, n(0), n(3), net.now, &node_keys(4)[0]),
+        Ok(())
+    );
     let list = net.nodes[2].list_transcript(group, net.now);
     assert_eq!(list.attestations.len(), 6);
 }
 
 #[test]
 fn a_node_without_a_view_key_cannot_collect_transcripts() {
-    let keys = TestOnlySharedSecretKeys::for_nodes([n(0)]);
+    let keys = node_keys(1);
     let mut p = LaGroups::new(n(0), GroupConfig::default(), Box::new(keys[0].clone()));
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut tokens = 0;
     let mut cx = Context::new(Time::ZERO, n(0), &mut rng, &mut tokens, Vec::new());
     p.on_request(&mut cx, GroupRequest::Create);
     let group = p.groups()[0];
-    let directory = MemberDirectory::new([n(0)]).expect("small");
+    let directory = TestNet::directory(1);
     p.on_request(&mut cx, GroupRequest::BuildTranscript { group, directory });
     assert!(matches!(
         cx.effects().last(),

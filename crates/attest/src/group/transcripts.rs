@@ -6,14 +6,15 @@
 use std::collections::BTreeMap;
 
 use stockade_core::time::duration_nanos;
-use stockade_core::{Context, CostKind, CpuWork, NodeId, Time};
+use stockade_core::{Context, NodeId, Time};
+use stockade_crypto::bls::BlsSignature;
 
 use super::{GroupError, GroupOutput, GroupTimer, LaGroups};
 use crate::attestation::GroupId;
 use crate::messages::GroupMessage;
 use crate::transcript::{
     AttestationListTranscript, CompactTranscript, MemberDirectory, PathTranscript, TranscriptError,
-    ViewSignature, ViewStatement,
+    ViewStatement,
 };
 
 /// A compact transcript being collected.
@@ -22,7 +23,7 @@ pub(crate) struct PendingTranscript {
     statement: ViewStatement,
     directory: MemberDirectory,
     /// Verified shares, at most one per member of the statement's view.
-    shares: BTreeMap<NodeId, ViewSignature>,
+    shares: BTreeMap<NodeId, BlsSignature>,
 }
 
 impl LaGroups {
@@ -58,7 +59,7 @@ impl LaGroups {
         directory: MemberDirectory,
     ) {
         let now = cx.now();
-        let error = match (&self.view_keys, self.view(group, now)) {
+        let error = match (&self.view_signer, self.view(group, now)) {
             (None, _) => Some(GroupError::NoViewSigningKey),
             (_, None) => Some(GroupError::UnknownGroup(group)),
             _ if self.transcripts.contains_key(&group) => {
@@ -70,7 +71,7 @@ impl LaGroups {
             cx.deliver(GroupOutput::RequestFailed(e));
             return;
         }
-        let (Some(keys), Some(members)) = (&self.view_keys, self.view(group, now)) else {
+        let (Some(signer), Some(members)) = (&self.view_signer, self.view(group, now)) else {
             return;
         };
         let statement = ViewStatement {
@@ -78,8 +79,7 @@ impl LaGroups {
             epoch: self.epoch(now),
             members,
         };
-        let own = keys.sign(&statement.signing_bytes());
-        cx.charge(CpuWork::ops(CostKind::BlsSign, 1));
+        let own = signer.sign(&statement.signing_bytes(), &mut |w| cx.charge(w));
         let request = GroupMessage::ViewSignRequest {
             group,
             epoch: statement.epoch,
@@ -119,7 +119,9 @@ impl LaGroups {
         view_digest: [u8; 32],
     ) {
         let now = cx.now();
-        let Some(keys) = &self.view_keys else { return };
+        let Some(signer) = &self.view_signer else {
+            return;
+        };
         let Some(members) = self.view(group, now) else {
             return;
         };
@@ -134,8 +136,7 @@ impl LaGroups {
         if statement.view_digest() != view_digest {
             return;
         }
-        let signature = keys.sign(&statement.signing_bytes());
-        cx.charge(CpuWork::ops(CostKind::BlsSign, 1));
+        let signature = signer.sign(&statement.signing_bytes(), &mut |w| cx.charge(w));
         cx.send(
             from,
             GroupMessage::ViewSignShare {
@@ -154,9 +155,8 @@ impl LaGroups {
         group: GroupId,
         epoch: u64,
         view_digest: [u8; 32],
-        signature: ViewSignature,
+        signature: BlsSignature,
     ) {
-        let Some(keys) = &self.view_keys else { return };
         let Some(pending) = self.transcripts.get_mut(&group) else {
             return;
         };
@@ -164,10 +164,17 @@ impl LaGroups {
         if st.epoch != epoch || st.view_digest() != view_digest || !st.members.contains(&from) {
             return;
         }
+        let Some(position) = pending.directory.position(from) else {
+            return;
+        };
         // Each share is checked on arrival so one bad share cannot spoil the aggregate.
-        cx.charge(CpuWork::ops(CostKind::BlsVerify, 1));
-        let signer = std::collections::BTreeSet::from([from]);
-        if keys.verify_aggregate(&signer, &st.signing_bytes(), &signature) {
+        let keys = pending.directory.keys();
+        let mut charge = |w| cx.charge(w);
+        let valid = keys
+            .aggregate(&[(position, &signature)], &mut charge)
+            .and_then(|single| keys.verify(&st.signing_bytes(), &single, &mut charge))
+            .is_ok();
+        if valid {
             pending.shares.insert(from, signature);
         } else {
             self.stats.rejected_view_shares += 1;
@@ -191,19 +198,11 @@ impl LaGroups {
         let Some(pending) = self.transcripts.remove(&group) else {
             return;
         };
-        let Some(keys) = &self.view_keys else { return };
-        let shares: Vec<(NodeId, ViewSignature)> = pending.shares.into_iter().collect();
-        cx.charge(CpuWork::ops(
-            CostKind::BlsAggregateSignature,
-            shares.len() as u32,
-        ));
-        let result = CompactTranscript::build(
-            &pending.statement,
-            &shares,
-            &pending.directory,
-            keys.as_ref(),
-        );
-        let result: Result<CompactTranscript, TranscriptError> = result;
+        let shares: Vec<(NodeId, BlsSignature)> = pending.shares.into_iter().collect();
+        let result: Result<CompactTranscript, TranscriptError> =
+            CompactTranscript::build(&pending.statement, &shares, &pending.directory, &mut |w| {
+                cx.charge(w)
+            });
         cx.deliver(GroupOutput::Transcript { group, result });
     }
 }

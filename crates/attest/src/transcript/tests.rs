@@ -4,17 +4,20 @@ use stockade_core::DecodeLimits;
 
 use super::*;
 use crate::attestation::{Attestation, GROUP_ID_BYTES};
-use crate::keys::test_only::TestOnlySharedSecretKeys;
+use crate::keys::test_only::{node_keys, simulation_keys};
+use crate::keys::SchemeKeys;
 use crate::test_graphs::{n, path, set};
+use stockade_crypto::scheme::SimulationKeys;
+use stockade_crypto::CryptoMode;
 
 const GROUP: GroupId = GroupId([5; GROUP_ID_BYTES]);
 const NOW: Time = Time::from_secs(5);
 
-fn keys(count: u32) -> Vec<TestOnlySharedSecretKeys> {
-    TestOnlySharedSecretKeys::for_nodes((0..count).map(n))
+fn keys(count: u32) -> Vec<SchemeKeys> {
+    node_keys(count)
 }
 
-fn attest(keys: &[TestOnlySharedSecretKeys], from: u32, to: u32) -> SignedAttestation {
+fn attest(keys: &[SchemeKeys], from: u32, to: u32) -> SignedAttestation {
     Attestation {
         group: GROUP,
         attester: n(from),
@@ -27,7 +30,7 @@ fn attest(keys: &[TestOnlySharedSecretKeys], from: u32, to: u32) -> SignedAttest
 }
 
 /// 0 -> 1 -> 2 -> 3, plus 3 -> 0.
-fn ring_attestations(keys: &[TestOnlySharedSecretKeys]) -> Vec<SignedAttestation> {
+fn ring_attestations(keys: &[SchemeKeys]) -> Vec<SignedAttestation> {
     vec![
         attest(keys, 0, 1),
         attest(keys, 1, 2),
@@ -143,28 +146,46 @@ fn statement(members: &[u32]) -> ViewStatement {
     }
 }
 
+fn directory(keys: &SimulationKeys, count: u32) -> MemberDirectory {
+    let ids: Vec<u32> = (0..count).collect();
+    MemberDirectory::new(ids.iter().map(|&i| n(i)), keys.membership(&ids)).expect("small directory")
+}
+
 fn signed_by(
-    k: &[TestOnlySharedSecretKeys],
+    keys: &SimulationKeys,
     st: &ViewStatement,
     who: &[u32],
-) -> Vec<(NodeId, ViewSignature)> {
+) -> Vec<(NodeId, BlsSignature)> {
     let message = st.signing_bytes();
     who.iter()
-        .map(|&i| (n(i), ViewMultiSignature::sign(&k[i as usize], &message)))
+        .map(|&i| (n(i), keys.multi_signer(i).sign(&message, &mut |_| {})))
         .collect()
 }
 
+fn no_charge() -> impl FnMut(CpuWork) {
+    |_| {}
+}
+
 #[test]
-fn compact_transcript_verifies_with_one_aggregate() {
-    let k = keys(6);
-    let directory = MemberDirectory::new((0..6).map(n)).expect("small");
+fn compact_transcript_verifies_with_one_real_bls_aggregate() {
+    let keys = simulation_keys(CryptoMode::Real);
+    let dir = directory(&keys, 6);
     let st = statement(&[0, 1, 2, 3]);
     // Node 5 is outside the view: its signature is left out of the aggregate.
-    let sigs = signed_by(&k, &st, &[0, 1, 3, 5]);
-    let t = CompactTranscript::build(&st, &sigs, &directory, &k[0]).expect("aggregates");
-    assert_eq!(t.signers, NodeBitmap(vec![0b0000_1011]));
-    assert_eq!(t.members, NodeBitmap(vec![0b0000_1111]));
-    assert_eq!(t.verify(n(2), 3, &directory, &k[4]), Ok(st.clone()));
+    let sigs = signed_by(&keys, &st, &[0, 1, 3, 5]);
+    let mut charged = Vec::new();
+    let t =
+        CompactTranscript::build(&st, &sigs, &dir, &mut |w| charged.push(w)).expect("aggregates");
+    assert_eq!(dir.nodes_of(&t.multi.signers), Some(set(&[0, 1, 3])));
+    assert_eq!(dir.nodes_of(&t.members), Some(set(&[0, 1, 2, 3])));
+    assert_eq!(
+        charged,
+        vec![CpuWork::ops(
+            stockade_core::CostKind::BlsAggregateSignature,
+            3
+        )]
+    );
+    assert_eq!(t.verify(n(2), 3, &dir, &mut no_charge()), Ok(st.clone()));
     let bytes = t.to_bytes();
     assert_eq!(
         CompactTranscript::from_bytes(&bytes, DecodeLimits::MESSAGE),
@@ -174,70 +195,74 @@ fn compact_transcript_verifies_with_one_aggregate() {
 
 #[test]
 fn compact_transcript_rejects_each_kind_of_defect() {
-    let k = keys(6);
-    let directory = MemberDirectory::new((0..6).map(n)).expect("small");
+    let keys = simulation_keys(CryptoMode::SimFast);
+    let dir = directory(&keys, 6);
     let st = statement(&[0, 1, 2, 3]);
-    let t = CompactTranscript::build(&st, &signed_by(&k, &st, &[0, 1, 3]), &directory, &k[0])
-        .expect("aggregates");
+    let t = CompactTranscript::build(
+        &st,
+        &signed_by(&keys, &st, &[0, 1, 3]),
+        &dir,
+        &mut no_charge(),
+    )
+    .expect("aggregates");
     assert_eq!(
-        t.verify(n(4), 1, &directory, &k[4]),
+        t.verify(n(4), 1, &dir, &mut no_charge()),
         Err(TranscriptError::NotAMember(n(4)))
     );
     assert_eq!(
-        t.verify(n(2), 4, &directory, &k[4]),
+        t.verify(n(2), 4, &dir, &mut no_charge()),
         Err(TranscriptError::TooFewSigners {
             signers: 3,
             required: 4
         })
     );
     let mut claims_more = t.clone();
-    claims_more.signers = NodeBitmap(vec![0b0000_1111]);
+    claims_more.multi.signers.insert(2);
     assert_eq!(
-        claims_more.verify(n(2), 1, &directory, &k[4]),
+        claims_more.verify(n(2), 1, &dir, &mut no_charge()),
         Err(TranscriptError::BadAggregate(4))
     );
     let mut other_epoch = t.clone();
     other_epoch.epoch = 8;
     assert_eq!(
-        other_epoch.verify(n(2), 1, &directory, &k[4]),
+        other_epoch.verify(n(2), 1, &dir, &mut no_charge()),
         Err(TranscriptError::BadAggregate(3))
     );
     let mut outsider = t.clone();
-    outsider.signers = NodeBitmap(vec![0b0001_1011]);
+    outsider.multi.signers.insert(4);
     assert_eq!(
-        outsider.verify(n(2), 1, &directory, &k[4]),
+        outsider.verify(n(2), 1, &dir, &mut no_charge()),
         Err(TranscriptError::BadBitmap { directory_nodes: 6 }),
         "a signer outside the view"
     );
-    let small = MemberDirectory::new((0..3).map(n)).expect("small");
+    let small = directory(&keys, 3);
     assert!(matches!(
-        t.verify(n(2), 1, &small, &k[4]),
+        t.verify(n(2), 1, &small, &mut no_charge()),
         Err(TranscriptError::BadBitmap { .. })
     ));
-    let beyond = MemberDirectory::new((0..5).map(n)).expect("small");
-    let mut past_end = t.clone();
-    past_end.members = NodeBitmap(vec![0b1000_1111]);
     assert!(matches!(
-        past_end.verify(n(2), 1, &beyond, &k[4]),
-        Err(TranscriptError::BadBitmap { .. })
+        CompactTranscript::build(&st, &[], &dir, &mut no_charge()),
+        Err(TranscriptError::Aggregation(_))
     ));
-    assert_eq!(
-        CompactTranscript::build(&st, &[], &directory, &k[0]),
-        Err(TranscriptError::Aggregation("no signatures".to_string()))
-    );
 }
 
 #[test]
 fn compact_transcript_of_64_members_is_under_200_bytes() {
-    let k = keys(64);
-    let directory = MemberDirectory::new((0..64).map(n)).expect("small");
+    let keys = simulation_keys(CryptoMode::SimFast);
+    let dir = directory(&keys, 64);
     let members: Vec<u32> = (0..64).collect();
     let st = statement(&members);
-    let t = CompactTranscript::build(&st, &signed_by(&k, &st, &members), &directory, &k[0])
-        .expect("aggregates");
+    let t = CompactTranscript::build(
+        &st,
+        &signed_by(&keys, &st, &members),
+        &dir,
+        &mut no_charge(),
+    )
+    .expect("aggregates");
     // 20 (group) + 8 (epoch) + 2 x (1 + 8) (bitmaps) + 96 (signature).
     assert_eq!(t.to_bytes().len(), 142);
-    assert!(t.verify(n(63), 64, &directory, &k[0]).is_ok());
+    assert!(t.verify(n(63), 64, &dir, &mut no_charge()).is_ok());
+    let k = node_keys(64);
     let naive = AttestationListTranscript {
         attestations: (0..64).map(|i| attest(&k, i, (i + 1) % 64)).collect(),
     };
@@ -248,15 +273,12 @@ fn compact_transcript_of_64_members_is_under_200_bytes() {
 }
 
 #[test]
-fn directory_bound_is_enforced() {
-    assert!(MemberDirectory::new((0..DIRECTORY_NODES_MAX as u32).map(n)).is_some());
-    assert!(MemberDirectory::new((0..DIRECTORY_NODES_MAX as u32 + 1).map(n)).is_none());
-    let huge = NodeBitmap(vec![0; DIRECTORY_NODES_MAX / 8 + 1]).to_bytes();
-    assert!(matches!(
-        NodeBitmap::from_bytes(&huge, DecodeLimits::MESSAGE),
-        Err(DecodeError::TooLong {
-            what: "node bitmap",
-            ..
-        })
-    ));
+fn directory_needs_one_key_per_node() {
+    let keys = simulation_keys(CryptoMode::SimFast);
+    assert_eq!(
+        MemberDirectory::new((0..3).map(n), keys.membership(&[0, 1])).map(|d| d.len()),
+        Err(TranscriptError::BadDirectory { nodes: 3, keys: 2 })
+    );
+    // Duplicates collapse, so the key count must match the distinct nodes.
+    assert!(MemberDirectory::new([n(1), n(0), n(1)], keys.membership(&[0, 1])).is_ok());
 }
