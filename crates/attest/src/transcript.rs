@@ -465,5 +465,9 @@ impl Wire for CompactTranscript {
     }
 }
 
+mod bench;
+
+pub use bench::{bench_transcript, TranscriptBench, BENCH_ITERATIONS};
+
 #[cfg(test)]
 mod tests;
