@@ -25,6 +25,8 @@ pub mod keys;
 pub mod messages;
 pub mod monitor;
 pub mod robust;
+#[cfg(any(feature = "sim", test))]
+pub mod scenarios;
 pub mod transcript;
 
 #[cfg(test)]
