@@ -12,10 +12,6 @@ use crate::metrics::{csv_field, peak_rss_bytes, Metrics};
 use crate::network::{LinkStats, SiteStats};
 use crate::world::World;
 
-/// Links with traffic listed one by one in `links.csv`; beyond this the CSV aggregates per sender
-/// (`senders.csv`) so a 1.6-million-link run does not write a 40 MB file.
-pub const LINK_ROWS_MAX: usize = 100_000;
-
 /// Traffic per link, or per sending node for big networks.
 #[derive(Clone, Debug)]
 pub enum LinkTraffic {
@@ -56,25 +52,15 @@ impl Report {
     pub(crate) fn from_world<P: Protocol>(world: &World<P>, extra: Value) -> Report {
         let config = world.config();
         let network = world.network();
-        let link_rows = network.link_stats().take(LINK_ROWS_MAX + 1).count();
-        let links = if link_rows <= LINK_ROWS_MAX {
+        let rows_max = config.link_csv_rows_max;
+        let link_rows = network
+            .link_stats()
+            .take(rows_max.saturating_add(1))
+            .count();
+        let links = if link_rows <= rows_max && !network.counts_per_sender_only() {
             LinkTraffic::PerLink(network.link_stats().collect())
         } else {
-            let mut per_sender = vec![(0u64, 0u64); world.node_count()];
-            for l in network.link_stats() {
-                if let Some(slot) = per_sender.get_mut(l.from.index()) {
-                    slot.0 += l.messages as u64;
-                    slot.1 += l.bytes;
-                }
-            }
-            LinkTraffic::PerSender(
-                per_sender
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(_, (m, _))| *m > 0)
-                    .map(|(i, (m, b))| (NodeId(i as u32), m, b))
-                    .collect(),
-            )
+            LinkTraffic::PerSender(network.sender_stats())
         };
         let metrics = world.metrics().clone();
         let wall = world.wall_time();

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use stockade_core::{Effect, MemStore, NodeId, Protocol, Time};
 
-use crate::byzantine::{Action, Adversary};
+use crate::byzantine::{Action, Adversary, Payload};
 use crate::checker::{Checker, SimError, WorldView};
 use crate::clock::ClockSpec;
 use crate::config::{Fault, SimConfig};
@@ -60,6 +60,10 @@ pub struct Progress {
     pub wall: Duration,
 }
 
+/// Receives one line per input a node handles, per effect it emits and per packet dropped:
+/// `(true time, node, what)`. For reading a failing seed; costs nothing when not set.
+pub type Tracer = Box<dyn FnMut(Time, NodeId, std::fmt::Arguments<'_>)>;
+
 pub(crate) struct ProgressHook {
     pub every: Duration,
     pub next_at: Time,
@@ -88,6 +92,7 @@ pub struct World<P: Protocol> {
     pub(crate) effects_buf: Vec<Effect<P>>,
     pub(crate) action_buf: Vec<Action<P>>,
     pub(crate) progress: Option<ProgressHook>,
+    pub(crate) tracer: Option<Tracer>,
     pub(crate) wall: Duration,
 }
 
@@ -131,6 +136,7 @@ impl<P: Protocol> World<P> {
             effects_buf: Vec::new(),
             action_buf: Vec::new(),
             progress: None,
+            tracer: None,
             wall: Duration::ZERO,
         })
     }
@@ -192,6 +198,18 @@ impl<P: Protocol> World<P> {
     pub fn protocol(&self, id: NodeId) -> Option<&P> {
         self.nodes.get(id.index()).and_then(|n| n.protocol.as_ref())
     }
+    /// A live node's protocol state, mutably: for scenario setup (bootstrapping state a real
+    /// deployment would build by joining). Invariants are checked again at the node's next event.
+    pub fn protocol_mut(&mut self, id: NodeId) -> Option<&mut P> {
+        self.nodes
+            .get_mut(id.index())
+            .and_then(|n| n.protocol.as_mut())
+    }
+    /// The world's RNG, for scenario-level randomness (random faults, workloads). Draws happen in
+    /// the scenario's call order, so they stay reproducible from the seed.
+    pub fn rng(&mut self) -> &mut SimRng {
+        &mut self.rng
+    }
     /// A node's status (`None` for an unknown id).
     pub fn status(&self, id: NodeId) -> Option<NodeStatus> {
         self.nodes.get(id.index()).map(|n| n.status)
@@ -234,6 +252,15 @@ impl<P: Protocol> World<P> {
         });
     }
 
+    /// Trace every input, effect and drop to `tracer`
+    /// (`world.set_tracer(|at, node, what| eprintln!("{at} {node} {what}"))`).
+    pub fn set_tracer(
+        &mut self,
+        tracer: impl FnMut(Time, NodeId, std::fmt::Arguments<'_>) + 'static,
+    ) {
+        self.tracer = Some(Box::new(tracer));
+    }
+
     pub(crate) fn node_mut(&mut self, id: NodeId) -> Result<&mut Node<P>, SimError> {
         let nodes = self.nodes.len() as u32;
         self.nodes.get_mut(id.index()).ok_or(SimError::Topology(
@@ -257,6 +284,14 @@ impl<P: Protocol> World<P> {
             },
         );
     }
+    /// Put `payload` on the link `from -> to` at `at`, as if `from` had sent it: for attacks that
+    /// need no protocol at all (a forged or malformed message from a Byzantine node). It takes the
+    /// link's bandwidth, loss and partitions like any send.
+    pub fn inject_at(&mut self, at: Time, from: NodeId, to: NodeId, payload: Payload<P::Message>) {
+        self.queue
+            .push(at.max(self.now), Event::Transmit { from, to, payload });
+    }
+
     /// Apply `fault` at `at`, unless the liveness phase started by then.
     pub fn schedule_fault(&mut self, at: Time, fault: Fault) {
         self.queue
@@ -316,6 +351,7 @@ impl<P: Protocol> World<P> {
         })();
         self.now = self.now.max(until);
         self.wall += started.elapsed();
+        self.tick_progress();
         result
     }
 
