@@ -24,6 +24,7 @@ use crate::graph::AttestationGraph;
 use crate::keys::NodeKeys;
 use crate::messages::{announce_mac_bytes, AnnounceKind, GroupMessage, ANNOUNCE_ITEMS_MAX};
 use crate::monitor::{Monitor, Observation};
+use crate::robust::{robust_members, Threshold};
 use crate::transcript::{CompactTranscript, MemberDirectory, TranscriptError};
 use state::{GroupState, Membership};
 use stockade_crypto::scheme::MultiSigner;
@@ -83,6 +84,54 @@ impl Default for GroupConfig {
             attest_joiners: true,
             mac_vouching: true,
         }
+    }
+}
+
+/// A [`GroupConfig`] that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// Attestations would expire before they are refreshed.
+    #[error("refresh_interval {refresh:?} must be shorter than attestation_validity {validity:?}")]
+    RefreshNotBeforeExpiry {
+        /// The refresh interval.
+        refresh: Duration,
+        /// The validity.
+        validity: Duration,
+    },
+    /// A period or bound that must be positive is zero.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+impl GroupConfig {
+    /// Check that the configuration can work: every period and bound positive, and attestations
+    /// refreshed before they expire.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let periods = [
+            ("attestation_validity", self.attestation_validity),
+            ("refresh_interval", self.refresh_interval),
+            ("sweep_interval", self.sweep_interval),
+            ("probe_interval", self.probe_interval),
+            ("transcript_epoch", self.transcript_epoch),
+        ];
+        if let Some((name, _)) = periods.iter().find(|(_, d)| d.is_zero()) {
+            return Err(ConfigError::Zero(name));
+        }
+        let bounds = [
+            ("groups_max", self.groups_max),
+            ("links_max", self.links_max),
+            ("join_contacts_max", self.join_contacts_max),
+        ];
+        if let Some((name, _)) = bounds.iter().find(|(_, b)| *b == 0) {
+            return Err(ConfigError::Zero(name));
+        }
+        if self.refresh_interval >= self.attestation_validity {
+            return Err(ConfigError::RefreshNotBeforeExpiry {
+                refresh: self.refresh_interval,
+                validity: self.attestation_validity,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -373,6 +422,18 @@ impl LaGroups {
     /// The attestation graph of `group` with unit costs, for the queries of [`crate::graph`].
     pub fn graph(&self, group: GroupId, now: Time) -> Option<AttestationGraph> {
         self.groups.get(&group).map(|g| g.graph(self.me, now))
+    }
+
+    /// The robust membership of `group` under `threshold` (section "Robust group membership
+    /// protocol"): the largest set of nodes each attested by enough other members.
+    pub fn robust_members(
+        &self,
+        group: GroupId,
+        threshold: Threshold,
+        now: Time,
+    ) -> Option<BTreeSet<NodeId>> {
+        self.graph(group, now)
+            .map(|g| robust_members(&g, threshold))
     }
 
     /// Whom this node attests in `group`.

@@ -1,6 +1,10 @@
 //! LA-groups (paper 000, Freedman, Stoica, Mazieres, Shenker: "Group therapy for systems: using
 //! link attestations to manage failures").
 //!
+//! The benchmark behind `stockade bench transcript --members M` is
+//! [`transcript::bench_transcript`]; the `stockade sim la-*` scenarios are registered by
+//! `scenarios::register` (feature `sim`).
+//!
 //! Section names below are those of the paper (its text in `seeds/000_*.txt` lost the numbers).
 //!
 //! Nodes attest to each other's acceptability with signed, expiring link attestations; the
@@ -16,6 +20,7 @@
 //! | section "Discussion: stateful monitoring" (liveness, performance, voting) | [`monitor`] |
 //! | section "Robust group membership protocol" (static and dynamic thresholds); section "Partitioned trust networks", trust by vertex-disjoint paths | [`robust`] |
 //! | sections "Attestations and membership transcripts", "Compact signature representation" | [`transcript`] |
+//! | sections "Flat: structured routing overlays", "Partitioned trust networks", robust storage; views' convergence | `scenarios` (`sim` feature) |
 //! | section "LA-groups abstraction", digital signatures, and MACs between directly connected nodes | [`keys`] |
 
 pub mod attestation;

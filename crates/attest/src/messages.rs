@@ -313,3 +313,49 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod decode_fuzz_tests {
+    //! Every wire type of the crate decodes arbitrary bytes without panicking (DESIGN.md section 8).
+
+    use proptest::prelude::*;
+    use stockade_core::{DecodeLimits, Wire};
+
+    use super::GroupMessage;
+    use crate::transcript::{AttestationListTranscript, CompactTranscript, PathTranscript};
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let limits = DecodeLimits::MESSAGE;
+            let _ = GroupMessage::from_bytes(&bytes, limits);
+            let _ = PathTranscript::from_bytes(&bytes, limits);
+            let _ = AttestationListTranscript::from_bytes(&bytes, limits);
+            let _ = CompactTranscript::from_bytes(&bytes, limits);
+        }
+
+        #[test]
+        fn announcements_decode_after_any_single_byte_change(flip in 0usize..400, value in any::<u8>()) {
+            let keys = crate::keys::test_only::node_keys(2);
+            let attestation = crate::attestation::Attestation {
+                group: crate::attestation::GroupId([1; 20]),
+                attester: stockade_core::NodeId(0),
+                attestee: stockade_core::NodeId(1),
+                info: vec![7; 9],
+                issued: stockade_core::Time::ZERO,
+                expires: stockade_core::Time::from_secs(1),
+            }
+            .sign(&keys[0]);
+            let message = GroupMessage::Announce {
+                group: crate::attestation::GroupId([1; 20]),
+                kind: super::AnnounceKind::Changes,
+                attestations: vec![attestation.clone(), attestation],
+                mac: None,
+            };
+            let mut bytes = message.to_bytes();
+            let at = flip % bytes.len();
+            bytes[at] = value;
+            let _ = GroupMessage::from_bytes(&bytes, DecodeLimits::MESSAGE);
+        }
+    }
+}

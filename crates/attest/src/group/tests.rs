@@ -792,3 +792,43 @@ fn a_node_without_a_view_key_cannot_collect_transcripts() {
         )))
     ));
 }
+
+#[test]
+fn config_validation_names_the_problem() {
+    assert_eq!(GroupConfig::default().validate(), Ok(()));
+    let late = GroupConfig {
+        refresh_interval: Duration::from_secs(30),
+        ..GroupConfig::default()
+    };
+    assert!(matches!(
+        late.validate(),
+        Err(ConfigError::RefreshNotBeforeExpiry { .. })
+    ));
+    let no_links = GroupConfig {
+        links_max: 0,
+        ..GroupConfig::default()
+    };
+    assert_eq!(no_links.validate(), Err(ConfigError::Zero("links_max")));
+    let no_probe = GroupConfig {
+        probe_interval: Duration::ZERO,
+        ..GroupConfig::default()
+    };
+    assert_eq!(
+        no_probe.validate(),
+        Err(ConfigError::Zero("probe_interval"))
+    );
+}
+
+#[test]
+fn robust_membership_of_a_live_group() {
+    let (net, group) = chain(4, GroupConfig::default());
+    // A chain where neighbours attest each other: the ends have one attester, the middle two.
+    let one = net.nodes[0].robust_members(group, crate::robust::Threshold::Static(1), net.now);
+    assert_eq!(one, Some((0..4).map(n).collect()));
+    let two = net.nodes[0].robust_members(group, crate::robust::Threshold::Static(2), net.now);
+    assert_eq!(
+        two,
+        Some(BTreeSet::new()),
+        "peeling the ends leaves the middle with one attester each"
+    );
+}

@@ -49,6 +49,9 @@ fn group_world(
     topology: Topology,
     config: GroupConfig,
 ) -> Result<World<LaGroups>, ScenarioError> {
+    config
+        .validate()
+        .map_err(|e| ScenarioError::Setup(e.to_string()))?;
     let keys = SimulationKeys::new(CryptoMode::SimFast, seed);
     let count = topology.node_count();
     let mut sim_config = SimConfig::new(scenario, seed);
