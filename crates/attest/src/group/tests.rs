@@ -8,7 +8,7 @@ use stockade_core::Effect;
 
 use super::*;
 use crate::keys::test_only::{node_keys, pair_mac_key};
-use crate::monitor::{LivenessMonitor, VotingMonitor};
+use crate::monitor::{LivenessMonitor, Observation, VotingMonitor};
 use crate::test_net::TestNet;
 use crate::transcript::{CompactTranscript, TranscriptError};
 
