@@ -832,3 +832,52 @@ fn robust_membership_of_a_live_group() {
         "peeling the ends leaves the middle with one attester each"
     );
 }
+
+#[test]
+fn a_member_whose_view_differs_does_not_sign_the_statement() {
+    let (mut net, group) = chain(3, GroupConfig::default());
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut tokens = 0;
+    let mut cx = Context::new(net.now, n(1), &mut rng, &mut tokens, Vec::new());
+    let epoch = net.now.as_nanos() / 10_000_000_000;
+    let members: BTreeSet<NodeId> = (0..3).map(n).collect();
+    let agreed = crate::transcript::ViewStatement {
+        group,
+        epoch,
+        members: members.clone(),
+    };
+    let request = |digest| GroupMessage::ViewSignRequest {
+        group,
+        epoch,
+        view_digest: digest,
+    };
+    net.nodes[1].on_message(&mut cx, n(0), request(agreed.view_digest()));
+    let other = crate::transcript::ViewStatement {
+        group,
+        epoch,
+        members: (0..2).map(n).collect(),
+    };
+    net.nodes[1].on_message(&mut cx, n(0), request(other.view_digest()));
+    let far_epoch = GroupMessage::ViewSignRequest {
+        group,
+        epoch: epoch + 5,
+        view_digest: agreed.view_digest(),
+    };
+    net.nodes[1].on_message(&mut cx, n(0), far_epoch);
+    let shares: Vec<[u8; 32]> = cx
+        .effects()
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send {
+                message: GroupMessage::ViewSignShare { view_digest, .. },
+                ..
+            } => Some(*view_digest),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        shares,
+        vec![agreed.view_digest()],
+        "only the statement matching its own view, in its epoch"
+    );
+}

@@ -31,10 +31,15 @@ fn nontransitive_routes_through_the_middle() {
 
 #[test]
 fn trust_accepts_only_the_good_origin() {
-    let h = run(&TrustScenario, RunOptions::with_seed(3));
-    assert_eq!(h["accepted_bad_origin"], 0);
-    assert_eq!(h["accepted_good_origin"], h["verifiers"]);
-    assert!(h["verifiers"].as_u64().is_some_and(|v| v > 0));
+    for (seed, members, byzantine) in [(3, 10, 2), (4, 7, 1), (5, 13, 3)] {
+        let options = RunOptions::with_seed(seed)
+            .arg("members", members)
+            .arg("byzantine", byzantine);
+        let h = run(&TrustScenario, options);
+        assert_eq!(h["accepted_bad_origin"], 0);
+        assert_eq!(h["accepted_good_origin"], h["verifiers"]);
+        assert!(h["verifiers"].as_u64().is_some_and(|v| v > 0));
+    }
 }
 
 #[test]
