@@ -83,6 +83,9 @@ impl<P: Protocol> World<P> {
             return Ok(false);
         };
         debug_assert!(at >= self.now, "time never goes backwards");
+        if let Some(sampler) = &mut self.counter_sampler {
+            sampler.before_event(&mut self.metrics, at);
+        }
         self.now = at;
         self.metrics.sim.events += 1;
         self.handle(event)?;

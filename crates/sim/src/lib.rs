@@ -17,7 +17,8 @@
 //! - Checks: each node's `check_invariants()` after each of its handlers, global [`Checker`]s
 //!   after every event and output, random fault schedules ([`Nemesis`]), then
 //!   [`World::liveness`]; failures carry the reproducing command.
-//! - Output: [`Metrics`], [`Report`] (JSON headline + CSV), and the [`Scenario`] [`Registry`] the
+//! - Output: [`Metrics`] (counters, histograms, bounded time series), [`Report`] (JSON headline,
+//!   CSV, SVG plots: [`Report::write_all`]), and the [`Scenario`] [`Registry`] the
 //!   `stockade sim` CLI runs.
 //!
 //! # Driving it
@@ -68,9 +69,11 @@
 //!    overlays) and the [`World`] with a factory that rebuilds a node from its store;
 //! 3. attaches [`Byzantine`] adversaries, [`Checker`]s, and a [`Nemesis`] fault schedule;
 //! 4. injects the workload with [`World::request_at`] and runs the safety phase
-//!    ([`World::run_until`]);
+//!    ([`World::run_until`]), recording throughput over time with
+//!    [`World::record_counter_series`] and its own [`Metrics::series_per_interval`];
 //! 5. runs [`World::liveness`], then returns a [`ScenarioOutcome`] built from
-//!    [`World::report`] (`passed: false` and the error's text when a [`SimError`] came back).
+//!    [`World::report`] (`passed: false` and the error's text when a [`SimError`] came back),
+//!    after [`Report::write_all`] into [`RunOptions::out_dir`] when the CLI gave `--out`.
 //!
 //! [`World::set_tracer`] prints every input, effect and drop when reading a failing seed.
 //! [`scale::ScaleScenario`] is a complete scenario.
@@ -86,11 +89,14 @@ mod metrics;
 mod nemesis;
 mod network;
 mod node;
+mod plot;
 mod queue;
 mod report;
 mod rng;
+mod sampler;
 pub mod scale;
 mod scenario;
+mod series;
 mod timers;
 mod topology;
 mod world;
@@ -111,10 +117,12 @@ pub use metrics::{peak_rss_bytes, Histogram, Metrics, SimCounters};
 pub use nemesis::{Nemesis, NemesisPlan, NEMESIS_FAULTS_MAX_DEFAULT};
 pub use network::{DropReason, LinkStats, Network, SiteStats, Transmission, LINK_SPECS_MAX};
 pub use node::{NodeStatus, NodeView};
+pub use plot::{PlotError, PLOT_POINTS_MAX};
 pub use queue::EventQueue;
 pub use report::{events_per_sec, LinkTraffic, Report};
 pub use rng::{probability_threshold, SimRng};
 pub use scenario::{ProgressFn, Registry, RunOptions, Scenario, ScenarioError, ScenarioOutcome};
+pub use series::{SeriesId, SeriesKind, TimeSeries, SERIES_POINTS_MAX_DEFAULT};
 pub use timers::TIMERS_INLINE;
 pub use topology::{Adjacency, LatencyFn, Topology, TopologyError, FULL_MESH_NODES_MAX};
 pub use world::{Delivery, Factory, OutputHandler, OutputSink, Progress, Tracer, World};

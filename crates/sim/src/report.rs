@@ -1,8 +1,8 @@
 //! The report of one run: a JSON headline (the last line a `stockade sim` command prints) and the
-//! full metrics, written as CSV files.
+//! full metrics, written as CSV files (plots are drawn in `plot.rs`).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -78,9 +78,7 @@ impl Report {
             "messages_sent": sim.messages_sent,
             "messages_delivered": sim.messages_delivered,
             "bytes_sent": sim.bytes_sent,
-            "dropped": sim.dropped_partitioned + sim.dropped_no_link + sim.dropped_link_buffer
-                + sim.dropped_site_buffer + sim.dropped_loss + sim.dropped_receiver_down
-                + sim.dropped_inbox_full + sim.dropped_by_adversary,
+            "dropped": sim.dropped(),
             "decode_failures": sim.decode_failures,
             "digest": format!("{:016x}", world.digest()),
         });
@@ -106,6 +104,13 @@ impl Report {
     /// The headline as one line of JSON.
     pub fn headline_line(&self) -> String {
         self.headline.to_string()
+    }
+
+    /// Write every CSV file ([`Report::write_csv`]) and every plot ([`Report::write_plots`]) into
+    /// `dir`; returns the plots' paths. What `stockade sim --out DIR` writes.
+    pub fn write_all(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        self.write_csv(dir)?;
+        self.write_plots(dir).map_err(std::io::Error::other)
     }
 
     /// Write `headline.json`, `counters.csv`, `histograms.csv`, `links.csv` (or `senders.csv`) and

@@ -17,6 +17,7 @@ use crate::node::{Node, NodeStatus, NodeView};
 use crate::queue::EventQueue;
 use crate::report::Report;
 use crate::rng::SimRng;
+use crate::sampler::CounterSampler;
 use crate::topology::Topology;
 
 /// Builds a node's protocol: at start from an empty store, at restart from exactly the persist
@@ -92,6 +93,7 @@ pub struct World<P: Protocol> {
     pub(crate) effects_buf: Vec<Effect<P>>,
     pub(crate) action_buf: Vec<Action<P>>,
     pub(crate) progress: Option<ProgressHook>,
+    pub(crate) counter_sampler: Option<CounterSampler>,
     pub(crate) tracer: Option<Tracer>,
     pub(crate) wall: Duration,
 }
@@ -136,6 +138,7 @@ impl<P: Protocol> World<P> {
             effects_buf: Vec::new(),
             action_buf: Vec::new(),
             progress: None,
+            counter_sampler: None,
             tracer: None,
             wall: Duration::ZERO,
         })
@@ -171,11 +174,11 @@ impl<P: Protocol> World<P> {
     pub fn wall_time(&self) -> Duration {
         self.wall
     }
-    /// Counters and histograms.
+    /// Counters, histograms and time series.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
-    /// Counters and histograms, for scenario code to add its own.
+    /// Counters, histograms and time series, for scenario code to add its own.
     pub fn metrics_mut(&mut self) -> &mut Metrics {
         &mut self.metrics
     }
@@ -250,6 +253,15 @@ impl<P: Protocol> World<P> {
             next_at: self.now + every,
             callback: Box::new(callback),
         });
+    }
+
+    /// Record the simulator's counters as time series summed per `interval` of simulated time,
+    /// from now on: `sim_messages_sent`, `sim_messages_delivered`, `sim_bytes_sent`,
+    /// `sim_dropped` in [`Metrics::series`] (each bounded by
+    /// [`crate::SERIES_POINTS_MAX_DEFAULT`] points). The last interval is brought up to date
+    /// whenever a run call returns. Off unless asked; calling again restarts the intervals.
+    pub fn record_counter_series(&mut self, interval: Duration) {
+        self.counter_sampler = Some(CounterSampler::new(&mut self.metrics, interval, self.now));
     }
 
     /// Trace every input, effect and drop to `tracer`
@@ -350,9 +362,16 @@ impl<P: Protocol> World<P> {
             Ok(())
         })();
         self.now = self.now.max(until);
+        self.flush_counter_series();
         self.wall += started.elapsed();
         self.tick_progress();
         result
+    }
+
+    fn flush_counter_series(&mut self) {
+        if let Some(sampler) = &mut self.counter_sampler {
+            sampler.flush(&mut self.metrics);
+        }
     }
 
     /// Run for `duration` of simulated time.
@@ -380,6 +399,7 @@ impl<P: Protocol> World<P> {
         if matches!(result, Ok(false)) {
             self.now = self.now.max(deadline);
         }
+        self.flush_counter_series();
         self.wall += started.elapsed();
         result
     }
