@@ -1,4 +1,4 @@
-//! `stockade bench crypto` and `stockade bench noise`: measure on this machine, print each figure
+//! `stockade bench crypto`, `stockade bench noise` and `stockade bench transcript`: measure on this machine, print each figure
 //! beside the reference it is compared with (DESIGN.md section 5), end with one JSON line.
 
 use anyhow::Context as _;
@@ -7,7 +7,7 @@ use stockade_runtime::bench::{
     bench_noise_crypto, bench_noise_two_processes, receiver_child_main, NoiseBenchParams,
 };
 
-use crate::cli::BenchNoiseArgs;
+use crate::cli::{BenchNoiseArgs, BenchTranscriptArgs};
 use crate::headline::{print_headline, Verdict};
 
 /// Handshake and seal iterations `bench noise` measures in-process.
@@ -83,6 +83,32 @@ pub fn noise(args: &BenchNoiseArgs) -> anyhow::Result<Verdict> {
         "handshake_ms": crypto.handshake.as_secs_f64() * 1e3,
         "seal_us": crypto.seal.as_secs_f64() * 1e6,
         "open_us": crypto.open.as_secs_f64() * 1e6,
+    }));
+    Ok(Verdict::Passed)
+}
+
+/// `stockade bench transcript`: an LA-group membership transcript's size and verification time,
+/// compact (one BLS multi-signature over the view) against naive (one Ed25519 attestation per
+/// member), with real cryptography (paper 000, section "Compact signature representation").
+pub fn transcript(args: &BenchTranscriptArgs) -> anyhow::Result<Verdict> {
+    let figures = stockade_attest::transcript::bench_transcript(args.members)
+        .with_context(|| format!("benchmarking a transcript of {} members", args.members))?;
+    println!(
+        "{} members: compact transcript {} B, verified in {:.1} us; naive transcript {} B, verified in {:.1} us (medians of {} runs)",
+        figures.members,
+        figures.compact_bytes,
+        figures.compact_verify_us,
+        figures.naive_bytes,
+        figures.naive_verify_us,
+        stockade_attest::transcript::BENCH_ITERATIONS
+    );
+    print_headline(&json!({
+        "bench": "transcript",
+        "members": figures.members,
+        "compact_bytes": figures.compact_bytes,
+        "compact_verify_us": figures.compact_verify_us,
+        "naive_bytes": figures.naive_bytes,
+        "naive_verify_us": figures.naive_verify_us,
     }));
     Ok(Verdict::Passed)
 }

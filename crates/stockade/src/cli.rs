@@ -97,6 +97,17 @@ pub enum BenchCommand {
     Crypto,
     /// Throughput of one Noise-over-UDP link between two processes on loopback.
     Noise(BenchNoiseArgs),
+    /// Size and verification time of an LA-group membership transcript: compact (one BLS
+    /// multi-signature) against naive (one Ed25519 attestation per member).
+    Transcript(BenchTranscriptArgs),
+}
+
+/// `stockade bench transcript`.
+#[derive(Args, Debug)]
+pub struct BenchTranscriptArgs {
+    /// Members in the view (2 to the transcript directory's limit).
+    #[arg(long, default_value_t = 64)]
+    pub members: usize,
 }
 
 /// `stockade bench noise`.

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => stockade::keygen::run(args),
         Command::Bench(BenchCommand::Crypto) => stockade::bench::crypto(),
         Command::Bench(BenchCommand::Noise(args)) => stockade::bench::noise(args),
+        Command::Bench(BenchCommand::Transcript(args)) => stockade::bench::transcript(args),
         Command::NoiseReceiver => stockade::bench::noise_receiver(),
         Command::Demo(args) => stockade::demo::run(args),
         Command::BroadcastNode(args) => stockade::cluster::node::run(args),

@@ -11,5 +11,6 @@ pub fn registry() -> Registry {
     let mut registry = Registry::with_builtin();
     registry.register(broadcast::BroadcastScenario { byzantine: false });
     registry.register(broadcast::BroadcastScenario { byzantine: true });
+    stockade_attest::scenarios::register(&mut registry);
     registry
 }
