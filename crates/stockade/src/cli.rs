@@ -27,6 +27,9 @@ pub enum Command {
     /// Run benchmarks that print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// LA-groups: run a live group and print its view and attestation graph (DOT and SVG).
+    #[command(subcommand)]
+    Groups(GroupsCommand),
     /// Run one Bracha broadcast node from a config file (started by `demo` and the tests).
     #[command(hide = true)]
     BroadcastNode(BroadcastNodeArgs),
@@ -130,4 +133,29 @@ pub struct BroadcastNodeArgs {
     /// The node's TOML config.
     #[arg(long)]
     pub config: PathBuf,
+}
+
+/// `stockade groups ...`.
+#[derive(Subcommand, Debug)]
+pub enum GroupsCommand {
+    /// Run a live LA-group of N members in the simulator; print its view and attestation graph,
+    /// and write graph.dot and graph.svg under --out (DOT on standard output without --out).
+    Demo(GroupsDemoArgs),
+}
+
+/// `stockade groups demo`.
+#[derive(Args, Debug)]
+pub struct GroupsDemoArgs {
+    /// Members of the group (3 to 64).
+    #[arg(long, default_value_t = 8)]
+    pub members: u32,
+    /// Crash this member once the group formed, and show the view without it.
+    #[arg(long)]
+    pub crash: Option<u32>,
+    /// The simulation's seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write graph.dot and graph.svg here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

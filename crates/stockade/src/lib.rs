@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cluster;
 pub mod conformance;
 pub mod demo;
+pub mod groups;
 pub mod headline;
 pub mod keygen;
 pub mod scenario_args;

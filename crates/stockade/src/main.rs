@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use stockade::cli::{BenchCommand, Cli, Command};
+use stockade::cli::{BenchCommand, Cli, Command, GroupsCommand};
 use stockade::headline::Verdict;
 
 fn main() -> ExitCode {
@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Transcript(args)) => stockade::bench::transcript(args),
         Command::NoiseReceiver => stockade::bench::noise_receiver(),
         Command::Demo(args) => stockade::demo::run(args),
+        Command::Groups(GroupsCommand::Demo(args)) => stockade::groups::demo::run(args),
         Command::BroadcastNode(args) => stockade::cluster::node::run(args),
     };
     match result {

@@ -77,3 +77,54 @@ fn bench_transcript_reports_both_transcripts_and_the_compact_one_is_smaller() {
         "one member is a usage error"
     );
 }
+
+#[test]
+fn groups_demo_prints_the_view_and_writes_dot_and_svg() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out_dir = dir.path().join("pictures");
+    let out = stockade(&[
+        "groups",
+        "demo",
+        "--members",
+        "6",
+        "--out",
+        out_dir.to_str().expect("utf-8 path"),
+    ]);
+    assert_success(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("view of member 0 (6 members): 0 1 2 3 4 5"),
+        "{text}"
+    );
+    let headline = last_line_json(&out);
+    assert_eq!(headline["view_size"], 6);
+    assert_eq!(headline["views_agree"], true);
+    // Each member is linked to two neighbours on each side and attests exactly those.
+    assert_eq!(headline["attestations"], 6 * 4);
+    assert_eq!(headline["vertex_connectivity"], 4);
+    let dot = std::fs::read_to_string(out_dir.join("graph.dot")).expect("graph.dot written");
+    assert_eq!(dot.matches(" -> ").count(), 24);
+    let svg = std::fs::read_to_string(out_dir.join("graph.svg")).expect("graph.svg written");
+    assert_eq!(svg.matches("<circle").count(), 6);
+}
+
+#[test]
+fn groups_demo_drops_a_crashed_member_from_every_view() {
+    let out = stockade(&["groups", "demo", "--members", "6", "--crash", "2"]);
+    assert_success(&out);
+    let headline = last_line_json(&out);
+    assert_eq!(headline["crashed"], 2);
+    assert_eq!(headline["view_size"], 5);
+    assert_eq!(headline["views_agree"], true);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("digraph attestations {"),
+        "DOT on stdout without --out"
+    );
+    assert!(
+        !text.contains(" -> n2;"),
+        "nobody attests the crashed member any more:\n{text}"
+    );
+    let bad = stockade(&["groups", "demo", "--members", "6", "--crash", "0"]);
+    assert_eq!(bad.status.code(), Some(2), "member 0 is the observer");
+}

@@ -1,0 +1,7 @@
+//! `stockade groups`: LA-groups (paper 000) as an operator sees them: a live group's view and its
+//! attestation graph, printed and drawn ([`render`]: Graphviz DOT and a self-contained SVG).
+//!
+//! `groups demo` runs a live group in the deterministic simulator ([`demo`]).
+
+pub mod demo;
+pub mod render;
