@@ -99,8 +99,38 @@ pub fn run(args: &SimArgs, registry: &Registry) -> anyhow::Result<Verdict> {
         );
         aggregate
     };
+    if let Some(dir) = &out {
+        describe_output(dir);
+    }
     print_headline(&headline);
     Ok(Verdict::from_passed(passed))
+}
+
+/// Say what the scenario wrote under `--out` (CSV files and plots), counted by kind.
+fn describe_output(dir: &std::path::Path) {
+    let mut files: Vec<String> = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&next) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path.display().to_string());
+            }
+        }
+    }
+    let count = |ext: &str| files.iter().filter(|f| f.ends_with(ext)).count();
+    println!(
+        "wrote {} files under {} ({} CSV, {} SVG plots)",
+        files.len(),
+        dir.display(),
+        count(".csv"),
+        count(".svg")
+    );
 }
 
 fn describe_single(name: &str, outcome: &ScenarioOutcome) {

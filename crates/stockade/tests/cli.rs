@@ -189,3 +189,40 @@ fn bench_commands_end_with_their_figures_as_json() {
         "the DESIGN.md reference is printed"
     );
 }
+
+#[test]
+fn sim_out_writes_csv_files_and_svg_plots() {
+    for (scenario, extra) in [
+        ("broadcast", &["--messages", "3"][..]),
+        ("la-mincut", &[][..]),
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out_dir = dir.path().to_str().expect("utf-8 path");
+        let mut args = vec!["sim", scenario, "--out", out_dir];
+        args.extend_from_slice(extra);
+        let out = stockade(&args);
+        assert!(
+            out.status.success(),
+            "{scenario}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(last_line_json(&out)["scenario"], scenario);
+        let files: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("out dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            files.iter().any(|f| f == "counters.csv"),
+            "{scenario}: {files:?}"
+        );
+        assert!(
+            files.iter().any(|f| f == "headline.json"),
+            "{scenario}: {files:?}"
+        );
+        assert!(
+            files.iter().any(|f| f.ends_with(".svg")),
+            "{scenario} drew plots: {files:?}"
+        );
+    }
+}

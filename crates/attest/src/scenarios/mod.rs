@@ -66,7 +66,7 @@ fn group_world(
     .map_err(|e| ScenarioError::Setup(e.to_string()))
 }
 
-/// Write the report (and CSVs under `--out`) and turn a check's result into the outcome.
+/// Write the report (CSV files and SVG plots under `--out`) and turn a check's result into the outcome.
 fn finish(
     world: &World<LaGroups>,
     options: &RunOptions,
@@ -76,7 +76,7 @@ fn finish(
     let report = world.report(headline);
     if let Some(dir) = &options.out_dir {
         report
-            .write_csv(dir)
+            .write_all(dir)
             .map_err(|source| ScenarioError::Output {
                 dir: dir.clone(),
                 source,

@@ -256,7 +256,7 @@ fn run_plan(
     let report = world.report(headline);
     if let Some(dir) = &options.out_dir {
         report
-            .write_csv(dir)
+            .write_all(dir)
             .map_err(|source| ScenarioError::Output {
                 dir: dir.clone(),
                 source,
