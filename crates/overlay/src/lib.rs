@@ -1,0 +1,28 @@
+//! The Pastry structured overlay (paper 002): 128-bit ids on a ring, prefix routing with
+//! proximity neighbour selection, leaf sets, and the key-based routing (KBR) API.
+//!
+//! Map of the paper onto modules:
+//! - "Identifier space", digits: [`id`];
+//! - "Routing table", "Proximity invariant": [`routing_table`];
+//! - "Leaf sets": [`leaf_set`]; neighbourhood set: [`neighborhood`];
+//! - "Prefix-based routing" (the routing rule): [`route`];
+//! - scale experiments over a statically built overlay (hop counts, delay stretch):
+//!   [`static_overlay`] on a [`latency`] model, driven by the `pastry-hops` binary.
+
+pub mod handle;
+pub mod id;
+pub mod latency;
+pub mod leaf_set;
+pub mod neighborhood;
+pub mod route;
+pub mod routing_table;
+pub mod static_overlay;
+
+pub use handle::NodeHandle;
+pub use id::{BadDigitBits, DigitBits, OverlayId};
+pub use latency::{LatencyMatrix, LatencyModel};
+pub use leaf_set::LeafSet;
+pub use neighborhood::NeighborhoodSet;
+pub use route::{next_hop, progress_candidates, HopRule, NextHop, RoutingView};
+pub use routing_table::{RouteEntry, RoutingTable, TableChange};
+pub use static_overlay::{LookupStats, StaticConfig, StaticOverlay};
