@@ -80,11 +80,19 @@ pub enum CpuWork {
 impl CpuWork {
     /// `count` operations of a per-call kind (signatures, verifications).
     pub fn ops(kind: CostKind, count: u32) -> CpuWork {
-        CpuWork::Op { kind, count, bytes: 0 }
+        CpuWork::Op {
+            kind,
+            count,
+            bytes: 0,
+        }
     }
     /// One operation of a per-byte kind over `bytes` bytes.
     pub fn bytes(kind: CostKind, bytes: usize) -> CpuWork {
-        CpuWork::Op { kind, count: 1, bytes: bytes as u64 }
+        CpuWork::Op {
+            kind,
+            count: 1,
+            bytes: bytes as u64,
+        }
     }
 }
 
@@ -142,7 +150,10 @@ impl CostTable {
 
     /// One kind's `(per_call_ns, per_byte_ps)`.
     pub fn get(&self, kind: CostKind) -> (u64, u64) {
-        (self.per_call_ns[kind as usize], self.per_byte_ps[kind as usize])
+        (
+            self.per_call_ns[kind as usize],
+            self.per_byte_ps[kind as usize],
+        )
     }
 
     /// Busy time for `work`, in nanoseconds.
@@ -174,9 +185,15 @@ mod tests {
     fn nanos_adds_calls_and_bytes() {
         let mut t = CostTable::free();
         t.set(CostKind::Sha256, 100, 2_500);
-        assert_eq!(t.nanos(CpuWork::bytes(CostKind::Sha256, 1_000)), 100 + 2_500);
+        assert_eq!(
+            t.nanos(CpuWork::bytes(CostKind::Sha256, 1_000)),
+            100 + 2_500
+        );
         assert_eq!(t.nanos(CpuWork::ops(CostKind::Sha256, 3)), 300);
         assert_eq!(t.nanos(CpuWork::Nanos(42)), 42);
-        assert_eq!(CostTable::design_defaults().nanos(CpuWork::ops(CostKind::Ed25519Verify, 2)), 56_000);
+        assert_eq!(
+            CostTable::design_defaults().nanos(CpuWork::ops(CostKind::Ed25519Verify, 2)),
+            56_000
+        );
     }
 }

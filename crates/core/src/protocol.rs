@@ -130,14 +130,20 @@ impl<P: Protocol + ?Sized> fmt::Debug for Effect<P> {
                 .field("message", message)
                 .field("after", after)
                 .finish(),
-            Effect::SetTimer { timer, at } => {
-                f.debug_struct("SetTimer").field("timer", timer).field("at", at).finish()
+            Effect::SetTimer { timer, at } => f
+                .debug_struct("SetTimer")
+                .field("timer", timer)
+                .field("at", at)
+                .finish(),
+            Effect::CancelTimer { timer } => {
+                f.debug_struct("CancelTimer").field("timer", timer).finish()
             }
-            Effect::CancelTimer { timer } => f.debug_struct("CancelTimer").field("timer", timer).finish(),
             Effect::Deliver(o) => f.debug_tuple("Deliver").field(o).finish(),
-            Effect::Persist { token, ops } => {
-                f.debug_struct("Persist").field("token", token).field("ops", &ops.len()).finish()
-            }
+            Effect::Persist { token, ops } => f
+                .debug_struct("Persist")
+                .field("token", token)
+                .field("ops", &ops.len())
+                .finish(),
             Effect::Charge(w) => f.debug_tuple("Charge").field(w).finish(),
         }
     }
@@ -164,7 +170,13 @@ impl<'a, P: Protocol + ?Sized> Context<'a, P> {
         effects: Vec<Effect<P>>,
     ) -> Self {
         debug_assert!(effects.is_empty(), "effect buffer must start empty");
-        Context { now, me, rng, next_token, effects }
+        Context {
+            now,
+            me,
+            rng,
+            next_token,
+            effects,
+        }
     }
 
     /// The effects emitted during the call, in order.
@@ -194,12 +206,20 @@ impl<'a, P: Protocol + ?Sized> Context<'a, P> {
 
     /// Send `message` to `to` now.
     pub fn send(&mut self, to: NodeId, message: P::Message) {
-        self.effects.push(Effect::Send { to, message, after: None });
+        self.effects.push(Effect::Send {
+            to,
+            message,
+            after: None,
+        });
     }
 
     /// Send `message` to `to` once persist batch `token` is durable.
     pub fn send_after(&mut self, token: PersistToken, to: NodeId, message: P::Message) {
-        self.effects.push(Effect::Send { to, message, after: Some(token) });
+        self.effects.push(Effect::Send {
+            to,
+            message,
+            after: Some(token),
+        });
     }
 
     /// Send a copy of `message` to each of `to`.
@@ -254,17 +274,29 @@ impl<'a, P: Protocol + ?Sized> Context<'a, P> {
         wrap_timer: impl Fn(C::Timer) -> P::Timer,
         run: impl FnOnce(&mut Context<'_, C>),
     ) -> Vec<C::Output> {
-        let mut child_cx: Context<'_, C> =
-            Context::new(self.now, self.me, &mut *self.rng, &mut *self.next_token, Vec::new());
+        let mut child_cx: Context<'_, C> = Context::new(
+            self.now,
+            self.me,
+            &mut *self.rng,
+            &mut *self.next_token,
+            Vec::new(),
+        );
         run(&mut child_cx);
         let mut outputs = Vec::new();
         for effect in child_cx.effects {
             let mapped = match effect {
-                Effect::Send { to, message, after } => {
-                    Effect::Send { to, message: wrap_message(message), after }
-                }
-                Effect::SetTimer { timer, at } => Effect::SetTimer { timer: wrap_timer(timer), at },
-                Effect::CancelTimer { timer } => Effect::CancelTimer { timer: wrap_timer(timer) },
+                Effect::Send { to, message, after } => Effect::Send {
+                    to,
+                    message: wrap_message(message),
+                    after,
+                },
+                Effect::SetTimer { timer, at } => Effect::SetTimer {
+                    timer: wrap_timer(timer),
+                    at,
+                },
+                Effect::CancelTimer { timer } => Effect::CancelTimer {
+                    timer: wrap_timer(timer),
+                },
                 Effect::Deliver(o) => {
                     outputs.push(o);
                     continue;
@@ -313,7 +345,10 @@ mod tests {
             match r.u8()? {
                 0 => Ok(PingMsg::Ping(u32::decode(r)?)),
                 1 => Ok(PingMsg::Pong(u32::decode(r)?)),
-                t => Err(DecodeError::UnknownTag { what: "PingMsg", tag: t as u64 }),
+                t => Err(DecodeError::UnknownTag {
+                    what: "PingMsg",
+                    tag: t as u64,
+                }),
             }
         }
     }
@@ -330,7 +365,10 @@ mod tests {
         fn on_message(&mut self, cx: &mut Context<'_, Self>, from: NodeId, m: PingMsg) {
             match m {
                 PingMsg::Ping(n) => {
-                    let t = cx.persist(vec![StoreOp::Put { key: b"seen".to_vec(), value: vec![1] }]);
+                    let t = cx.persist(vec![StoreOp::Put {
+                        key: b"seen".to_vec(),
+                        value: vec![1],
+                    }]);
                     cx.send_after(t, from, PingMsg::Pong(n));
                 }
                 PingMsg::Pong(n) => {
@@ -380,7 +418,9 @@ mod tests {
         }
         fn on_message(&mut self, cx: &mut Context<'_, Self>, from: NodeId, m: Wrapped) {
             let inner = &mut self.inner;
-            let out = cx.child(Wrapped, ParentTimer::Inner, |c| inner.on_message(c, from, m.0));
+            let out = cx.child(Wrapped, ParentTimer::Inner, |c| {
+                inner.on_message(c, from, m.0)
+            });
             self.got.extend(out);
         }
         fn on_timer(&mut self, _cx: &mut Context<'_, Self>, _t: ParentTimer) {}
@@ -399,11 +439,23 @@ mod tests {
         let mut rng = rng();
         let mut tokens = 0;
         let mut p = Pinger::default();
-        let mut cx = Context::new(Time::from_millis(1), NodeId(0), &mut rng, &mut tokens, Vec::new());
+        let mut cx = Context::new(
+            Time::from_millis(1),
+            NodeId(0),
+            &mut rng,
+            &mut tokens,
+            Vec::new(),
+        );
         p.on_message(&mut cx, NodeId(3), PingMsg::Ping(5));
         let effects = cx.into_effects();
         assert_eq!(effects.len(), 2);
-        assert!(matches!(effects[0], Effect::Persist { token: PersistToken(0), .. }));
+        assert!(matches!(
+            effects[0],
+            Effect::Persist {
+                token: PersistToken(0),
+                ..
+            }
+        ));
         match &effects[1] {
             Effect::Send { to, message, after } => {
                 assert_eq!(*to, NodeId(3));
@@ -420,7 +472,13 @@ mod tests {
         let mut rng = rng();
         let mut tokens = 0;
         let mut p = Pinger::default();
-        let mut cx = Context::new(Time::from_millis(5), NodeId(0), &mut rng, &mut tokens, Vec::new());
+        let mut cx = Context::new(
+            Time::from_millis(5),
+            NodeId(0),
+            &mut rng,
+            &mut tokens,
+            Vec::new(),
+        );
         p.on_start(&mut cx);
         match &cx.effects()[0] {
             Effect::SetTimer { at, .. } => assert_eq!(*at, Time::from_millis(15)),
@@ -438,12 +496,26 @@ mod tests {
         p.on_request(&mut cx, NodeId(2));
         p.on_message(&mut cx, NodeId(2), Wrapped(PingMsg::Pong(9)));
         let effects = cx.into_effects();
-        assert!(matches!(effects[0], Effect::SetTimer { timer: ParentTimer::Inner(()), .. }));
+        assert!(matches!(
+            effects[0],
+            Effect::SetTimer {
+                timer: ParentTimer::Inner(()),
+                ..
+            }
+        ));
         assert!(matches!(
             &effects[1],
-            Effect::Send { to: NodeId(2), message: Wrapped(PingMsg::Ping(7)), after: None }
+            Effect::Send {
+                to: NodeId(2),
+                message: Wrapped(PingMsg::Ping(7)),
+                after: None
+            }
         ));
-        assert_eq!(effects.len(), 2, "the child's delivery is not an application delivery");
+        assert_eq!(
+            effects.len(),
+            2,
+            "the child's delivery is not an application delivery"
+        );
         assert_eq!(p.got, vec![9]);
         assert_eq!(p.inner.pongs, 1);
     }

@@ -133,7 +133,11 @@ impl StoreRead for MemStore {
 
     /// An empty `end` means "to the end of the store".
     fn range(&self, start: &[u8], end: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let upper = if end.is_empty() { Bound::Unbounded } else { Bound::Excluded(end) };
+        let upper = if end.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(end)
+        };
         self.map
             .range::<[u8], _>((Bound::Included(start), upper))
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -146,17 +150,28 @@ mod tests {
     use super::*;
 
     fn put(k: &[u8], v: &[u8]) -> StoreOp {
-        StoreOp::Put { key: k.to_vec(), value: v.to_vec() }
+        StoreOp::Put {
+            key: k.to_vec(),
+            value: v.to_vec(),
+        }
     }
 
     #[test]
     fn batches_apply_in_order_and_ranges_delete() {
         let mut s = MemStore::new();
         s.apply(&[put(b"a1", b"x"), put(b"a2", b"y"), put(b"b1", b"z")]);
-        s.apply(&[StoreOp::Delete { key: b"a1".to_vec() }, put(b"a1", b"w")]);
+        s.apply(&[
+            StoreOp::Delete {
+                key: b"a1".to_vec(),
+            },
+            put(b"a1", b"w"),
+        ]);
         assert_eq!(s.get(b"a1"), Some(b"w".to_vec()));
         assert_eq!(s.scan_prefix(b"a").len(), 2);
-        s.apply(&[StoreOp::DeleteRange { start: b"a".to_vec(), end: b"b".to_vec() }]);
+        s.apply(&[StoreOp::DeleteRange {
+            start: b"a".to_vec(),
+            end: b"b".to_vec(),
+        }]);
         assert_eq!(s.len(), 1);
         assert_eq!(s.get(b"b1"), Some(b"z".to_vec()));
     }

@@ -102,7 +102,12 @@ impl<'a> Reader<'a> {
                 limit: limits.input_bytes_max as u64,
             });
         }
-        Ok(Reader { buf, pos: 0, alloc_left: limits.alloc_bytes_max, depth_left: limits.depth_max })
+        Ok(Reader {
+            buf,
+            pos: 0,
+            alloc_left: limits.alloc_bytes_max,
+            depth_left: limits.depth_max,
+        })
     }
 
     /// Bytes not yet read.
@@ -121,7 +126,9 @@ impl<'a> Reader<'a> {
     /// Take `n` bytes without copying.
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.remaining() {
-            return Err(DecodeError::Truncated { needed: n - self.remaining() });
+            return Err(DecodeError::Truncated {
+                needed: n - self.remaining(),
+            });
         }
         let out = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -165,24 +172,36 @@ impl<'a> Reader<'a> {
     pub fn len(&mut self, what: &'static str, max: usize) -> Result<usize, DecodeError> {
         let len = self.varint()?;
         if len > max as u64 {
-            return Err(DecodeError::TooLong { what, len, limit: max as u64 });
+            return Err(DecodeError::TooLong {
+                what,
+                len,
+                limit: max as u64,
+            });
         }
         // Every item takes at least one byte, so a length beyond the input is a lie.
         if len > self.remaining() as u64 {
-            return Err(DecodeError::Truncated { needed: len as usize - self.remaining() });
+            return Err(DecodeError::Truncated {
+                needed: len as usize - self.remaining(),
+            });
         }
         Ok(len as usize)
     }
 
     /// Charge `bytes` of heap allocation against the budget.
     pub fn reserve(&mut self, bytes: usize) -> Result<(), DecodeError> {
-        self.alloc_left = self.alloc_left.checked_sub(bytes).ok_or(DecodeError::BudgetExceeded)?;
+        self.alloc_left = self
+            .alloc_left
+            .checked_sub(bytes)
+            .ok_or(DecodeError::BudgetExceeded)?;
         Ok(())
     }
 
     /// Enter a nested container; pair with [`Reader::leave`].
     pub fn enter(&mut self) -> Result<(), DecodeError> {
-        self.depth_left = self.depth_left.checked_sub(1).ok_or(DecodeError::Invalid("nesting depth"))?;
+        self.depth_left = self
+            .depth_left
+            .checked_sub(1)
+            .ok_or(DecodeError::Invalid("nesting depth"))?;
         Ok(())
     }
 
@@ -199,7 +218,11 @@ impl<'a> Reader<'a> {
     }
 
     /// A vector of at most `max` items, each decoded by `T::decode`.
-    pub fn vec_of<T: Wire>(&mut self, what: &'static str, max: usize) -> Result<Vec<T>, DecodeError> {
+    pub fn vec_of<T: Wire>(
+        &mut self,
+        what: &'static str,
+        max: usize,
+    ) -> Result<Vec<T>, DecodeError> {
         let n = self.len(what, max)?;
         self.reserve(n.saturating_mul(std::mem::size_of::<T>()))?;
         self.enter()?;
@@ -317,7 +340,10 @@ impl Wire for bool {
         match r.u8()? {
             0 => Ok(false),
             1 => Ok(true),
-            t => Err(DecodeError::UnknownTag { what: "bool", tag: t as u64 }),
+            t => Err(DecodeError::UnknownTag {
+                what: "bool",
+                tag: t as u64,
+            }),
         }
     }
     fn wire_len(&self) -> usize {
@@ -392,7 +418,10 @@ impl<T: Wire> Wire for Option<T> {
         match r.u8()? {
             0 => Ok(None),
             1 => Ok(Some(T::decode(r)?)),
-            t => Err(DecodeError::UnknownTag { what: "option", tag: t as u64 }),
+            t => Err(DecodeError::UnknownTag {
+                what: "option",
+                tag: t as u64,
+            }),
         }
     }
     fn wire_len(&self) -> usize {
@@ -434,7 +463,11 @@ mod tests {
 
     fn roundtrip<T: Wire + PartialEq + std::fmt::Debug>(v: T) {
         let bytes = v.to_bytes();
-        assert_eq!(bytes.len(), v.wire_len(), "wire_len matches encoding of {v:?}");
+        assert_eq!(
+            bytes.len(),
+            v.wire_len(),
+            "wire_len matches encoding of {v:?}"
+        );
         let back = T::from_bytes(&bytes, DecodeLimits::MESSAGE).expect("decodes");
         assert_eq!(back, v);
     }
@@ -492,8 +525,15 @@ mod tests {
     fn allocation_budget_is_enforced() {
         let v: Vec<Vec<u8>> = (0..100).map(|_| vec![0u8; 100]).collect();
         let bytes = v.to_bytes();
-        let tight = DecodeLimits { input_bytes_max: 1 << 20, alloc_bytes_max: 5_000, depth_max: 8 };
-        assert_eq!(Vec::<Vec<u8>>::from_bytes(&bytes, tight), Err(DecodeError::BudgetExceeded));
+        let tight = DecodeLimits {
+            input_bytes_max: 1 << 20,
+            alloc_bytes_max: 5_000,
+            depth_max: 8,
+        };
+        assert_eq!(
+            Vec::<Vec<u8>>::from_bytes(&bytes, tight),
+            Err(DecodeError::BudgetExceeded)
+        );
         assert!(Vec::<Vec<u8>>::from_bytes(&bytes, DecodeLimits::MESSAGE).is_ok());
     }
 
@@ -502,8 +542,14 @@ mod tests {
         type Deep = Vec<Vec<Vec<Vec<u32>>>>;
         let v: Deep = vec![vec![vec![vec![1]]]];
         let bytes = v.to_bytes();
-        let shallow = DecodeLimits { depth_max: 2, ..DecodeLimits::MESSAGE };
-        assert_eq!(Deep::from_bytes(&bytes, shallow), Err(DecodeError::Invalid("nesting depth")));
+        let shallow = DecodeLimits {
+            depth_max: 2,
+            ..DecodeLimits::MESSAGE
+        };
+        assert_eq!(
+            Deep::from_bytes(&bytes, shallow),
+            Err(DecodeError::Invalid("nesting depth"))
+        );
         assert!(Deep::from_bytes(&bytes, DecodeLimits::MESSAGE).is_ok());
     }
 
@@ -512,10 +558,16 @@ mod tests {
         let mut f = encode_frame(&42u32);
         assert_eq!(decode_frame::<u32>(&f, DecodeLimits::MESSAGE), Ok(42));
         f.push(0);
-        assert_eq!(decode_frame::<u32>(&f, DecodeLimits::MESSAGE), Err(DecodeError::TrailingBytes(1)));
+        assert_eq!(
+            decode_frame::<u32>(&f, DecodeLimits::MESSAGE),
+            Err(DecodeError::TrailingBytes(1))
+        );
         let mut g = encode_frame(&42u32);
         g[0] = 99;
-        assert_eq!(decode_frame::<u32>(&g, DecodeLimits::MESSAGE), Err(DecodeError::BadVersion(99)));
+        assert_eq!(
+            decode_frame::<u32>(&g, DecodeLimits::MESSAGE),
+            Err(DecodeError::BadVersion(99))
+        );
         let over = vec![0u8; DecodeLimits::MESSAGE.input_bytes_max + 1];
         assert!(matches!(
             decode_frame::<Vec<u8>>(&over, DecodeLimits::MESSAGE),
