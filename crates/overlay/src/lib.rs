@@ -6,6 +6,7 @@
 //! - "Routing table", "Proximity invariant": [`routing_table`];
 //! - "Leaf sets": [`leaf_set`]; neighbourhood set: [`neighborhood`];
 //! - "Prefix-based routing" (the routing rule): [`route`];
+//! - the event-driven protocol (join, keep-alive, repair, departure, KBR API): [`protocol`];
 //! - scale experiments over a statically built overlay (hop counts, delay stretch):
 //!   [`static_overlay`] on a [`latency`] model, driven by the `pastry-hops` binary.
 
@@ -14,6 +15,7 @@ pub mod id;
 pub mod latency;
 pub mod leaf_set;
 pub mod neighborhood;
+pub mod protocol;
 pub mod route;
 pub mod routing_table;
 pub mod static_overlay;
@@ -23,6 +25,10 @@ pub use id::{BadDigitBits, DigitBits, OverlayId};
 pub use latency::{LatencyMatrix, LatencyModel};
 pub use leaf_set::LeafSet;
 pub use neighborhood::NeighborhoodSet;
+pub use protocol::{
+    DeliverAll, ForwardVerdict, KbrApplication, Pastry, PastryConfig, PastryMessage, PastryOutput,
+    PastryRequest, PastryTimer, Phase, RouteRefused,
+};
 pub use route::{next_hop, progress_candidates, HopRule, NextHop, RoutingView};
 pub use routing_table::{RouteEntry, RoutingTable, TableChange};
 pub use static_overlay::{LookupStats, StaticConfig, StaticOverlay};
