@@ -36,6 +36,14 @@ impl OverlayId {
         cw.min(ccw)
     }
 
+    /// Orders `a` and `b` by closeness to `self` (as a key), closest first, with the tie rule of
+    /// [`OverlayId::prefers`].
+    pub fn closeness_order(self, a: OverlayId, b: OverlayId) -> std::cmp::Ordering {
+        self.ring_distance(a)
+            .cmp(&self.ring_distance(b))
+            .then(a.0.cmp(&b.0))
+    }
+
     /// Whether `a` is strictly closer to `self` (as a key) than `b` is. Ties go to the numerically
     /// smaller id, so that every node agrees on one root for every key.
     pub fn prefers(self, a: OverlayId, b: OverlayId) -> bool {

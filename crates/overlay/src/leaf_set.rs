@@ -146,11 +146,7 @@ impl LeafSet {
     pub fn closest_n(&self, key: OverlayId, count: usize) -> Vec<OverlayId> {
         let mut ids: Vec<OverlayId> = self.members().iter().map(|p| p.id).collect();
         ids.push(self.me);
-        ids.sort_by(|a, b| {
-            key.ring_distance(*a)
-                .cmp(&key.ring_distance(*b))
-                .then(a.0.cmp(&b.0))
-        });
+        ids.sort_by(|a, b| key.closeness_order(*a, *b));
         ids.truncate(count);
         ids
     }

@@ -7,9 +7,11 @@
 //! - "Leaf sets": [`leaf_set`]; neighbourhood set: [`neighborhood`];
 //! - "Prefix-based routing" (the routing rule): [`route`];
 //! - the event-driven protocol (join, keep-alive, repair, departure, KBR API): [`protocol`];
+//! - "Distributed hash tables" (PAST: replicas, caching, self-certifying data, quotas): [`dht`];
 //! - scale experiments over a statically built overlay (hop counts, delay stretch):
 //!   [`static_overlay`] on a [`latency`] model, driven by the `pastry-hops` binary.
 
+pub mod dht;
 pub mod handle;
 pub mod id;
 pub mod latency;

@@ -193,11 +193,7 @@ impl<A: super::KbrApplication> Pastry<A> {
     pub fn replica_set(&self, key: OverlayId, r: usize) -> Vec<NodeHandle> {
         let mut all = self.leaves.members();
         all.push(self.me);
-        all.sort_by(|a, b| {
-            key.ring_distance(a.id)
-                .cmp(&key.ring_distance(b.id))
-                .then(a.id.0.cmp(&b.id.0))
-        });
+        all.sort_by(|a, b| key.closeness_order(a.id, b.id));
         all.truncate(r);
         all
     }

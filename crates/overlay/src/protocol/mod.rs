@@ -15,7 +15,7 @@ pub mod kbr;
 pub mod maintenance;
 pub mod messages;
 #[cfg(test)]
-mod testnet;
+pub(crate) mod testnet;
 #[cfg(test)]
 mod tests;
 

@@ -1,6 +1,6 @@
-//! A small deterministic network for the protocol's tests: nodes on a plane, one-way latency by
-//! distance, an event queue ordered by (time, sequence), crash and removal. It is a test harness
-//! only; scenarios at scale run on `stockade-sim`.
+//! A small deterministic network for the overlay's tests: nodes on a plane, one-way latency by
+//! distance, an event queue ordered by (time, sequence), crashes. A test harness only; scenarios
+//! at scale run on `stockade-sim`.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -10,44 +10,82 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use stockade_core::{Context, Effect, NodeId, Protocol, Time};
 
-use super::{Pastry, PastryConfig, PastryMessage, PastryOutput, PastryRequest, PastryTimer};
+use super::{KbrApplication, Pastry, PastryConfig, PastryMessage, Phase};
 use crate::handle::NodeHandle;
 use crate::id::OverlayId;
 use crate::latency::{LatencyModel, Position};
 
-enum Event {
+/// What the harness needs to know of a node.
+pub trait OverlayNode: Protocol {
+    fn overlay_handle(&self) -> NodeHandle;
+    fn is_joined(&self) -> bool;
+    /// Whether a message belongs to the join protocol (counted separately).
+    fn is_join_message(message: &Self::Message) -> bool;
+}
+
+impl<A: KbrApplication> OverlayNode for Pastry<A> {
+    fn overlay_handle(&self) -> NodeHandle {
+        self.handle()
+    }
+    fn is_joined(&self) -> bool {
+        self.phase() == Phase::Joined
+    }
+    fn is_join_message(message: &PastryMessage) -> bool {
+        matches!(
+            message,
+            PastryMessage::JoinRequest { .. }
+                | PastryMessage::JoinState { .. }
+                | PastryMessage::JoinReply { .. }
+                | PastryMessage::Announce { .. }
+        )
+    }
+}
+
+enum Event<P: Protocol> {
     Message {
         to: NodeId,
         from: NodeId,
-        message: PastryMessage,
+        message: P::Message,
     },
     Timer {
         node: NodeId,
-        timer: PastryTimer,
+        timer: P::Timer,
         generation: u64,
     },
 }
 
+type Factory<P> = Box<dyn Fn(NodeHandle, Option<NodeId>) -> P>;
+
 /// Nodes, their positions, the queue, and what each node delivered.
-pub struct TestNet {
-    pub nodes: Vec<Option<Pastry>>,
+pub struct TestNet<P: OverlayNode> {
+    pub nodes: Vec<Option<P>>,
     positions: Vec<Position>,
     now: Time,
     seq: u64,
     queue: BinaryHeap<Reverse<(Time, u64)>>,
-    events: BTreeMap<u64, Event>,
+    events: BTreeMap<u64, Event<P>>,
     timers: BTreeMap<(u32, String), u64>,
-    pub outputs: Vec<Vec<PastryOutput>>,
+    pub outputs: Vec<Vec<P::Output>>,
     pub messages_sent: u64,
     /// Messages of the join protocol (JOIN hops, state, reply, announcements).
     pub join_messages_sent: u64,
     rng: ChaCha8Rng,
     tokens: Vec<u64>,
-    config: PastryConfig,
+    factory: Factory<P>,
 }
 
-impl TestNet {
-    pub fn new(seed: u64, config: PastryConfig) -> TestNet {
+impl TestNet<Pastry> {
+    /// A network of plain Pastry nodes.
+    pub fn new(seed: u64, config: PastryConfig) -> TestNet<Pastry> {
+        TestNet::with_factory(
+            seed,
+            Box::new(move |me, bootstrap| Pastry::new(config.clone(), me, bootstrap)),
+        )
+    }
+}
+
+impl<P: OverlayNode> TestNet<P> {
+    pub fn with_factory(seed: u64, factory: Factory<P>) -> TestNet<P> {
         TestNet {
             nodes: Vec::new(),
             positions: Vec::new(),
@@ -61,7 +99,7 @@ impl TestNet {
             join_messages_sent: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             tokens: Vec::new(),
-            config,
+            factory,
         }
     }
 
@@ -72,7 +110,7 @@ impl TestNet {
         let id = OverlayId(self.rng.gen());
         let position = LatencyModel::Plane.place(&mut self.rng);
         let bootstrap = self.nearest_joined(position);
-        let node = Pastry::new(self.config.clone(), NodeHandle { id, addr }, bootstrap);
+        let node = (self.factory)(NodeHandle { id, addr }, bootstrap);
         self.nodes.push(Some(node));
         self.positions.push(position);
         self.outputs.push(Vec::new());
@@ -81,14 +119,19 @@ impl TestNet {
         addr
     }
 
+    /// Grow to `n` nodes, one join every 400 ms, then let the overlay settle for 5 s.
+    pub fn grow(&mut self, n: usize) {
+        for _ in 0..n {
+            self.add_node();
+            self.run_for(Duration::from_millis(400));
+        }
+        self.run_for(Duration::from_secs(5));
+    }
+
     fn nearest_joined(&self, position: Position) -> Option<NodeId> {
         let distance = |i: usize| LatencyModel::Plane.latency_ms(position, self.positions[i]);
         (0..self.nodes.len())
-            .filter(|i| {
-                self.nodes[*i]
-                    .as_ref()
-                    .is_some_and(|p| p.phase() == super::Phase::Joined)
-            })
+            .filter(|i| self.nodes[*i].as_ref().is_some_and(|p| p.is_joined()))
             .min_by(|a, b| distance(*a).total_cmp(&distance(*b)))
             .map(|i| NodeId(i as u32))
     }
@@ -102,11 +145,11 @@ impl TestNet {
         self.nodes[addr.index()] = None;
     }
 
-    pub fn request(&mut self, addr: NodeId, request: PastryRequest) {
+    pub fn request(&mut self, addr: NodeId, request: P::Request) {
         self.call(addr, |p, cx| p.on_request(cx, request));
     }
 
-    fn call(&mut self, addr: NodeId, run: impl FnOnce(&mut Pastry, &mut Context<'_, Pastry>)) {
+    fn call(&mut self, addr: NodeId, run: impl FnOnce(&mut P, &mut Context<'_, P>)) {
         let Some(node) = self.nodes[addr.index()].as_mut() else {
             return;
         };
@@ -127,23 +170,17 @@ impl TestNet {
         }
     }
 
-    fn push(&mut self, at: Time, event: Event) {
+    fn push(&mut self, at: Time, event: Event<P>) {
         self.seq += 1;
         self.queue.push(Reverse((at, self.seq)));
         self.events.insert(self.seq, event);
     }
 
-    fn apply(&mut self, addr: NodeId, effect: Effect<Pastry>) {
+    fn apply(&mut self, addr: NodeId, effect: Effect<P>) {
         match effect {
             Effect::Send { to, message, .. } => {
                 self.messages_sent += 1;
-                if matches!(
-                    message,
-                    PastryMessage::JoinRequest { .. }
-                        | PastryMessage::JoinState { .. }
-                        | PastryMessage::JoinReply { .. }
-                        | PastryMessage::Announce { .. }
-                ) {
+                if P::is_join_message(&message) {
                     self.join_messages_sent += 1;
                 }
                 let delay = Duration::from_micros((self.latency(addr, to) * 1000.0) as u64 + 100);
@@ -214,14 +251,14 @@ impl TestNet {
         self.run_until(until);
     }
 
-    /// Live nodes' handles, sorted by id.
+    /// Live, joined nodes' handles, sorted by id.
     pub fn live_sorted(&self) -> Vec<NodeHandle> {
         let mut all: Vec<NodeHandle> = self
             .nodes
             .iter()
             .flatten()
-            .filter(|p| p.phase() == super::Phase::Joined)
-            .map(|p| p.handle())
+            .filter(|p| p.is_joined())
+            .map(|p| p.overlay_handle())
             .collect();
         all.sort_by_key(|h| h.id);
         all
@@ -237,5 +274,13 @@ impl TestNet {
             }
         }
         best
+    }
+
+    /// The `k` live nodes numerically closest to `key`.
+    pub fn closest_live(&self, key: OverlayId, k: usize) -> Vec<NodeHandle> {
+        let mut live = self.live_sorted();
+        live.sort_by(|a, b| key.closeness_order(a.id, b.id));
+        live.truncate(k);
+        live
     }
 }

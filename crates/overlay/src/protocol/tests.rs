@@ -298,18 +298,14 @@ fn oversized_route_requests_are_refused_with_the_limit() {
 }
 
 /// Grow an overlay of `n` nodes, each joining through the live node nearest to it.
-fn grow(n: usize, seed: u64) -> TestNet {
+fn grow(n: usize, seed: u64) -> TestNet<Pastry> {
     let mut net = TestNet::new(seed, PastryConfig::default());
-    for _ in 0..n {
-        net.add_node();
-        net.run_for(Duration::from_millis(400));
-    }
-    net.run_for(Duration::from_secs(5));
+    net.grow(n);
     net
 }
 
 /// Route one message per node to a random key and check each is delivered at the true root.
-fn assert_routes_reach_roots(net: &mut TestNet, seed: u64) -> (usize, f64) {
+fn assert_routes_reach_roots(net: &mut TestNet<Pastry>, seed: u64) -> (usize, f64) {
     use rand::Rng;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let live = net.live_sorted();
