@@ -8,6 +8,7 @@
 //! - "Prefix-based routing" (the routing rule): [`route`];
 //! - the event-driven protocol (join, keep-alive, repair, departure, KBR API): [`protocol`];
 //! - "Distributed hash tables" (PAST: replicas, caching, self-certifying data, quotas): [`dht`];
+//! - "Cooperative group communication" (Scribe multicast, anycast, tree repair): [`scribe`];
 //! - scale experiments over a statically built overlay (hop counts, delay stretch):
 //!   [`static_overlay`] on a [`latency`] model, driven by the `pastry-hops` binary.
 
@@ -20,6 +21,7 @@ pub mod neighborhood;
 pub mod protocol;
 pub mod route;
 pub mod routing_table;
+pub mod scribe;
 pub mod static_overlay;
 
 pub use handle::NodeHandle;
