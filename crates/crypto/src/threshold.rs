@@ -1,0 +1,778 @@
+//! BLS threshold signatures, (f+1)-of-(3f+1), with verifiable partial signatures.
+//!
+//! A site signs wide-area messages as one logical machine (paper 004, section 2: "an (f+1, 3f+1)
+//! threshold digital signature scheme ... each server within a site is given a secret share that
+//! can be used to generate partial signatures"). Section 3 asks for partials that are *verifiable*
+//! so that a server submitting a bad one is detected and blacklisted: here a partial is a plain BLS
+//! signature under the participant's public key share, so it is checked like any signature.
+//!
+//! The dealer picks a random polynomial of degree `threshold - 1` over the BLS12-381 scalar field
+//! (blstrs scalars, Shamir); participant `i` (1-based) holds the polynomial at `i`, the group
+//! secret is its value at 0. Combining multiplies each partial by its Lagrange coefficient at 0 and
+//! sums them (blst multi-scalar multiplication). Partials and the combined signature use the same
+//! hash-to-curve tag as [`crate::bls`] ([`crate::bls::SIGNATURE_DST`]), so the result is a standard
+//! BLS signature under the group key, which any BLS verifier (blst, blstrs) accepts.
+//!
+//! Costs to charge: `ThresholdPartialSign` per partial made, `ThresholdPartialVerify` per partial
+//! checked singly, `ThresholdCombineShare` per partial combined, `ThresholdVerify` per combined
+//! signature checked ([`PublicKeySet::combine`] verifies once, and each partial singly only when
+//! that fails; [`CombinedSignature::partials_verified`] says how many).
+
+use std::fmt;
+
+use blst::min_pk;
+use blstrs::Scalar;
+use ff::Field;
+use rand_core::RngCore;
+use stockade_core::wire::{DecodeError, Reader, Wire};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::bls::{BlsError, BlsPublicKey, BlsSignature, SIGNATURE_DST};
+
+/// The most participants a threshold key may have.
+pub const THRESHOLD_PARTICIPANTS_MAX: usize = 256;
+
+/// Why a threshold operation failed.
+#[derive(Clone, PartialEq, Eq, Debug, Error)]
+pub enum ThresholdError {
+    /// The parameters are not 1 <= threshold <= participants <= the maximum.
+    #[error("threshold {threshold} of {participants} participants is invalid: need 1 <= threshold <= participants <= {max}", max = THRESHOLD_PARTICIPANTS_MAX)]
+    BadParameters {
+        /// Signatures needed.
+        threshold: usize,
+        /// Participants.
+        participants: usize,
+    },
+    /// Fewer partials than the threshold were given.
+    #[error("{have} partial signatures given, {needed} needed")]
+    NotEnoughPartials {
+        /// Partials given.
+        have: usize,
+        /// The threshold.
+        needed: usize,
+    },
+    /// After discarding invalid partials, too few valid ones remain.
+    #[error("only {valid} valid partial signatures, {needed} needed; invalid from participants {invalid:?}")]
+    NotEnoughValidPartials {
+        /// Valid partials found.
+        valid: usize,
+        /// The threshold.
+        needed: usize,
+        /// Participants whose partials were invalid (blame them).
+        invalid: Vec<ShareIndex>,
+    },
+    /// A partial names a participant that does not exist.
+    #[error("participant {index} does not exist (participants are 1..={participants})")]
+    UnknownParticipant {
+        /// The index given.
+        index: ShareIndex,
+        /// Participants.
+        participants: usize,
+    },
+    /// Two partials from the same participant.
+    #[error("two partial signatures from participant {0}")]
+    DuplicateParticipant(ShareIndex),
+    /// A partial signature does not verify under its participant's key share.
+    #[error("partial signature of participant {0} does not verify")]
+    InvalidPartial(ShareIndex),
+    /// The combined signature does not verify under the group key.
+    #[error("threshold signature does not verify under the group key")]
+    InvalidSignature,
+}
+
+/// A participant's position, 1-based (the Shamir evaluation point).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShareIndex(pub u16);
+
+impl fmt::Debug for ShareIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+impl fmt::Display for ShareIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Wire for ShareIndex {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.0.encode(out)
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let index = u16::decode(r)?;
+        if index == 0 || index as usize > THRESHOLD_PARTICIPANTS_MAX {
+            return Err(DecodeError::Invalid("threshold share index"));
+        }
+        Ok(ShareIndex(index))
+    }
+    fn wire_len(&self) -> usize {
+        2
+    }
+}
+
+/// How many partials make a signature, out of how many participants.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ThresholdParameters {
+    threshold: u16,
+    participants: u16,
+}
+
+impl ThresholdParameters {
+    /// `threshold` of `participants`.
+    pub fn new(
+        threshold: usize,
+        participants: usize,
+    ) -> Result<ThresholdParameters, ThresholdError> {
+        if threshold == 0 || threshold > participants || participants > THRESHOLD_PARTICIPANTS_MAX {
+            return Err(ThresholdError::BadParameters {
+                threshold,
+                participants,
+            });
+        }
+        Ok(ThresholdParameters {
+            threshold: threshold as u16,
+            participants: participants as u16,
+        })
+    }
+
+    /// The (f+1)-of-(3f+1) parameters of a site tolerating `f` faults (paper 004, section 2).
+    pub fn for_faults(f: usize) -> Result<ThresholdParameters, ThresholdError> {
+        ThresholdParameters::new(f + 1, 3 * f + 1)
+    }
+
+    /// Partials needed.
+    pub fn threshold(&self) -> usize {
+        self.threshold as usize
+    }
+
+    /// Participants.
+    pub fn participants(&self) -> usize {
+        self.participants as usize
+    }
+}
+
+impl Wire for ThresholdParameters {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.threshold.encode(out);
+        self.participants.encode(out);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let (threshold, participants) = (u16::decode(r)?, u16::decode(r)?);
+        ThresholdParameters::new(threshold as usize, participants as usize)
+            .map_err(|_| DecodeError::Invalid("threshold parameters"))
+    }
+    fn wire_len(&self) -> usize {
+        4
+    }
+}
+
+/// One participant's secret share. `Debug` never prints the secret.
+#[derive(Clone)]
+pub struct SecretKeyShare {
+    index: ShareIndex,
+    key: min_pk::SecretKey,
+}
+
+impl SecretKeyShare {
+    /// Whose share this is.
+    pub fn index(&self) -> ShareIndex {
+        self.index
+    }
+
+    /// The public key share others check this participant's partials with.
+    pub fn public_share(&self) -> PublicKeyShare {
+        PublicKeyShare {
+            index: self.index,
+            key: BlsPublicKey::from_raw(self.key.sk_to_pk()),
+        }
+    }
+
+    /// Sign `message` with this share.
+    pub fn sign_partial(&self, message: &[u8]) -> PartialSignature {
+        PartialSignature {
+            index: self.index,
+            signature: BlsSignature::from_raw(self.key.sign(message, SIGNATURE_DST, &[])),
+        }
+    }
+}
+
+impl fmt::Debug for SecretKeyShare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKeyShare({:?})", self.index)
+    }
+}
+
+/// The secret share's wire form is for key files and the dealer's output, never for the network.
+impl Wire for SecretKeyShare {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.index.encode(out);
+        out.extend_from_slice(&*Zeroizing::new(self.key.to_bytes()));
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let index = ShareIndex::decode(r)?;
+        let bytes = Zeroizing::new(r.array::<32>()?);
+        let key = min_pk::SecretKey::from_bytes(&*bytes)
+            .map_err(|_| DecodeError::Invalid("threshold secret share"))?;
+        Ok(SecretKeyShare { index, key })
+    }
+    fn wire_len(&self) -> usize {
+        2 + 32
+    }
+}
+
+/// One participant's public key share.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PublicKeyShare {
+    /// Whose share.
+    pub index: ShareIndex,
+    /// The share's public key.
+    pub key: BlsPublicKey,
+}
+
+impl Wire for PublicKeyShare {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.index.encode(out);
+        self.key.encode(out);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(PublicKeyShare {
+            index: ShareIndex::decode(r)?,
+            key: BlsPublicKey::decode(r)?,
+        })
+    }
+    fn wire_len(&self) -> usize {
+        2 + self.key.wire_len()
+    }
+}
+
+/// A participant's signature share on a message.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PartialSignature {
+    /// Who made it.
+    pub index: ShareIndex,
+    /// A BLS signature under that participant's public key share.
+    pub signature: BlsSignature,
+}
+
+impl Wire for PartialSignature {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.index.encode(out);
+        self.signature.encode(out);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(PartialSignature {
+            index: ShareIndex::decode(r)?,
+            signature: BlsSignature::decode(r)?,
+        })
+    }
+    fn wire_len(&self) -> usize {
+        2 + self.signature.wire_len()
+    }
+}
+
+/// The group's public key: a threshold signature is a standard BLS signature under it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct GroupPublicKey(pub BlsPublicKey);
+
+impl GroupPublicKey {
+    /// Check a combined threshold signature.
+    pub fn verify(&self, message: &[u8], signature: &BlsSignature) -> Result<(), ThresholdError> {
+        self.0
+            .verify(message, signature)
+            .map_err(|_: BlsError| ThresholdError::InvalidSignature)
+    }
+}
+
+impl Wire for GroupPublicKey {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.0.encode(out)
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(GroupPublicKey(BlsPublicKey::decode(r)?))
+    }
+    fn wire_len(&self) -> usize {
+        self.0.wire_len()
+    }
+}
+
+/// Everything public about a threshold key: what every participant and every verifier holds.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PublicKeySet {
+    parameters: ThresholdParameters,
+    group: GroupPublicKey,
+    /// `shares[i]` belongs to participant `i + 1`.
+    shares: Vec<PublicKeyShare>,
+}
+
+/// A combined signature, and the participants whose partials were found invalid on the way.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CombinedSignature {
+    /// A standard BLS signature under the group key, already verified.
+    pub signature: BlsSignature,
+    /// Participants that sent invalid partials (empty on the fast path): blacklist candidates.
+    pub invalid: Vec<ShareIndex>,
+    /// How many partials were verified singly (0 on the fast path), for charging CPU work.
+    pub partials_verified: usize,
+}
+
+impl PublicKeySet {
+    /// Assemble from parts (for example read from a config); shares must be 1..=participants in order.
+    pub fn new(
+        parameters: ThresholdParameters,
+        group: GroupPublicKey,
+        shares: Vec<PublicKeyShare>,
+    ) -> Result<PublicKeySet, ThresholdError> {
+        if shares.len() != parameters.participants() {
+            return Err(ThresholdError::BadParameters {
+                threshold: parameters.threshold(),
+                participants: shares.len(),
+            });
+        }
+        for (position, share) in shares.iter().enumerate() {
+            if share.index.0 as usize != position + 1 {
+                return Err(ThresholdError::UnknownParticipant {
+                    index: share.index,
+                    participants: shares.len(),
+                });
+            }
+        }
+        Ok(PublicKeySet {
+            parameters,
+            group,
+            shares,
+        })
+    }
+
+    /// The parameters.
+    pub fn parameters(&self) -> ThresholdParameters {
+        self.parameters
+    }
+
+    /// The group key.
+    pub fn group_key(&self) -> &GroupPublicKey {
+        &self.group
+    }
+
+    /// The public share of `index`, if that participant exists.
+    pub fn share(&self, index: ShareIndex) -> Option<&PublicKeyShare> {
+        (index.0 as usize)
+            .checked_sub(1)
+            .and_then(|i| self.shares.get(i))
+    }
+
+    /// Check one partial signature against its participant's public key share.
+    pub fn verify_partial(
+        &self,
+        message: &[u8],
+        partial: &PartialSignature,
+    ) -> Result<(), ThresholdError> {
+        let share = self
+            .share(partial.index)
+            .ok_or(ThresholdError::UnknownParticipant {
+                index: partial.index,
+                participants: self.parameters.participants(),
+            })?;
+        share
+            .key
+            .verify(message, &partial.signature)
+            .map_err(|_| ThresholdError::InvalidPartial(partial.index))
+    }
+
+    /// Combine partials into a signature under the group key, and verify it.
+    ///
+    /// The first `threshold` partials are combined and the result verified once. If that fails,
+    /// every partial is verified singly, the invalid ones are reported, and the first `threshold`
+    /// valid ones are combined (paper 004, section 3: verifiable partials let a correct server
+    /// detect, and then blacklist, a server that submits invalid ones). Duplicate or unknown
+    /// participants are refused before any work, as are more partials than participants.
+    pub fn combine(
+        &self,
+        message: &[u8],
+        partials: &[PartialSignature],
+    ) -> Result<CombinedSignature, ThresholdError> {
+        check_partial_set(self.parameters, partials)?;
+        let needed = self.parameters.threshold();
+        if let Some(signature) = self.interpolate_and_verify(message, &partials[..needed]) {
+            return Ok(CombinedSignature {
+                signature,
+                invalid: Vec::new(),
+                partials_verified: 0,
+            });
+        }
+        let (valid, invalid): (Vec<PartialSignature>, Vec<PartialSignature>) = partials
+            .iter()
+            .partition(|p| self.verify_partial(message, p).is_ok());
+        let invalid: Vec<ShareIndex> = invalid.iter().map(|p| p.index).collect();
+        if valid.len() < needed {
+            return Err(ThresholdError::NotEnoughValidPartials {
+                valid: valid.len(),
+                needed,
+                invalid,
+            });
+        }
+        // Valid partials of one polynomial always interpolate to the group signature; if this
+        // still failed, the key set itself is inconsistent and no partial is to blame.
+        let signature = self
+            .interpolate_and_verify(message, &valid[..needed])
+            .ok_or(ThresholdError::InvalidSignature)?;
+        Ok(CombinedSignature {
+            signature,
+            invalid,
+            partials_verified: partials.len(),
+        })
+    }
+
+    /// Lagrange-interpolate `partials` (distinct, known participants) at 0 and verify the result.
+    fn interpolate_and_verify(
+        &self,
+        message: &[u8],
+        partials: &[PartialSignature],
+    ) -> Option<BlsSignature> {
+        let points: Vec<Scalar> = partials
+            .iter()
+            .map(|p| Scalar::from(p.index.0 as u64))
+            .collect();
+        let mut scalars = Vec::with_capacity(32 * partials.len());
+        for coefficient in lagrange_at_zero(&points)? {
+            scalars.extend_from_slice(&coefficient.to_bytes_le());
+        }
+        let signatures: Vec<min_pk::Signature> = partials
+            .iter()
+            .map(|p| p.signature.point())
+            .collect::<Result<_, BlsError>>()
+            .ok()?;
+        let sum = min_pk::AggregateSignature::aggregate_with_randomness(
+            &signatures,
+            &scalars,
+            255,
+            false,
+        )
+        .ok()?;
+        let signature = BlsSignature::from_raw(sum.to_signature());
+        self.group
+            .verify(message, &signature)
+            .ok()
+            .map(|()| signature)
+    }
+}
+
+impl Wire for PublicKeySet {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.parameters.encode(out);
+        self.group.encode(out);
+        stockade_core::wire::put_vec(out, &self.shares);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let parameters = ThresholdParameters::decode(r)?;
+        let group = GroupPublicKey::decode(r)?;
+        let shares = r.vec_of("public key shares", THRESHOLD_PARTICIPANTS_MAX)?;
+        PublicKeySet::new(parameters, group, shares)
+            .map_err(|_| DecodeError::Invalid("public key set"))
+    }
+}
+
+/// Refuse a partial set with an unknown or repeated participant, or fewer than `threshold`
+/// partials, before any cryptographic work.
+pub(crate) fn check_partial_set(
+    parameters: ThresholdParameters,
+    partials: &[PartialSignature],
+) -> Result<(), ThresholdError> {
+    let participants = parameters.participants();
+    let mut seen = vec![false; participants];
+    for partial in partials {
+        let slot = (partial.index.0 as usize)
+            .checked_sub(1)
+            .and_then(|i| seen.get_mut(i))
+            .ok_or(ThresholdError::UnknownParticipant {
+                index: partial.index,
+                participants,
+            })?;
+        if std::mem::replace(slot, true) {
+            return Err(ThresholdError::DuplicateParticipant(partial.index));
+        }
+    }
+    match partials.len() < parameters.threshold() {
+        true => Err(ThresholdError::NotEnoughPartials {
+            have: partials.len(),
+            needed: parameters.threshold(),
+        }),
+        false => Ok(()),
+    }
+}
+
+/// Lagrange coefficients at 0 for distinct nonzero evaluation points; `None` if two coincide.
+fn lagrange_at_zero(points: &[Scalar]) -> Option<Vec<Scalar>> {
+    let mut coefficients = Vec::with_capacity(points.len());
+    for (i, xi) in points.iter().enumerate() {
+        let (mut numerator, mut denominator) = (Scalar::ONE, Scalar::ONE);
+        for (j, xj) in points.iter().enumerate() {
+            if i != j {
+                numerator *= xj;
+                denominator *= xj - xi;
+            }
+        }
+        coefficients.push(numerator * Option::<Scalar>::from(denominator.invert())?);
+    }
+    Some(coefficients)
+}
+
+/// What a trusted dealer hands out: public material for everyone, one secret share per participant.
+#[derive(Debug)]
+pub struct DealtKeys {
+    /// For every participant and verifier.
+    pub public: PublicKeySet,
+    /// `secret_shares[i]` goes to participant `i + 1` only.
+    pub secret_shares: Vec<SecretKeyShare>,
+}
+
+/// Deal a fresh threshold key (trusted dealer; `stockade cluster` and simulations play the dealer).
+/// `rng` must be cryptographically secure for real keys; a seeded RNG gives reproducible
+/// simulation keys.
+pub fn deal(
+    parameters: ThresholdParameters,
+    rng: &mut dyn RngCore,
+) -> Result<DealtKeys, ThresholdError> {
+    // Retry on the (probability ~2^-255 per value) event of a zero group secret or share.
+    const DEAL_ATTEMPTS_MAX: usize = 8;
+    for _ in 0..DEAL_ATTEMPTS_MAX {
+        let polynomial: Vec<Scalar> = (0..parameters.threshold())
+            .map(|_| Scalar::random(&mut *rng))
+            .collect();
+        let evaluate = |x: u64| {
+            let x = Scalar::from(x);
+            polynomial
+                .iter()
+                .rev()
+                .fold(Scalar::ZERO, |acc, c| acc * x + c)
+        };
+        let secret_key =
+            |s: Scalar| min_pk::SecretKey::from_bytes(&*Zeroizing::new(s.to_bytes_be())).ok();
+        let Some(group_secret) = secret_key(evaluate(0)) else {
+            continue;
+        };
+        let shares: Option<Vec<SecretKeyShare>> = (1..=parameters.participants() as u16)
+            .map(|i| {
+                secret_key(evaluate(i as u64)).map(|key| SecretKeyShare {
+                    index: ShareIndex(i),
+                    key,
+                })
+            })
+            .collect();
+        let Some(secret_shares) = shares else {
+            continue;
+        };
+        let group = GroupPublicKey(BlsPublicKey::from_raw(group_secret.sk_to_pk()));
+        let public = PublicKeySet {
+            parameters,
+            group,
+            shares: secret_shares
+                .iter()
+                .map(SecretKeyShare::public_share)
+                .collect(),
+        };
+        return Ok(DealtKeys {
+            public,
+            secret_shares,
+        });
+    }
+    Err(ThresholdError::BadParameters {
+        threshold: parameters.threshold(),
+        participants: parameters.participants(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use stockade_core::DecodeLimits;
+
+    fn dealt(f: usize, seed: u64) -> DealtKeys {
+        deal(
+            ThresholdParameters::for_faults(f).expect("valid"),
+            &mut ChaCha20Rng::seed_from_u64(seed),
+        )
+        .expect("deal")
+    }
+
+    fn partials(keys: &DealtKeys, who: &[usize], message: &[u8]) -> Vec<PartialSignature> {
+        who.iter()
+            .map(|&i| keys.secret_shares[i].sign_partial(message))
+            .collect()
+    }
+
+    #[test]
+    fn any_f_plus_one_partials_make_the_same_standard_signature() {
+        let keys = dealt(2, 1); // 3 of 7
+        let a = keys
+            .public
+            .combine(b"m", &partials(&keys, &[0, 1, 2], b"m"))
+            .expect("combines");
+        let b = keys
+            .public
+            .combine(b"m", &partials(&keys, &[6, 3, 5], b"m"))
+            .expect("combines");
+        assert_eq!(
+            a.signature, b.signature,
+            "BLS threshold signatures are unique"
+        );
+        assert!(a.invalid.is_empty() && a.partials_verified == 0);
+        assert_eq!(keys.public.group_key().verify(b"m", &a.signature), Ok(()));
+        assert_eq!(
+            keys.public.group_key().verify(b"x", &a.signature),
+            Err(ThresholdError::InvalidSignature)
+        );
+        // It is a standard BLS signature: the plain blst verifier under the group key accepts it.
+        assert_eq!(keys.public.group_key().0.verify(b"m", &a.signature), Ok(()));
+    }
+
+    #[test]
+    fn dealing_is_reproducible_from_the_seed() {
+        assert_eq!(dealt(1, 9).public, dealt(1, 9).public);
+        assert_ne!(
+            dealt(1, 9).public.group_key(),
+            dealt(1, 10).public.group_key()
+        );
+    }
+
+    #[test]
+    fn partials_verify_against_their_own_share_only() {
+        let keys = dealt(1, 2);
+        let p = keys.secret_shares[0].sign_partial(b"m");
+        assert_eq!(keys.public.verify_partial(b"m", &p), Ok(()));
+        assert_eq!(
+            keys.public.verify_partial(b"n", &p),
+            Err(ThresholdError::InvalidPartial(ShareIndex(1)))
+        );
+        let relabelled = PartialSignature {
+            index: ShareIndex(2),
+            ..p
+        };
+        assert_eq!(
+            keys.public.verify_partial(b"m", &relabelled),
+            Err(ThresholdError::InvalidPartial(ShareIndex(2)))
+        );
+        let unknown = PartialSignature {
+            index: ShareIndex(5),
+            ..p
+        };
+        assert_eq!(
+            keys.public.verify_partial(b"m", &unknown),
+            Err(ThresholdError::UnknownParticipant {
+                index: ShareIndex(5),
+                participants: 4
+            })
+        );
+    }
+
+    #[test]
+    fn bad_partials_are_identified_and_skipped() {
+        let keys = dealt(2, 3); // 3 of 7
+        let mut ps = partials(&keys, &[0, 1, 2, 3, 4], b"m");
+        ps[1] = keys.secret_shares[1].sign_partial(b"evil"); // wrong message
+        ps[2].signature = ps[3].signature; // someone else's share
+        let combined = keys.public.combine(b"m", &ps).expect("three valid remain");
+        assert_eq!(combined.invalid, vec![ShareIndex(2), ShareIndex(3)]);
+        assert_eq!(combined.partials_verified, 5);
+        assert_eq!(
+            keys.public.group_key().verify(b"m", &combined.signature),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn too_few_valid_partials_name_the_culprits() {
+        let keys = dealt(2, 4);
+        let mut ps = partials(&keys, &[0, 1, 2, 3], b"m");
+        ps[0] = keys.secret_shares[0].sign_partial(b"x");
+        ps[3] = keys.secret_shares[3].sign_partial(b"y");
+        assert_eq!(
+            keys.public.combine(b"m", &ps),
+            Err(ThresholdError::NotEnoughValidPartials {
+                valid: 2,
+                needed: 3,
+                invalid: vec![ShareIndex(1), ShareIndex(4)]
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_partial_sets_are_refused_before_work() {
+        let keys = dealt(1, 5); // 2 of 4
+        let ps = partials(&keys, &[0, 1], b"m");
+        assert_eq!(
+            keys.public.combine(b"m", &ps[..1]),
+            Err(ThresholdError::NotEnoughPartials { have: 1, needed: 2 })
+        );
+        assert_eq!(
+            keys.public.combine(b"m", &[ps[0], ps[0]]),
+            Err(ThresholdError::DuplicateParticipant(ShareIndex(1)))
+        );
+        let stranger = PartialSignature {
+            index: ShareIndex(9),
+            signature: ps[0].signature,
+        };
+        assert_eq!(
+            keys.public.combine(b"m", &[ps[0], stranger]),
+            Err(ThresholdError::UnknownParticipant {
+                index: ShareIndex(9),
+                participants: 4
+            })
+        );
+    }
+
+    #[test]
+    fn parameters_are_bounded() {
+        assert!(ThresholdParameters::new(0, 4).is_err());
+        assert!(ThresholdParameters::new(5, 4).is_err());
+        assert!(ThresholdParameters::new(1, THRESHOLD_PARTICIPANTS_MAX + 1).is_err());
+        assert!(
+            ThresholdParameters::new(THRESHOLD_PARTICIPANTS_MAX, THRESHOLD_PARTICIPANTS_MAX)
+                .is_ok()
+        );
+        let p = ThresholdParameters::for_faults(2).expect("valid");
+        assert_eq!((p.threshold(), p.participants()), (3, 7));
+    }
+
+    #[test]
+    fn wire_roundtrips() {
+        let keys = dealt(1, 6);
+        let limits = DecodeLimits::MESSAGE;
+        let set = PublicKeySet::from_bytes(&keys.public.to_bytes(), limits).expect("set");
+        assert_eq!(set, keys.public);
+        let share =
+            SecretKeyShare::from_bytes(&keys.secret_shares[2].to_bytes(), limits).expect("share");
+        assert_eq!(share.public_share(), keys.secret_shares[2].public_share());
+        let p = share.sign_partial(b"m");
+        assert_eq!(PartialSignature::from_bytes(&p.to_bytes(), limits), Ok(p));
+        assert_eq!(p.wire_len(), 98);
+        let mut zero_index = p.to_bytes();
+        zero_index[0] = 0;
+        assert_eq!(
+            PartialSignature::from_bytes(&zero_index, limits),
+            Err(DecodeError::Invalid("threshold share index"))
+        );
+        assert!(!format!("{share:?}").contains(&hex::encode(share.key.to_bytes())));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(8))]
+        #[test]
+        fn every_threshold_subset_combines(seed in any::<u64>(), mask in 0u8..=0x7f) {
+            let keys = dealt(2, seed);
+            let who: Vec<usize> = (0..7).filter(|i| mask & (1 << i) != 0).collect();
+            let result = keys.public.combine(b"p", &partials(&keys, &who, b"p"));
+            if who.len() >= 3 {
+                let combined = result.expect("enough partials");
+                prop_assert_eq!(keys.public.group_key().verify(b"p", &combined.signature), Ok(()));
+            } else {
+                prop_assert_eq!(result, Err(ThresholdError::NotEnoughPartials { have: who.len(), needed: 3 }));
+            }
+        }
+    }
+}
