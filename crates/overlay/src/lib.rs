@@ -10,7 +10,8 @@
 //! - "Distributed hash tables" (PAST: replicas, caching, self-certifying data, quotas): [`dht`];
 //! - "Cooperative group communication" (Scribe multicast, anycast, tree repair): [`scribe`];
 //! - scale experiments over a statically built overlay (hop counts, delay stretch):
-//!   [`static_overlay`] on a [`latency`] model, driven by the `pastry-hops` binary.
+//!   [`static_overlay`] on a [`latency`] model, driven by the `pastry-hops` binary; failures and
+//!   malicious nodes (secure routing: constrained tables, redundant routing): [`static_faults`].
 
 pub mod dht;
 pub mod handle;
@@ -22,6 +23,7 @@ pub mod protocol;
 pub mod route;
 pub mod routing_table;
 pub mod scribe;
+pub mod static_faults;
 pub mod static_overlay;
 
 pub use handle::NodeHandle;
@@ -35,4 +37,5 @@ pub use protocol::{
 };
 pub use route::{next_hop, progress_candidates, HopRule, NextHop, RoutingView};
 pub use routing_table::{RouteEntry, RoutingTable, TableChange};
-pub use static_overlay::{LookupStats, StaticConfig, StaticOverlay};
+pub use static_faults::{FailureStats, MaliciousStats};
+pub use static_overlay::{LookupStats, StaticConfig, StaticOverlay, TableRule};

@@ -48,6 +48,22 @@ pub struct StaticConfig {
     pub latency: LatencyModel,
     /// Seeds ids, positions and sampling.
     pub seed: u64,
+    /// How routing-table slots are filled.
+    pub table_rule: TableRule,
+    /// Fraction of nodes that are malicious: they claim zero latency to every prober (to attract
+    /// routes under proximity selection) and drop what they should forward.
+    pub malicious_fraction: f64,
+}
+
+/// How a routing-table slot is chosen among the nodes with the right prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableRule {
+    /// Proximity neighbour selection: the nearest by (claimed) latency.
+    Proximity,
+    /// The constrained table of secure routing (Castro et al., OSDI'02; paper 002, "Secure routing
+    /// primitive"): the node whose id is closest to the point that has this node's id with digit
+    /// `row` replaced by the column. Attackers cannot bias it by lying about latency.
+    Constrained,
 }
 
 impl StaticConfig {
@@ -60,6 +76,8 @@ impl StaticConfig {
             pns_samples_max: PNS_SAMPLES_MAX_DEFAULT,
             latency: LatencyModel::Plane,
             seed,
+            table_rule: TableRule::Proximity,
+            malicious_fraction: 0.0,
         }
     }
 }
@@ -76,6 +94,9 @@ pub enum StaticBuildError {
     /// No candidates would be examined.
     #[error("pns_samples_max must be at least 1")]
     NoPnsSamples,
+    /// The malicious fraction is not a probability.
+    #[error("malicious fraction {0} must be in 0..1")]
+    BadMaliciousFraction(String),
 }
 
 /// A consistent overlay built in one pass.
@@ -85,6 +106,8 @@ pub struct StaticOverlay {
     latency: LatencyModel,
     ids: Vec<OverlayId>,
     positions: Vec<Position>,
+    /// `malicious[i]`: node i is malicious (empty when none are).
+    malicious: Vec<bool>,
     /// `table[row_start[i]..row_start[i + 1]]` is node i's rows, 2^b slots each.
     table: Vec<u32>,
     row_start: Vec<u32>,
@@ -104,6 +127,11 @@ impl StaticOverlay {
         if config.pns_samples_max == 0 {
             return Err(StaticBuildError::NoPnsSamples);
         }
+        if !(0.0..1.0).contains(&config.malicious_fraction) {
+            return Err(StaticBuildError::BadMaliciousFraction(
+                config.malicious_fraction.to_string(),
+            ));
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let mut ids: Vec<OverlayId> = (0..n).map(|_| OverlayId(rng.gen())).collect();
         ids.sort_unstable();
@@ -115,20 +143,28 @@ impl StaticOverlay {
             ids.dedup();
         }
         let positions: Vec<Position> = (0..n).map(|_| config.latency.place(&mut rng)).collect();
+        let malicious: Vec<bool> = if config.malicious_fraction > 0.0 {
+            (0..n)
+                .map(|_| rng.gen_bool(config.malicious_fraction))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut overlay = StaticOverlay {
             digits: config.digits,
             leaf_half: config.leaf_set_size / 2,
             latency: config.latency.clone(),
             ids,
             positions,
+            malicious,
             table: Vec::new(),
             row_start: Vec::with_capacity(n + 1),
         };
-        overlay.fill_tables(config.pns_samples_max, &mut rng);
+        overlay.fill_tables(config.table_rule, config.pns_samples_max, &mut rng);
         Ok(overlay)
     }
 
-    fn fill_tables(&mut self, samples_max: usize, rng: &mut ChaCha8Rng) {
+    fn fill_tables(&mut self, rule: TableRule, samples_max: usize, rng: &mut ChaCha8Rng) {
         let n = self.ids.len();
         let radix = self.digits.radix();
         let mut table: Vec<u32> = Vec::with_capacity(n * 6 * radix);
@@ -153,13 +189,15 @@ impl StaticOverlay {
                     } else if column_start == column_end {
                         table.push(NO_ENTRY);
                     } else {
-                        table.push(self.nearest_of(
-                            node,
-                            column_start,
-                            column_end,
-                            samples_max,
-                            rng,
-                        ));
+                        let candidates = column_start..column_end;
+                        table.push(match rule {
+                            TableRule::Proximity => {
+                                self.nearest_of(node, candidates, samples_max, rng)
+                            }
+                            TableRule::Constrained => {
+                                self.closest_to_point(node, row, column, candidates)
+                            }
+                        });
                     }
                     column_start = column_end;
                 }
@@ -179,29 +217,64 @@ impl StaticOverlay {
         self.row_start = row_start;
     }
 
-    /// The candidate in ranks [lo, hi) nearest to `node` by latency, from at most `samples_max`.
+    /// The candidate in `ranks` nearest to `node` by claimed latency, from at most
+    /// `samples_max`. Malicious candidates claim zero latency.
     fn nearest_of(
         &self,
         node: usize,
-        lo: usize,
-        hi: usize,
+        ranks: std::ops::Range<usize>,
         samples_max: usize,
         rng: &mut ChaCha8Rng,
     ) -> u32 {
         let here = self.positions[node];
         let mut best = (f64::INFINITY, NO_ENTRY);
         let mut consider = |candidate: usize| {
-            let d = self.latency.latency_ms(here, self.positions[candidate]);
+            let d = if self.is_malicious(candidate as u32) {
+                0.0
+            } else {
+                self.latency.latency_ms(here, self.positions[candidate])
+            };
             if d < best.0 {
                 best = (d, candidate as u32);
             }
         };
-        if hi - lo <= samples_max {
-            (lo..hi).for_each(&mut consider);
+        if ranks.len() <= samples_max {
+            ranks.for_each(&mut consider);
         } else {
-            (0..samples_max).for_each(|_| consider(rng.gen_range(lo..hi)));
+            (0..samples_max).for_each(|_| consider(rng.gen_range(ranks.clone())));
         }
         best.1
+    }
+
+    /// The candidate in `ranks` whose id is closest to the point that has `node`'s id with digit
+    /// `row` replaced by `column` (the constrained routing table).
+    fn closest_to_point(
+        &self,
+        node: usize,
+        row: usize,
+        column: usize,
+        ranks: std::ops::Range<usize>,
+    ) -> u32 {
+        let bits = self.digits.bits();
+        let shift = crate::id::ID_BITS - bits * (row as u32 + 1);
+        let mask = ((1u128 << bits) - 1) << shift;
+        let point = OverlayId((self.ids[node].0 & !mask) | ((column as u128) << shift));
+        let slice = &self.ids[ranks.clone()];
+        let at = slice.partition_point(|id| *id < point);
+        let below = at.checked_sub(1);
+        let above = (at < slice.len()).then_some(at);
+        let pick = match (below, above) {
+            (Some(b), Some(a)) if point.prefers(slice[b], slice[a]) => b,
+            (_, Some(a)) => a,
+            (Some(b), None) => b,
+            (None, None) => return NO_ENTRY,
+        };
+        (ranks.start + pick) as u32
+    }
+
+    /// Whether node `node` is malicious.
+    pub fn is_malicious(&self, node: u32) -> bool {
+        self.malicious.get(node as usize).copied().unwrap_or(false)
     }
 
     /// Number of nodes.
@@ -439,8 +512,17 @@ impl StaticNodeView<'_> {
         (half, (n - 1).min(2 * self.overlay.leaf_half))
     }
 
-    /// Leaf ranks: `counter_clockwise` below and then above, wrapping.
-    fn for_each_leaf(&self, visit: &mut dyn FnMut(u32)) {
+    /// Calls `visit` on every routing-table entry.
+    pub fn for_each_table_entry(&self, visit: &mut dyn FnMut(u32)) {
+        for entry in self.overlay.rows_of(self.node) {
+            if *entry != NO_ENTRY {
+                visit(*entry);
+            }
+        }
+    }
+
+    /// Calls `visit` on every leaf (counter-clockwise ones first, then clockwise, wrapping).
+    pub fn for_each_leaf(&self, visit: &mut dyn FnMut(u32)) {
         let n = self.overlay.ids.len();
         let (below, total) = self.leaf_window();
         let first = (self.node as usize + n - below) % n;
@@ -504,11 +586,7 @@ impl RoutingView for StaticNodeView<'_> {
 
     fn for_each_known(&self, visit: &mut dyn FnMut(u32)) {
         self.for_each_leaf(visit);
-        for entry in self.overlay.rows_of(self.node) {
-            if *entry != NO_ENTRY {
-                visit(*entry);
-            }
-        }
+        self.for_each_table_entry(visit);
     }
 }
 

@@ -78,6 +78,7 @@ fn run(args: &Args) -> Result<bool, String> {
         pns_samples_max: args.pns_samples,
         latency,
         seed: args.seed,
+        ..StaticConfig::paper(args.nodes, args.seed)
     };
     let build_started = Instant::now();
     let overlay = StaticOverlay::build(&config).map_err(|e| e.to_string())?;
