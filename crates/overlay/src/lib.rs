@@ -9,6 +9,8 @@
 //! - the event-driven protocol (join, keep-alive, repair, departure, KBR API): [`protocol`];
 //! - "Distributed hash tables" (PAST: replicas, caching, self-certifying data, quotas): [`dht`];
 //! - "Cooperative group communication" (Scribe multicast, anycast, tree repair): [`scribe`];
+//! - the `stockade sim` scenarios (`pastry-hops`, `pastry-failures`, `pastry-malicious`,
+//!   `pastry-churn`, `dht`, `scribe`): [`scenarios`];
 //! - scale experiments over a statically built overlay (hop counts, delay stretch):
 //!   [`static_overlay`] on a [`latency`] model, driven by the `pastry-hops` binary; failures and
 //!   malicious nodes (secure routing: constrained tables, redundant routing): [`static_faults`].
@@ -22,6 +24,7 @@ pub mod neighborhood;
 pub mod protocol;
 pub mod route;
 pub mod routing_table;
+pub mod scenarios;
 pub mod scribe;
 pub mod static_faults;
 pub mod static_overlay;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
+use stockade_overlay::scenarios::hops_headline;
 use stockade_overlay::static_overlay::{StaticConfig, StaticOverlay, PNS_SAMPLES_MAX_DEFAULT};
 use stockade_overlay::{DigitBits, LatencyMatrix, LatencyModel};
 
@@ -120,28 +121,10 @@ fn run(args: &Args) -> Result<bool, String> {
         stats.misdelivered, stats.looped, stats.rare_hops
     );
     let healthy = stats.misdelivered == 0 && stats.looped == 0;
-    let headline = serde_json::json!({
-        "scenario": "pastry-hops",
-        "nodes": overlay.len(),
-        "lookups": stats.lookups,
-        "seed": args.seed,
-        "b": digits.bits(),
-        "leaf_set": args.leaf_set,
-        "latency_model": config.latency.name(),
-        "pns_samples": args.pns_samples,
-        "mean_hops": stats.mean_hops(),
-        "max_hops": stats.max_hops(),
-        "hop_histogram": stats.hop_histogram,
-        "stretch": stats.aggregate_stretch(),
-        "mean_stretch": stats.mean_stretch(),
-        "routing_entries_per_node": overlay.mean_table_entries(),
-        "memory_bytes": overlay.memory_bytes(),
-        "misdelivered": stats.misdelivered,
-        "looped": stats.looped,
-        "build_s": build_s,
-        "route_s": route_s,
-        "ok": healthy,
-    });
+    let mut headline = hops_headline(&overlay, &config, &stats);
+    headline["build_s"] = build_s.into();
+    headline["route_s"] = route_s.into();
+    headline["ok"] = healthy.into();
     println!("{headline}");
     Ok(healthy)
 }
