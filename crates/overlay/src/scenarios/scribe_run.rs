@@ -118,7 +118,6 @@ impl Scenario for ScribeScenario {
         overlay.sim(|w| w.run_for(Duration::from_secs(15)))?;
         overlay.refresh_joined();
         let after = multicast_round(&mut overlay, &mut rng, &groups, 2)?;
-        let resubscribed = overlay.world.take_outputs().len();
 
         let report = overlay.world.report(json!({
             "groups": group_count,
@@ -130,7 +129,6 @@ impl Scenario for ScribeScenario {
             "delivered_after_repair": after.1,
             "expected_after_repair": after.0,
             "duplicates": before.2 + after.2,
-            "late_outputs": resubscribed,
         }));
         let failure = if before.1 < before.0 {
             Some(format!(

@@ -15,7 +15,11 @@ const STATIC_SCENARIO_NODES_MAX: u64 = 2_000_000;
 /// The most lookups a scenario routes.
 const LOOKUPS_MAX: u64 = 100_000_000;
 
-fn static_config(options: &RunOptions, default_nodes: u64) -> Result<StaticConfig, ScenarioError> {
+fn static_config(
+    options: &RunOptions,
+    default_nodes: u64,
+    default_leaf_set: u64,
+) -> Result<StaticConfig, ScenarioError> {
     let nodes = count_arg(
         options,
         "nodes",
@@ -25,7 +29,7 @@ fn static_config(options: &RunOptions, default_nodes: u64) -> Result<StaticConfi
     )?;
     let b = options.u64_arg("b", 4)?;
     let digits = DigitBits::new(b as u32).map_err(|e| out_of_range("b", &e.to_string()))?;
-    let leaf_set_size = count_arg(options, "leaf-set", 16, 2, 256)?;
+    let leaf_set_size = count_arg(options, "leaf-set", default_leaf_set, 2, 256)?;
     let latency = match options.args.get("topology").map(String::as_str) {
         None | Some("plane") => LatencyModel::Plane,
         Some("sphere") => LatencyModel::Sphere,
@@ -82,7 +86,7 @@ impl Scenario for HopsScenario {
     }
     fn run(&self, options: &RunOptions) -> Result<ScenarioOutcome, ScenarioError> {
         options.reject_unknown(&["nodes", "lookups", "b", "leaf-set", "topology"])?;
-        let config = static_config(options, 100_000)?;
+        let config = static_config(options, 100_000, 16)?;
         let lookups = count_arg(options, "lookups", 1_000_000, 1, LOOKUPS_MAX)?;
         let overlay = build(&config)?;
         let stats = overlay.measure_lookups(lookups, options.seed);
@@ -110,7 +114,7 @@ impl Scenario for FailuresScenario {
     }
     fn run(&self, options: &RunOptions) -> Result<ScenarioOutcome, ScenarioError> {
         options.reject_unknown(&["fraction", "nodes", "lookups", "b", "leaf-set", "topology"])?;
-        let config = static_config(options, 10_000)?;
+        let config = static_config(options, 10_000, 16)?;
         let fraction = fraction_arg(options, "fraction", 0.1, 1.0)?;
         let lookups = count_arg(options, "lookups", 100_000, 1, LOOKUPS_MAX)?;
         let overlay = build(&config)?;
@@ -148,7 +152,7 @@ impl Scenario for MaliciousScenario {
     }
     fn description(&self) -> &'static str {
         "malicious Pastry nodes drop traffic and lie about proximity; secure routing (constrained \
-         tables + redundant routing) versus plain [--fraction 0.2 --nodes 10000 --lookups 100000 --redundancy 16]"
+         tables + redundant routing) versus plain [--fraction 0.2 --nodes 10000 --lookups 100000 --leaf-set 32 --redundancy 32]"
     }
     fn run(&self, options: &RunOptions) -> Result<ScenarioOutcome, ScenarioError> {
         options.reject_unknown(&[
@@ -160,10 +164,11 @@ impl Scenario for MaliciousScenario {
             "leaf-set",
             "topology",
         ])?;
-        let base = static_config(options, 10_000)?;
+        // Castro et al. evaluate secure routing with a leaf set of 32; redundancy defaults to it.
+        let base = static_config(options, 10_000, 32)?;
         let fraction = fraction_arg(options, "fraction", 0.2, 1.0)?;
         let lookups = count_arg(options, "lookups", 100_000, 1, LOOKUPS_MAX)?;
-        let redundancy = count_arg(options, "redundancy", 16, 1, 256)?;
+        let redundancy = count_arg(options, "redundancy", base.leaf_set_size as u64, 1, 256)?;
         let mut results = Vec::new();
         for rule in [TableRule::Proximity, TableRule::Constrained] {
             let config = StaticConfig {
