@@ -6,9 +6,9 @@
 //!   and a deletion flag are signed with the private key (Ed25519). A newer timestamp replaces an
 //!   older value; removal is a signed, newer tombstone.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use stockade_core::wire::{put_bytes, DecodeError, Reader, Wire};
+use stockade_crypto::ed25519::{Signature, SigningKey, VerifyingKey};
 use thiserror::Error;
 
 use crate::id::OverlayId;
@@ -97,7 +97,7 @@ impl StoredObject {
 
     /// The key under which `owner`'s public-key objects live.
     pub fn owner_key(owner: &VerifyingKey) -> OverlayId {
-        key_of(owner.as_bytes())
+        key_of(&owner.to_bytes())
     }
 
     /// A public-key object: `data` signed by `signer` at version `timestamp`.
@@ -113,9 +113,7 @@ impl StoredObject {
     fn sign(signer: &SigningKey, timestamp: u64, deleted: bool, data: Vec<u8>) -> StoredObject {
         let owner = signer.verifying_key();
         let key = StoredObject::owner_key(&owner);
-        let signature = signer
-            .sign(&signed_bytes(key, timestamp, deleted, &data))
-            .to_bytes();
+        let signature = signer.sign(&signed_bytes(key, timestamp, deleted, &data)).0;
         let certification = Certification::Signed {
             owner: owner.to_bytes(),
             timestamp,
@@ -156,10 +154,10 @@ impl StoredObject {
                     return Err(ObjectError::OwnerKeyMismatch);
                 }
                 let owner =
-                    VerifyingKey::from_bytes(owner).map_err(|_| ObjectError::BadSignature)?;
-                let signature = Signature::from_bytes(signature);
+                    VerifyingKey::from_bytes(*owner).map_err(|_| ObjectError::BadSignature)?;
+                let signature = Signature(*signature);
                 owner
-                    .verify_strict(
+                    .verify(
                         &signed_bytes(self.key, *timestamp, *deleted, &self.data),
                         &signature,
                     )
@@ -253,7 +251,7 @@ mod tests {
     use stockade_core::wire::DecodeLimits;
 
     fn signer(seed: u8) -> SigningKey {
-        SigningKey::from_bytes(&[seed; 32])
+        SigningKey::from_bytes([seed; 32])
     }
 
     #[test]

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use stockade_core::{Context, Effect, NodeId, Protocol, Time};
+use stockade_crypto::ed25519::SigningKey;
 
 use super::*;
 use crate::handle::test_handle;
@@ -269,7 +269,7 @@ fn objects_live_on_the_k_closest_nodes_and_lookups_find_and_cache_them() {
 #[test]
 fn signed_objects_update_refuse_stale_versions_and_remove_by_tombstone() {
     let mut net = dht(25, 4, PastConfig::default());
-    let owner = SigningKey::from_bytes(&[9; 32]);
+    let owner = SigningKey::from_bytes([9; 32]);
     let v1 = StoredObject::signed(&owner, 1, b"v1".to_vec());
     let v2 = StoredObject::signed(&owner, 2, b"v2".to_vec());
     let key = v1.key;
