@@ -6,6 +6,7 @@
 //! - "Routing table", "Proximity invariant": [`routing_table`];
 //! - "Leaf sets": [`leaf_set`]; neighbourhood set: [`neighborhood`];
 //! - "Prefix-based routing" (the routing rule): [`route`];
+//! - "Secure nodeId assignment" (certified node ids): [`certificate`];
 //! - the event-driven protocol (join, keep-alive, repair, departure, KBR API): [`protocol`];
 //! - "Distributed hash tables" (PAST: replicas, caching, self-certifying data, quotas): [`dht`];
 //! - "Cooperative group communication" (Scribe multicast, anycast, tree repair): [`scribe`];
@@ -15,6 +16,7 @@
 //!   [`static_overlay`] on a [`latency`] model, driven by the `pastry-hops` binary; failures and
 //!   malicious nodes (secure routing: constrained tables, redundant routing): [`static_faults`].
 
+pub mod certificate;
 pub mod dht;
 pub mod handle;
 pub mod id;
@@ -29,6 +31,7 @@ pub mod scribe;
 pub mod static_faults;
 pub mod static_overlay;
 
+pub use certificate::{CertificateAuthority, CertificateError, NodeCertificate};
 pub use handle::NodeHandle;
 pub use id::{BadDigitBits, DigitBits, OverlayId};
 pub use latency::{LatencyMatrix, LatencyModel};

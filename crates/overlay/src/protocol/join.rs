@@ -149,8 +149,15 @@ impl<A: KbrApplication> Pastry<A> {
         }
         cx.cancel_timer(PastryTimer::JoinRetry);
         self.become_joined(cx);
-        for peer in self.known_nodes() {
-            cx.send(peer.addr, PastryMessage::Announce { node: self.me });
+        // Announce to every node we know or are still probing: with certified ids the tables
+        // fill only as probe answers prove identities, but those nodes must hear of us now.
+        let mut targets: Vec<stockade_core::NodeId> =
+            self.known_nodes().iter().map(|p| p.addr).collect();
+        targets.extend(self.probes.keys().copied());
+        targets.sort();
+        targets.dedup();
+        for addr in targets {
+            cx.send(addr, PastryMessage::Announce { node: self.me });
         }
     }
 

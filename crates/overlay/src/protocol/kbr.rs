@@ -9,6 +9,7 @@
 use stockade_core::Context;
 
 use super::{Pastry, PastryMessage, Phase};
+use crate::certificate::CertificateError;
 use crate::handle::NodeHandle;
 use crate::id::OverlayId;
 use crate::protocol::messages::ROUTE_PAYLOAD_BYTES_MAX;
@@ -108,6 +109,13 @@ pub enum PastryOutput {
         id: OverlayId,
         /// Whether it was in the leaf set (repair started).
         was_leaf: bool,
+    },
+    /// A peer failed to prove its certified id and was kept out of the tables.
+    PeerRejected {
+        /// The id it claimed.
+        id: OverlayId,
+        /// Why it was refused.
+        reason: CertificateError,
     },
     /// This node left the overlay.
     Left,

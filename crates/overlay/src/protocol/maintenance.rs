@@ -7,13 +7,18 @@
 //! - Routing-table repair is lazy: entries are probed a few per period (and measured, keeping the
 //!   proximity invariant); a dead entry is replaced by asking a peer in the same row (then higher
 //!   rows) for its entry in that row.
+//! - Leaf-set gossip: every period one leaf-set exchange with a far leaf, so members a join or a
+//!   repair missed are found.
 //! - Graceful departure: a leaving node tells everyone it knows, who treat it as failed at once.
 
-use stockade_core::{Context, NodeId, Time};
+use std::collections::BTreeSet;
+
+use stockade_core::{Context, CostKind, CpuWork, NodeId, Time};
 
 use super::{
     KbrApplication, Pastry, PastryMessage, PastryOutput, PastryTimer, PendingProbe, Phase,
 };
+use crate::certificate::{CertificateError, NodeCertificate};
 use crate::handle::NodeHandle;
 use crate::id::OverlayId;
 
@@ -39,6 +44,18 @@ impl<A: KbrApplication> Pastry<A> {
         for peer in self.leaves.members() {
             self.probe(cx, peer);
         }
+        // Leaf-set gossip: each period ask the farthest leaf on one side (alternating) for its
+        // leaf set, so members a join or repair missed are found within a few periods.
+        let (far_ccw, far_cw) = self.leaves.farthest();
+        self.maintenance_ticks += 1;
+        let ask = if self.maintenance_ticks.is_multiple_of(2) {
+            far_cw.or(far_ccw)
+        } else {
+            far_ccw.or(far_cw)
+        };
+        if let Some(peer) = ask {
+            cx.send(peer.addr, PastryMessage::LeafSetRequest);
+        }
         // A few routing-table entries per period, round robin.
         let entries: Vec<NodeHandle> = self.table.entries().map(|e| e.peer).collect();
         if !entries.is_empty() {
@@ -52,28 +69,51 @@ impl<A: KbrApplication> Pastry<A> {
         cx.set_timer(PastryTimer::Maintenance, self.maintenance_interval());
     }
 
-    /// A ping came back: the sender is alive, and the round trip is its proximity.
+    /// A ping came back: the sender is alive, and the round trip is its proximity. With
+    /// certified ids, a peer not yet verified must present a certificate for exactly its id and
+    /// address.
     pub(super) fn on_pong(
         &mut self,
         cx: &mut Context<'_, Self>,
         probe: Option<PendingProbe>,
         from: NodeId,
         sent_nanos: u64,
+        certificate: Option<NodeCertificate>,
     ) {
         let Some(probe) = probe else {
             return;
         };
+        let peer = NodeHandle {
+            id: probe.id,
+            addr: from,
+        };
+        if let Some(authority) = self.config.certificate_authority {
+            if !self.verified.contains(&peer.id) {
+                cx.charge(CpuWork::ops(CostKind::Ed25519Verify, 1));
+                let checked = certificate
+                    .ok_or(CertificateError::Missing)
+                    .and_then(|c| c.verify_for(peer, &authority));
+                if let Err(reason) = checked {
+                    cx.deliver(PastryOutput::PeerRejected {
+                        id: peer.id,
+                        reason,
+                    });
+                    return;
+                }
+                if self.verified.len() >= self.config.verified_ids_max {
+                    // Keep only the nodes we still use; the rest re-verify if they come back.
+                    let known: BTreeSet<OverlayId> =
+                        self.known_nodes().iter().map(|p| p.id).collect();
+                    self.verified.retain(|id| known.contains(id));
+                }
+                self.verified.insert(peer.id);
+            }
+        }
         let rtt_nanos = cx.now().as_nanos().saturating_sub(sent_nanos);
         let rtt_us = u32::try_from(rtt_nanos / 1_000)
             .unwrap_or(u32::MAX - 1)
             .min(u32::MAX - 1);
-        self.learn(
-            NodeHandle {
-                id: probe.id,
-                addr: from,
-            },
-            rtt_us,
-        );
+        self.learn(peer, rtt_us);
     }
 
     /// `id` at `addr` failed or left: drop it everywhere and repair what it leaves behind.
@@ -84,6 +124,7 @@ impl<A: KbrApplication> Pastry<A> {
         id: OverlayId,
     ) {
         self.probes.remove(&addr);
+        self.verified.remove(&id);
         if !self.recently_failed.contains(&id) {
             if self.recently_failed.len() >= self.config.failed_memory_max {
                 self.recently_failed.pop_front();

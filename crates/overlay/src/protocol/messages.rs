@@ -2,6 +2,7 @@
 
 use stockade_core::wire::{put_bytes, put_vec, DecodeError, Reader, Wire};
 
+use crate::certificate::NodeCertificate;
 use crate::handle::NodeHandle;
 use crate::id::OverlayId;
 
@@ -46,10 +47,12 @@ pub enum PastryMessage {
         /// The sender's clock at sending.
         sent_nanos: u64,
     },
-    /// Answer to a [`PastryMessage::Ping`].
+    /// Answer to a [`PastryMessage::Ping`], with the sender's certificate when ids are certified.
     Pong {
         /// Echoed from the ping.
         sent_nanos: u64,
+        /// The sender's certified identity.
+        certificate: Option<NodeCertificate>,
     },
     /// Eager leaf-set repair: asks a leaf for its leaf set.
     LeafSetRequest,
@@ -128,8 +131,13 @@ impl Wire for PastryMessage {
                 put_vec(out, leaves);
             }
             PastryMessage::Announce { node } | PastryMessage::Leaving { node } => node.encode(out),
-            PastryMessage::Ping { sent_nanos } | PastryMessage::Pong { sent_nanos } => {
-                sent_nanos.encode(out)
+            PastryMessage::Ping { sent_nanos } => sent_nanos.encode(out),
+            PastryMessage::Pong {
+                sent_nanos,
+                certificate,
+            } => {
+                sent_nanos.encode(out);
+                certificate.encode(out);
             }
             PastryMessage::LeafSetRequest => {}
             PastryMessage::LeafSetReply { sender, leaves } => {
@@ -174,6 +182,7 @@ impl Wire for PastryMessage {
             },
             5 => PastryMessage::Pong {
                 sent_nanos: u64::decode(r)?,
+                certificate: Option::decode(r)?,
             },
             6 => PastryMessage::LeafSetRequest,
             7 => PastryMessage::LeafSetReply {
@@ -223,7 +232,10 @@ mod tests {
             },
             PastryMessage::Announce { node: h },
             PastryMessage::Ping { sent_nanos: 77 },
-            PastryMessage::Pong { sent_nanos: 77 },
+            PastryMessage::Pong {
+                sent_nanos: 77,
+                certificate: None,
+            },
             PastryMessage::LeafSetRequest,
             PastryMessage::LeafSetReply {
                 sender: h,

@@ -19,7 +19,7 @@ pub(crate) mod testnet;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use stockade_core::{Context, InvariantViolation, NodeId, Protocol, Time};
@@ -27,6 +27,7 @@ use stockade_core::{Context, InvariantViolation, NodeId, Protocol, Time};
 pub use kbr::{DeliverAll, ForwardVerdict, KbrApplication, PastryOutput, RouteRefused};
 pub use messages::PastryMessage;
 
+use crate::certificate::NodeCertificate;
 use crate::handle::NodeHandle;
 use crate::id::{DigitBits, OverlayId};
 use crate::leaf_set::{LeafSet, LEAF_SET_SIZE_DEFAULT};
@@ -62,6 +63,11 @@ pub struct PastryConfig {
     pub failed_memory_max: usize,
     /// Overlay hops after which a routed message is dropped as looping.
     pub route_hops_max: u8,
+    /// The certificate authority's public key when node ids are certified: peers enter this
+    /// node's tables only after proving their id (see [`crate::certificate`]).
+    pub certificate_authority: Option<[u8; 32]>,
+    /// Verified peer ids remembered (so keep-alives do not re-verify).
+    pub verified_ids_max: usize,
 }
 
 impl Default for PastryConfig {
@@ -78,6 +84,8 @@ impl Default for PastryConfig {
             table_probes_per_tick: 4,
             failed_memory_max: 64,
             route_hops_max: 64,
+            certificate_authority: None,
+            verified_ids_max: 4_096,
         }
     }
 }
@@ -147,6 +155,9 @@ pub struct Pastry<A: KbrApplication = DeliverAll> {
     probes: BTreeMap<NodeId, PendingProbe>,
     recently_failed: VecDeque<OverlayId>,
     table_probe_cursor: usize,
+    maintenance_ticks: u64,
+    certificate: Option<NodeCertificate>,
+    verified: BTreeSet<OverlayId>,
     app: A,
 }
 
@@ -176,8 +187,17 @@ impl<A: KbrApplication> Pastry<A> {
             probes: BTreeMap::new(),
             recently_failed: VecDeque::new(),
             table_probe_cursor: 0,
+            maintenance_ticks: 0,
+            certificate: None,
+            verified: BTreeSet::new(),
             app,
         }
+    }
+
+    /// This node's certificate, sent in every probe answer (needed when the overlay certifies ids).
+    pub fn with_certificate(mut self, certificate: NodeCertificate) -> Self {
+        self.certificate = Some(certificate);
+        self
     }
 
     /// This node's handle.
@@ -219,6 +239,11 @@ impl<A: KbrApplication> Pastry<A> {
     /// table (proximity neighbour selection) and the neighbourhood set.
     fn learn(&mut self, peer: NodeHandle, proximity_us: u32) {
         if peer.id == self.me.id || self.recently_failed.contains(&peer.id) {
+            return;
+        }
+        // Certified ids: nobody enters our tables before proving its id (paper 002, "Secure
+        // nodeId assignment").
+        if self.config.certificate_authority.is_some() && !self.verified.contains(&peer.id) {
             return;
         }
         self.leaves.offer(peer);
@@ -332,8 +357,17 @@ impl<A: KbrApplication> Protocol for Pastry<A> {
         if !self.is_active() {
             return;
         }
-        // Any message proves the sender alive (liveness is per transport address).
-        let probe = self.probes.remove(&from);
+        // Only a pong answers a probe (it carries the round trip and, with certified ids, the
+        // proof of identity); any other message still proves the sender alive, so its failure
+        // clock restarts.
+        let probe = if matches!(message, PastryMessage::Pong { .. }) {
+            self.probes.remove(&from)
+        } else {
+            if let Some(pending) = self.probes.get_mut(&from) {
+                pending.since = cx.now();
+            }
+            None
+        };
         match message {
             PastryMessage::JoinRequest { joiner, hops } => self.on_join_request(cx, joiner, hops),
             // State for our join comes straight from the hop that holds it.
@@ -350,8 +384,20 @@ impl<A: KbrApplication> Protocol for Pastry<A> {
                     self.learn_and_probe(cx, node);
                 }
             }
-            PastryMessage::Ping { sent_nanos } => cx.send(from, PastryMessage::Pong { sent_nanos }),
-            PastryMessage::Pong { sent_nanos } => self.on_pong(cx, probe, from, sent_nanos),
+            PastryMessage::Ping { sent_nanos } => {
+                let certificate = self.certificate.clone();
+                cx.send(
+                    from,
+                    PastryMessage::Pong {
+                        sent_nanos,
+                        certificate,
+                    },
+                );
+            }
+            PastryMessage::Pong {
+                sent_nanos,
+                certificate,
+            } => self.on_pong(cx, probe, from, sent_nanos, certificate),
             PastryMessage::LeafSetRequest => {
                 let leaves = self.leaves.members();
                 cx.send(

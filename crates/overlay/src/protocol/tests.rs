@@ -196,7 +196,7 @@ fn a_join_reply_completes_the_join_and_announces_the_node() {
         })
         .collect();
     assert_eq!(pings, 2, "both new peers are probed for proximity");
-    assert_eq!(announces, vec![NodeId(11), NodeId(1)]);
+    assert_eq!(announces, vec![NodeId(1), NodeId(11)]);
     assert!(effects.iter().any(|e| matches!(
         e,
         Effect::Deliver(PastryOutput::Joined {
@@ -222,7 +222,10 @@ fn pong_measures_proximity_and_silence_means_failure_with_eager_repair() {
         });
     }
     // 1100 answers its probe after 4 ms; 1200 and 900 stay silent.
-    let pong = PastryMessage::Pong { sent_nanos: 0 };
+    let pong = PastryMessage::Pong {
+        sent_nanos: 0,
+        certificate: None,
+    };
     run(&mut p, Time::from_millis(4), |p, cx| {
         p.on_message(cx, NodeId(1100), pong)
     });
@@ -448,4 +451,132 @@ fn kbr_local_calls_answer_from_the_leaf_set() {
     assert!(
         matches!(crate::route::next_hop(node, key), NextHop::Forward { peer, .. } if peer == hops[0])
     );
+}
+
+fn authority() -> crate::certificate::CertificateAuthority {
+    crate::certificate::CertificateAuthority::new(stockade_crypto::ed25519::SigningKey::from_bytes(
+        [7; 32],
+    ))
+}
+
+fn certified_config(ca: &crate::certificate::CertificateAuthority) -> PastryConfig {
+    PastryConfig {
+        certificate_authority: Some(ca.public_key()),
+        ..PastryConfig::default()
+    }
+}
+
+#[test]
+fn with_certified_ids_a_peer_enters_the_tables_only_after_proving_its_id() {
+    let ca = authority();
+    let me = test_handle(1000);
+    let mut p = Pastry::new(certified_config(&ca), me, None)
+        .with_certificate(ca.certify(me.id, me.addr, [1; 32]));
+    run(&mut p, Time::ZERO, |p, cx| p.on_start(cx));
+    let honest = test_handle(1100);
+    let liar = test_handle(1200);
+    for peer in [honest, liar] {
+        let effects = run(&mut p, Time::ZERO, |p, cx| {
+            p.on_message(cx, peer.addr, PastryMessage::Announce { node: peer })
+        });
+        assert_eq!(count_pings(&effects), 1, "the newcomer is probed");
+    }
+    assert!(
+        p.leaf_set().is_empty(),
+        "nobody is admitted before proving its id"
+    );
+    let good = Some(ca.certify(honest.id, honest.addr, [2; 32]));
+    let effects = run(&mut p, Time::from_millis(2), |p, cx| {
+        p.on_message(
+            cx,
+            honest.addr,
+            PastryMessage::Pong {
+                sent_nanos: 0,
+                certificate: good,
+            },
+        )
+    });
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::Charge(_))),
+        "verification is charged"
+    );
+    assert!(p.leaf_set().contains(honest.id));
+    // The liar shows a valid certificate, but for another id.
+    let stolen = Some(ca.certify(OverlayId(1250), liar.addr, [3; 32]));
+    let effects = run(&mut p, Time::from_millis(2), |p, cx| {
+        p.on_message(
+            cx,
+            liar.addr,
+            PastryMessage::Pong {
+                sent_nanos: 0,
+                certificate: stolen,
+            },
+        )
+    });
+    assert!(matches!(
+        effects[..],
+        [
+            Effect::Charge(_),
+            Effect::Deliver(PastryOutput::PeerRejected {
+                reason: crate::certificate::CertificateError::WrongIdentity,
+                ..
+            })
+        ]
+    ));
+    assert!(!p.leaf_set().contains(liar.id));
+    // Answering a probe carries our own certificate.
+    let effects = run(&mut p, Time::from_millis(3), |p, cx| {
+        p.on_message(cx, honest.addr, PastryMessage::Ping { sent_nanos: 5 })
+    });
+    assert!(
+        matches!(&effects[..], [Effect::Send { message: PastryMessage::Pong { certificate: Some(c), .. }, .. }] if c.id == me.id)
+    );
+}
+
+#[test]
+fn a_certified_overlay_routes_correctly_and_keeps_a_forger_out() {
+    let ca = authority();
+    let rogue = crate::certificate::CertificateAuthority::new(
+        stockade_crypto::ed25519::SigningKey::from_bytes([8; 32]),
+    );
+    let config = certified_config(&ca);
+    let forger = NodeId(17);
+    let mut net = TestNet::with_factory(
+        51,
+        Box::new(move |me, bootstrap| {
+            let signer = if me.addr == forger { &rogue } else { &ca };
+            Pastry::new(config.clone(), me, bootstrap)
+                .with_certificate(signer.certify(me.id, me.addr, [0; 32]))
+        }),
+    );
+    net.grow(30);
+    let forger_id = net.nodes[forger.index()].as_ref().expect("up").handle().id;
+    for (i, node) in net.nodes.iter().enumerate() {
+        let Some(node) = node else { continue };
+        if i != forger.index() {
+            assert!(
+                !node.leaf_set().contains(forger_id) && !node.routing_table().contains(forger_id)
+            );
+        }
+    }
+    let rejections = net
+        .outputs
+        .iter()
+        .flatten()
+        .filter(|o| matches!(o, PastryOutput::PeerRejected { id, .. } if *id == forger_id))
+        .count();
+    assert!(
+        rejections > 0,
+        "honest nodes saw and refused the forged certificate"
+    );
+    // Route among the honest nodes only.
+    net.crash(forger);
+    let live = net.live_sorted();
+    for (rank, h) in live.iter().enumerate() {
+        let node = net.nodes[h.addr.index()].as_ref().expect("live");
+        let cw: Vec<OverlayId> = node.leaf_set().clockwise().iter().map(|p| p.id).collect();
+        let expected: Vec<OverlayId> = (1..=8).map(|k| live[(rank + k) % live.len()].id).collect();
+        assert_eq!(cw, expected, "certified leaf set of rank {rank}");
+    }
+    assert_routes_reach_roots(&mut net, 8);
 }

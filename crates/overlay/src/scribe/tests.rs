@@ -130,7 +130,8 @@ fn anycast_finds_a_member_matching_the_predicate_by_depth_first_search() {
             data: b"job".to_vec(),
         },
     );
-    net.run_for(Duration::from_secs(2));
+    // The search walks the tree one network hop per step.
+    net.run_for(Duration::from_secs(10));
     let chosen: Vec<NodeId> = (0..60u32)
         .map(NodeId)
         .filter(|n| {
