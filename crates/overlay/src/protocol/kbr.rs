@@ -8,7 +8,7 @@
 
 use stockade_core::Context;
 
-use super::{Pastry, PastryMessage, Phase};
+use super::{Pastry, PastryMessage, Phase, RoutedMessage, UnackedForward};
 use crate::certificate::CertificateError;
 use crate::handle::NodeHandle;
 use crate::id::OverlayId;
@@ -139,21 +139,35 @@ impl<A: super::KbrApplication> Pastry<A> {
             }));
             return;
         }
-        self.route_step(cx, key, self.me, 0, payload);
+        self.route_step(
+            cx,
+            RoutedMessage {
+                key,
+                origin: self.me,
+                hops: 0,
+                payload,
+            },
+            true,
+        );
     }
 
-    /// One routing step for a message at this node.
+    /// One routing step for a message at this node. `upcall` is false when a message is
+    /// rerouted after its first next hop failed: the application already saw it here.
     pub(super) fn route_step(
         &mut self,
         cx: &mut Context<'_, Self>,
-        key: OverlayId,
-        origin: NodeHandle,
-        hops: u8,
-        mut payload: Vec<u8>,
+        message: RoutedMessage,
+        upcall: bool,
     ) {
         if self.phase != Phase::Joined {
             return;
         }
+        let RoutedMessage {
+            key,
+            origin,
+            hops,
+            mut payload,
+        } = message;
         match next_hop(self, key) {
             NextHop::Deliver => cx.deliver(PastryOutput::Delivered {
                 key,
@@ -166,21 +180,60 @@ impl<A: super::KbrApplication> Pastry<A> {
                     cx.deliver(PastryOutput::RouteDropped { key, hops });
                     return;
                 }
-                match self.app.forward(key, &mut payload, peer) {
-                    ForwardVerdict::Continue => {
-                        cx.send(
-                            peer.addr,
-                            PastryMessage::Route {
-                                key,
-                                origin,
-                                hops: hops + 1,
-                                payload,
-                            },
-                        );
-                    }
-                    ForwardVerdict::Stop => cx.deliver(PastryOutput::Consumed { key, payload }),
+                if upcall && self.app.forward(key, &mut payload, peer) == ForwardVerdict::Stop {
+                    cx.deliver(PastryOutput::Consumed { key, payload });
+                    return;
                 }
+                let seq = self.next_route_seq;
+                self.next_route_seq += 1;
+                if self.unacked.len() < self.config.unacked_forwards_max {
+                    let message = RoutedMessage {
+                        key,
+                        origin,
+                        hops,
+                        payload: payload.clone(),
+                    };
+                    self.unacked.insert(
+                        seq,
+                        UnackedForward {
+                            message,
+                            next: peer,
+                            sent: cx.now(),
+                        },
+                    );
+                }
+                cx.send(
+                    peer.addr,
+                    PastryMessage::Route {
+                        key,
+                        origin,
+                        hops: hops + 1,
+                        seq,
+                        payload,
+                    },
+                );
             }
+        }
+    }
+
+    /// Forwards whose next hop stayed silent: declare it failed and route the message again.
+    pub(super) fn reroute_unacknowledged(&mut self, cx: &mut Context<'_, Self>) {
+        let timeout = std::time::Duration::from_millis(self.config.route_ack_timeout_ms);
+        let now = cx.now();
+        let expired: Vec<u64> = self
+            .unacked
+            .iter()
+            .filter(|(_, f)| now - f.sent >= timeout)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in expired {
+            let Some(forward) = self.unacked.remove(&seq) else {
+                continue;
+            };
+            if self.leaves.contains(forward.next.id) || self.table.contains(forward.next.id) {
+                self.on_peer_failed(cx, forward.next.addr, forward.next.id);
+            }
+            self.route_step(cx, forward.message, false);
         }
     }
 

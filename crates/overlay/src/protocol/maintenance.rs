@@ -9,6 +9,8 @@
 //!   rows) for its entry in that row.
 //! - Leaf-set gossip: every period one leaf-set exchange with a far leaf, so members a join or a
 //!   repair missed are found.
+//! - Routed messages are acknowledged hop by hop; a next hop silent for the acknowledgement
+//!   timeout is declared failed and the message rerouted (the Pastry paper, section 2.5).
 //! - Graceful departure: a leaving node tells everyone it knows, who treat it as failed at once.
 
 use std::collections::BTreeSet;
@@ -40,6 +42,7 @@ impl<A: KbrApplication> Pastry<A> {
             self.probes.remove(&addr);
             self.on_peer_failed(cx, addr, probe.id);
         }
+        self.reroute_unacknowledged(cx);
         // Keep-alives to every leaf.
         for peer in self.leaves.members() {
             self.probe(cx, peer);

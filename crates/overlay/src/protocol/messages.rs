@@ -81,8 +81,15 @@ pub enum PastryMessage {
         origin: NodeHandle,
         /// Overlay hops taken so far.
         hops: u8,
+        /// The sender's number for this hop, echoed in [`PastryMessage::RouteAck`].
+        seq: u64,
         /// The application's bytes.
         payload: Vec<u8>,
+    },
+    /// The next hop received a routed message (the sender stops watching for its failure).
+    RouteAck {
+        /// The hop's number.
+        seq: u64,
     },
     /// Graceful departure: the sender is leaving the overlay.
     Leaving {
@@ -106,6 +113,7 @@ impl PastryMessage {
             PastryMessage::RowReply { .. } => 9,
             PastryMessage::Route { .. } => 10,
             PastryMessage::Leaving { .. } => 11,
+            PastryMessage::RouteAck { .. } => 12,
         }
     }
 }
@@ -150,13 +158,16 @@ impl Wire for PastryMessage {
                 key,
                 origin,
                 hops,
+                seq,
                 payload,
             } => {
                 key.encode(out);
                 origin.encode(out);
                 out.push(*hops);
+                seq.encode(out);
                 put_bytes(out, payload);
             }
+            PastryMessage::RouteAck { seq } => seq.encode(out),
         }
     }
 
@@ -197,7 +208,11 @@ impl Wire for PastryMessage {
                 key: OverlayId::decode(r)?,
                 origin: NodeHandle::decode(r)?,
                 hops: r.u8()?,
+                seq: u64::decode(r)?,
                 payload: r.byte_vec("route payload", ROUTE_PAYLOAD_BYTES_MAX)?,
+            },
+            12 => PastryMessage::RouteAck {
+                seq: u64::decode(r)?,
             },
             11 => PastryMessage::Leaving {
                 node: NodeHandle::decode(r)?,
@@ -247,9 +262,11 @@ mod tests {
                 key: OverlayId(9),
                 origin: h,
                 hops: 1,
+                seq: 3,
                 payload: b"hello".to_vec(),
             },
             PastryMessage::Leaving { node: h },
+            PastryMessage::RouteAck { seq: 3 },
         ]
     }
 
@@ -286,6 +303,7 @@ mod tests {
             key: OverlayId(1),
             origin: h,
             hops: 0,
+            seq: 3,
             payload: vec![0; ROUTE_PAYLOAD_BYTES_MAX + 1],
         };
         assert!(matches!(

@@ -68,6 +68,11 @@ pub struct PastryConfig {
     pub certificate_authority: Option<[u8; 32]>,
     /// Verified peer ids remembered (so keep-alives do not re-verify).
     pub verified_ids_max: usize,
+    /// A forwarded message not acknowledged by its next hop within this is rerouted and the next
+    /// hop declared failed (checked each maintenance period), ms.
+    pub route_ack_timeout_ms: u64,
+    /// Forwarded messages awaiting acknowledgement; beyond this, forwards are not watched.
+    pub unacked_forwards_max: usize,
 }
 
 impl Default for PastryConfig {
@@ -86,6 +91,8 @@ impl Default for PastryConfig {
             route_hops_max: 64,
             certificate_authority: None,
             verified_ids_max: 4_096,
+            route_ack_timeout_ms: 1_000,
+            unacked_forwards_max: 1_024,
         }
     }
 }
@@ -136,6 +143,24 @@ struct PendingProbe {
     since: Time,
 }
 
+/// A routed message in transit through this node.
+#[derive(Clone, Debug)]
+pub(crate) struct RoutedMessage {
+    pub(crate) key: OverlayId,
+    pub(crate) origin: NodeHandle,
+    pub(crate) hops: u8,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// A message forwarded to `next` and not yet acknowledged (paper 002 / the Pastry paper: a
+/// message is rerouted when its next hop does not respond).
+#[derive(Clone, Debug)]
+struct UnackedForward {
+    message: RoutedMessage,
+    next: NodeHandle,
+    sent: Time,
+}
+
 /// One Pastry node.
 ///
 /// # How to drive it
@@ -156,6 +181,8 @@ pub struct Pastry<A: KbrApplication = DeliverAll> {
     recently_failed: VecDeque<OverlayId>,
     table_probe_cursor: usize,
     maintenance_ticks: u64,
+    next_route_seq: u64,
+    unacked: BTreeMap<u64, UnackedForward>,
     certificate: Option<NodeCertificate>,
     verified: BTreeSet<OverlayId>,
     app: A,
@@ -188,6 +215,8 @@ impl<A: KbrApplication> Pastry<A> {
             recently_failed: VecDeque::new(),
             table_probe_cursor: 0,
             maintenance_ticks: 0,
+            next_route_seq: 0,
+            unacked: BTreeMap::new(),
             certificate: None,
             verified: BTreeSet::new(),
             app,
@@ -431,8 +460,27 @@ impl<A: KbrApplication> Protocol for Pastry<A> {
                 key,
                 origin,
                 hops,
+                seq,
                 payload,
-            } => self.route_step(cx, key, origin, hops, payload),
+            } => {
+                // Acknowledge the hop first, so the sender does not reroute around us.
+                cx.send(from, PastryMessage::RouteAck { seq });
+                self.route_step(
+                    cx,
+                    RoutedMessage {
+                        key,
+                        origin,
+                        hops,
+                        payload,
+                    },
+                    true,
+                );
+            }
+            PastryMessage::RouteAck { seq } => {
+                if self.unacked.get(&seq).is_some_and(|f| f.next.addr == from) {
+                    self.unacked.remove(&seq);
+                }
+            }
             PastryMessage::Leaving { node } => {
                 if node.addr == from {
                     self.on_peer_failed(cx, node.addr, node.id);
@@ -467,6 +515,12 @@ impl<A: KbrApplication> Protocol for Pastry<A> {
             return Err(InvariantViolation(format!(
                 "leaf set of {:?} exceeds L/2 = {half} per side",
                 self.me.id
+            )));
+        }
+        if self.unacked.len() > self.config.unacked_forwards_max {
+            return Err(InvariantViolation(format!(
+                "{} forwards awaiting acknowledgement",
+                self.unacked.len()
             )));
         }
         if self.probes.len() > self.config.probes_outstanding_max {

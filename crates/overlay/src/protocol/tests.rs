@@ -580,3 +580,77 @@ fn a_certified_overlay_routes_correctly_and_keeps_a_forger_out() {
     }
     assert_routes_reach_roots(&mut net, 8);
 }
+
+#[test]
+fn a_routed_message_is_acknowledged_and_rerouted_when_its_next_hop_is_silent() {
+    let mut p = first_node(1000);
+    for id in [1100, 1200] {
+        let peer = test_handle(id);
+        run(&mut p, Time::ZERO, |p, cx| {
+            p.on_message(cx, peer.addr, PastryMessage::Announce { node: peer })
+        });
+        let pong = PastryMessage::Pong {
+            sent_nanos: 0,
+            certificate: None,
+        };
+        run(&mut p, Time::from_millis(1), |p, cx| {
+            p.on_message(cx, peer.addr, pong)
+        });
+    }
+    // Receiving a routed message acknowledges the hop before anything else.
+    let incoming = PastryMessage::Route {
+        key: OverlayId(1001),
+        origin: test_handle(5),
+        hops: 2,
+        seq: 9,
+        payload: vec![],
+    };
+    let effects = run(&mut p, Time::from_millis(2), |p, cx| {
+        p.on_message(cx, NodeId(5), incoming)
+    });
+    assert!(matches!(
+        &effects[0],
+        Effect::Send {
+            to: NodeId(5),
+            message: PastryMessage::RouteAck { seq: 9 },
+            ..
+        }
+    ));
+    assert!(matches!(
+        &effects[1],
+        Effect::Deliver(PastryOutput::Delivered { hops: 2, .. })
+    ));
+    // A message for 1190 goes to 1200, which never acknowledges it.
+    let key = OverlayId(1190);
+    let effects = run(&mut p, Time::from_millis(3), |p, cx| {
+        p.on_request(
+            cx,
+            PastryRequest::Route {
+                key,
+                payload: b"m".to_vec(),
+            },
+        )
+    });
+    assert!(matches!(
+        &effects[..],
+        [Effect::Send {
+            to: NodeId(1200),
+            message: PastryMessage::Route {
+                seq: 0,
+                hops: 1,
+                ..
+            },
+            ..
+        }]
+    ));
+    // 1100 acknowledges its keep-alives, 1200 stays silent: the message is rerouted to 1100.
+    let effects = run(&mut p, Time::from_millis(1_500), |p, cx| {
+        p.on_timer(cx, PastryTimer::Maintenance)
+    });
+    assert!(effects.iter().any(|e| matches!(e, Effect::Deliver(PastryOutput::PeerFailed { id, .. }) if *id == OverlayId(1200))));
+    let rerouted = effects.iter().any(|e| {
+        matches!(e, Effect::Send { to: NodeId(1100), message: PastryMessage::Route { key: k, hops: 1, .. }, .. } if *k == key)
+    });
+    assert!(rerouted, "the message went on through the next best node");
+    assert!(!p.leaf_set().contains(OverlayId(1200)));
+}
