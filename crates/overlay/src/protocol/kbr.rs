@@ -230,9 +230,9 @@ impl<A: super::KbrApplication> Pastry<A> {
             let Some(forward) = self.unacked.remove(&seq) else {
                 continue;
             };
-            if self.leaves.contains(forward.next.id) || self.table.contains(forward.next.id) {
-                self.on_peer_failed(cx, forward.next.addr, forward.next.id);
-            }
+            // Wherever it is known (leaf set, table, neighbourhood set), it must not be chosen
+            // again for this message.
+            self.on_peer_failed(cx, forward.next.addr, forward.next.id);
             self.route_step(cx, forward.message, false);
         }
     }
