@@ -1,0 +1,178 @@
+//! Reconciliation and catch-up (PRIME.md "Reconciliation", "Catch-up and recovery"): getting every
+//! correct server the PO-REQUESTs and ordering certificates it needs to execute.
+
+use stockade_core::Context;
+
+use crate::app::Application;
+use crate::auth::Signed;
+use crate::config::ParticipantId;
+use crate::messages::{CatchupRequest, OrderCertificate, PrimeMessage};
+use crate::replica::Prime;
+
+/// Catch-up state.
+#[derive(Debug, Default)]
+pub(crate) struct CatchupState {
+    /// `executed_seq` at the previous catch-up period: no progress since then and a known higher
+    /// slot means this server lags.
+    executed_at_last_period: u64,
+    /// Catch-up periods since the last request.
+    idle_periods: u32,
+    /// CATCHUP-REQUESTs sent (for tests and metrics).
+    pub(crate) requests_sent: u64,
+}
+
+impl<A: Application> Prime<A> {
+    /// Reconciliation: when a slot makes PO-REQUESTs eligible, a designated set of 2f+k+1 holders
+    /// (the originator and the next participants in index order) sends each one to every server
+    /// whose acknowledgement it never saw. Faulty servers that sent their PO-REQUESTs to only some
+    /// servers cannot keep the others from executing.
+    pub(crate) fn reconcile_newly_eligible(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        eligible: &[u64],
+    ) {
+        let n = self.n();
+        let quorum = self.cfg.quorums.certificate();
+        for (i, (&from, &to)) in self.exec.last_executed.iter().zip(eligible).enumerate() {
+            let rank = (self.me.index() + n - i) % n;
+            if rank >= quorum {
+                continue;
+            }
+            let originator = ParticipantId(i as u16);
+            for po_seq in from + 1..=to {
+                let Some(slot) = self.pre.slots.get(&(originator, po_seq)) else {
+                    continue;
+                };
+                let Some(request) = slot.request.clone() else {
+                    continue;
+                };
+                let unacked: Vec<ParticipantId> = self
+                    .membership
+                    .participants()
+                    .filter(|p| *p != self.me && !slot.acks.contains_key(p))
+                    .collect();
+                for p in unacked {
+                    self.send_to(cx, p, PrimeMessage::PoRequest(request.clone()));
+                }
+            }
+        }
+    }
+
+    /// Ask every other participant for what execution lacks: the missing PO-REQUESTs, and ordering
+    /// certificates after our last executed slot.
+    pub(crate) fn request_catchup(&mut self, cx: &mut Context<'_, Self>) {
+        let missing_po = self.exec.missing.clone();
+        let request = self.sign(
+            cx,
+            CatchupRequest {
+                executed_seq: self.exec.executed_seq,
+                missing_po,
+            },
+        );
+        self.catchup.requests_sent += 1;
+        self.broadcast(cx, &PrimeMessage::CatchupRequest(request));
+    }
+
+    /// Every catch-up period: ask again while blocked on missing PO-REQUESTs, or when others
+    /// ordered slots beyond ours and we made no progress in a whole period. Otherwise ask every
+    /// `catchup_idle_periods` periods anyway: a server that was cut off while the others finished
+    /// their work sees no new slot that would tell it that it lags.
+    pub(crate) fn on_catchup_period(&mut self, cx: &mut Context<'_, Self>) {
+        let stalled = self.exec.executed_seq == self.catchup.executed_at_last_period
+            && self.ord.highest_seen_seq > self.exec.executed_seq;
+        self.catchup.executed_at_last_period = self.exec.executed_seq;
+        self.catchup.idle_periods += 1;
+        if !self.exec.missing.is_empty()
+            || stalled
+            || self.catchup.idle_periods >= self.cfg.catchup_idle_periods
+        {
+            self.catchup.idle_periods = 0;
+            self.request_catchup(cx);
+        }
+    }
+
+    /// Answer with the PO-REQUESTs asked for that we hold, and with ordering certificates for the
+    /// slots after the requester's (at most `catchup_items_max` of each).
+    pub(crate) fn on_catchup_request(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        request: Signed<CatchupRequest>,
+    ) {
+        if !self.verify(cx, &request) {
+            return;
+        }
+        let to = request.signer;
+        let items_max = self.cfg.catchup_items_max;
+        for key in request.body.missing_po.iter().take(items_max) {
+            if let Some(po) = self.pre.slots.get(key).and_then(|s| s.request.clone()) {
+                self.send_to(cx, to, PrimeMessage::PoRequest(po));
+            }
+        }
+        let first = request.body.executed_seq.saturating_add(1);
+        let certificates: Vec<OrderCertificate> = self
+            .ord
+            .slots
+            .range(first..)
+            .filter(|(_, s)| s.committed)
+            .take(items_max)
+            .filter_map(|(_, s)| {
+                Some(OrderCertificate {
+                    pre_prepare: s.pre_prepare.clone()?,
+                    commits: s.certificate_commits(),
+                })
+            })
+            .collect();
+        for certificate in certificates {
+            self.send_to(cx, to, PrimeMessage::OrderCertificate(certificate));
+        }
+    }
+
+    /// An ordering certificate: a pre-prepare signed by its view's leader and 2f+k+1 matching commits
+    /// from distinct participants proves the slot's content, whatever view we are in.
+    pub(crate) fn on_order_certificate(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        certificate: OrderCertificate,
+    ) {
+        let pre_prepare = certificate.pre_prepare;
+        let (view, seq) = (pre_prepare.body.view, pre_prepare.body.seq);
+        let executed = self.exec.executed_seq;
+        if seq <= executed || seq > executed + self.cfg.order_window_max {
+            self.drops.out_of_window += 1;
+            return;
+        }
+        if self.ord.slots.get(&seq).is_some_and(|s| s.committed) {
+            return;
+        }
+        if pre_prepare.signer != self.leader_of(view) || pre_prepare.body.matrix.len() != self.n() {
+            self.drops.malformed += 1;
+            return;
+        }
+        if !self.verify(cx, &pre_prepare) {
+            return;
+        }
+        let digest = pre_prepare.digest();
+        let mut signers = Vec::new();
+        let mut commits = Vec::new();
+        for commit in certificate.commits {
+            let vote = commit.body.0;
+            if vote.view != view
+                || vote.seq != seq
+                || vote.digest != digest
+                || signers.contains(&commit.signer)
+            {
+                continue;
+            }
+            if self.verify(cx, &commit) {
+                signers.push(commit.signer);
+                commits.push(commit);
+            }
+        }
+        if commits.len() < self.cfg.quorums.certificate() {
+            self.drops.malformed += 1;
+            return;
+        }
+        self.ord.highest_seen_seq = self.ord.highest_seen_seq.max(seq);
+        self.install_committed(cx, pre_prepare, commits);
+    }
+}

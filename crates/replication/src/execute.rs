@@ -1,0 +1,278 @@
+//! Execution (PRIME.md steps 9 and 11): which PO-REQUESTs a committed slot makes eligible, the
+//! deterministic order in which their updates run, client de-duplication, and replies.
+
+use std::collections::BTreeMap;
+
+use stockade_core::{Context, CostKind, CpuWork, InvariantViolation};
+
+use crate::app::{Application, ExecutedUpdate};
+use crate::auth::Signed;
+use crate::config::{ParticipantId, Quorums};
+use crate::messages::{ClientId, PoSummary, PrimeMessage, Reply};
+use crate::replica::{Prime, PrimeOutput};
+
+/// Step 9 for one column: the (2f+k+1)-th highest value among the summaries present, or 0 when
+/// fewer are present. At least f+k+1 of those summaries come from correct servers, so a correct
+/// server has pre-ordered (and holds a PO certificate for) every slot up to the value.
+pub fn column_eligible(row: &[Option<Signed<PoSummary>>], column: usize, quorums: Quorums) -> u64 {
+    let mut values: Vec<u64> = row
+        .iter()
+        .flatten()
+        .filter_map(|s| s.body.cum_aru.get(column).copied())
+        .collect();
+    values.sort_unstable_by(|a, b| b.cmp(a));
+    values.get(quorums.certificate() - 1).copied().unwrap_or(0)
+}
+
+/// Step 9: `made_eligible[i] = max(column_eligible(i), last_executed[i])`, so eligibility never
+/// goes backwards from one slot to the next.
+pub fn made_eligible(
+    row: &[Option<Signed<PoSummary>>],
+    last_executed: &[u64],
+    quorums: Quorums,
+) -> Vec<u64> {
+    last_executed
+        .iter()
+        .enumerate()
+        .map(|(i, last)| column_eligible(row, i, quorums).max(*last))
+        .collect()
+}
+
+/// What a client last had executed: updates at or below it are duplicates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ClientRecord {
+    pub(crate) incarnation: u64,
+    pub(crate) seq: u64,
+    pub(crate) global_seq: u64,
+}
+
+/// Execution state: identical on every correct server after the same slot.
+#[derive(Debug)]
+pub(crate) struct ExecState {
+    /// The last executed global slot.
+    pub(crate) executed_seq: u64,
+    /// `made_eligible` of that slot: per originator, the last executed PO-REQUEST.
+    pub(crate) last_executed: Vec<u64>,
+    /// The agreed timestamp of that slot.
+    pub(crate) timestamp_ms: u64,
+    /// Per client, its last executed update (bounded by `clients_max`; evicts the least recent).
+    pub(crate) clients: BTreeMap<ClientId, ClientRecord>,
+    /// PO-REQUESTs the next slot needs and this server lacks.
+    pub(crate) missing: Vec<(ParticipantId, u64)>,
+}
+
+impl ExecState {
+    pub(crate) fn new(n: usize) -> ExecState {
+        ExecState {
+            executed_seq: 0,
+            last_executed: vec![0; n],
+            timestamp_ms: 0,
+            clients: BTreeMap::new(),
+            missing: Vec::new(),
+        }
+    }
+}
+
+impl<A: Application> Prime<A> {
+    /// Step 11: execute committed slots in order while every PO-REQUEST they make eligible is held.
+    pub(crate) fn try_execute(&mut self, cx: &mut Context<'_, Self>) {
+        let mut executed_any = false;
+        while self.execute_next_slot(cx) {
+            executed_any = true;
+        }
+        if executed_any {
+            self.collect_order_garbage();
+            self.collect_po_garbage();
+            self.collect_prepared_garbage();
+            // Our own PO-REQUESTs executed: more client updates may go out (step 2).
+            self.send_po_requests(cx);
+        }
+    }
+
+    /// Execute slot `executed_seq + 1` if committed and complete; report what is missing otherwise.
+    fn execute_next_slot(&mut self, cx: &mut Context<'_, Self>) -> bool {
+        let seq = self.exec.executed_seq + 1;
+        let Some(slot) = self.ord.slots.get(&seq).filter(|s| s.committed) else {
+            return false;
+        };
+        let Some(pre_prepare) = slot.pre_prepare.clone() else {
+            return false;
+        };
+        let eligible = made_eligible(
+            &pre_prepare.body.matrix,
+            &self.exec.last_executed,
+            self.cfg.quorums,
+        );
+        // Step 11: originators in index order, each one's PO-REQUESTs in slot order.
+        let mut requests = Vec::new();
+        let mut missing = Vec::new();
+        for (i, (&from, &to)) in self.exec.last_executed.iter().zip(&eligible).enumerate() {
+            let originator = ParticipantId(i as u16);
+            for po_seq in from + 1..=to {
+                match self
+                    .pre
+                    .slots
+                    .get(&(originator, po_seq))
+                    .and_then(|s| s.request.as_ref())
+                {
+                    Some(request) => requests.push(request.clone()),
+                    None if missing.len() < self.cfg.catchup_items_max => {
+                        missing.push((originator, po_seq))
+                    }
+                    None => {}
+                }
+            }
+        }
+        if !missing.is_empty() {
+            // A missing PO-REQUEST blocks the slot until reconciliation or catch-up supplies it.
+            let newly_blocked = self.exec.missing.is_empty();
+            self.exec.missing = missing;
+            if newly_blocked {
+                self.request_catchup(cx);
+            }
+            return false;
+        }
+        self.exec.missing.clear();
+
+        let timestamp_ms = pre_prepare.body.timestamp_ms.max(self.exec.timestamp_ms);
+        let mut batch = Vec::new();
+        for request in &requests {
+            for update in &request.body.updates {
+                let key = (update.incarnation, update.seq);
+                let fresh = self
+                    .exec
+                    .clients
+                    .get(&update.client)
+                    .is_none_or(|r| key > (r.incarnation, r.seq));
+                if fresh {
+                    // Mark now so a duplicate later in the same batch is skipped too.
+                    let record = ClientRecord {
+                        incarnation: key.0,
+                        seq: key.1,
+                        global_seq: seq,
+                    };
+                    self.exec.clients.insert(update.client, record);
+                    batch.push((request.signer, update));
+                }
+            }
+        }
+        let executed: Vec<ExecutedUpdate<'_>> = batch
+            .iter()
+            .map(|(_, update)| ExecutedUpdate {
+                update,
+                global_seq: seq,
+            })
+            .collect();
+        cx.charge(CpuWork::ops(CostKind::Execute, executed.len() as u32));
+        let results = self.app.execute(&executed, timestamp_ms);
+        let replies: Vec<(ParticipantId, Reply, Option<stockade_core::NodeId>)> = batch
+            .iter()
+            .zip(results.into_iter().chain(std::iter::repeat_with(Vec::new)))
+            .map(|((originator, u), result)| {
+                let reply = Reply {
+                    client: u.client,
+                    incarnation: u.incarnation,
+                    seq: u.seq,
+                    global_seq: seq,
+                    result,
+                };
+                (*originator, reply, u.reply_to)
+            })
+            .collect();
+        let updates = batch.len();
+        drop(batch);
+
+        self.exec.executed_seq = seq;
+        self.exec.timestamp_ms = timestamp_ms;
+        self.reconcile_newly_eligible(cx, &eligible);
+        for (i, e) in eligible.iter().enumerate() {
+            // Executed slots are pre-ordered by a certificate quorum; our vector may claim them.
+            if self.pre.cum_aru[i] < *e {
+                self.pre.cum_aru[i] = *e;
+                self.pre.summary_dirty = true;
+            }
+        }
+        self.exec.last_executed = eligible;
+        self.evict_clients_over_bound();
+        let mut to_clients = Vec::new();
+        for (originator, reply, reply_to) in replies {
+            match reply_to {
+                Some(node) => to_clients.push((node, reply)),
+                None if originator == self.me => cx.deliver(PrimeOutput::Reply(reply)),
+                None => {}
+            }
+        }
+        // One batch signature covers every signed reply of the slot.
+        let (nodes, bodies): (Vec<_>, Vec<_>) = to_clients.into_iter().unzip();
+        for (node, signed) in nodes.into_iter().zip(self.sign_many(cx, bodies)) {
+            cx.send(node, PrimeMessage::Reply(signed));
+        }
+        let state = self.app.digest();
+        cx.deliver(PrimeOutput::Executed {
+            global_seq: seq,
+            content: pre_prepare.body.content_digest(),
+            updates,
+            state,
+        });
+        true
+    }
+
+    /// Keep the client table within `clients_max` by forgetting the clients executed least
+    /// recently (deterministic: every correct server evicts the same ones).
+    fn evict_clients_over_bound(&mut self) {
+        while self.exec.clients.len() > self.cfg.clients_max {
+            let oldest = self
+                .exec
+                .clients
+                .iter()
+                .min_by_key(|(id, r)| (r.global_seq, **id))
+                .map(|(id, _)| *id);
+            match oldest {
+                Some(id) => self.exec.clients.remove(&id),
+                None => break,
+            };
+        }
+    }
+
+    /// Local invariants (the simulator calls this after every event).
+    pub(crate) fn check_local_invariants(&self) -> Result<(), InvariantViolation> {
+        let violation = |what: String| Err(InvariantViolation(what));
+        if self.exec.clients.len() > self.cfg.clients_max {
+            return violation(format!(
+                "client table holds {} > clients_max",
+                self.exec.clients.len()
+            ));
+        }
+        if self.pre.pending.len() > self.cfg.pending_updates_max {
+            return violation(format!(
+                "pending updates {} > pending_updates_max",
+                self.pre.pending.len()
+            ));
+        }
+        if self.pre.pending_acks.len() > self.cfg.pending_ack_parts_max {
+            return violation(format!(
+                "pending ack parts {} > pending_ack_parts_max",
+                self.pre.pending_acks.len()
+            ));
+        }
+        let window = self.cfg.order_window_max + self.cfg.retained_slots_max;
+        if self.ord.slots.len() as u64 > window + 1 {
+            return violation(format!(
+                "{} order slots exceed the window {window}",
+                self.ord.slots.len()
+            ));
+        }
+        if let Some(first_uncommitted) = self
+            .ord
+            .slots
+            .range(..=self.exec.executed_seq)
+            .find(|(_, s)| !s.committed)
+        {
+            return violation(format!(
+                "slot {} executed without a commit certificate",
+                first_uncommitted.0
+            ));
+        }
+        Ok(())
+    }
+}

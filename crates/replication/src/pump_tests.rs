@@ -1,0 +1,310 @@
+//! Whole-protocol tests: N in-memory Prime nodes wired by the in-test pump of
+//! [`crate::test_support`], checking agreement, total order and execution of every update.
+
+use std::time::Duration;
+
+use stockade_core::Time;
+
+use crate::config::PrimeConfig;
+use crate::messages::PrimeMessage;
+use crate::replica::PrimeOutput;
+use crate::test_support::{node_with_auth, real_auth, update, Pump};
+
+fn replies(pump: &Pump, i: usize) -> usize {
+    pump.outputs[i]
+        .iter()
+        .filter(|o| matches!(o, PrimeOutput::Reply(_)))
+        .count()
+}
+
+/// PRIME.md steps 1-11 end to end: updates submitted at every server are pre-ordered, globally
+/// ordered and executed in the same order everywhere; each originator replies to its own clients.
+#[test]
+fn normal_case_executes_every_update_in_one_order() {
+    let cfg = PrimeConfig::new(1, 0);
+    let mut pump = Pump::new(&cfg, Duration::from_millis(1));
+    for seq in 1..=5 {
+        for server in 0..4 {
+            pump.submit(server, update(server as u64 * 10, seq));
+        }
+        pump.run_for(Duration::from_millis(3));
+    }
+    pump.run_until(Time::from_millis(400));
+    pump.check_agreement();
+    let reference = &pump.nodes[0].app().log;
+    assert_eq!(reference.len(), 20, "all 20 updates executed");
+    for node in &pump.nodes {
+        assert_eq!(
+            &node.app().log,
+            reference,
+            "same execution order everywhere"
+        );
+        assert!(node.executed_seq() >= 1);
+        assert_eq!(node.last_executed(), &[5, 5, 5, 5]);
+        assert!(node.misbehaving().is_empty());
+    }
+    for i in 0..4 {
+        assert_eq!(
+            replies(&pump, i),
+            5,
+            "server {i} replies to each of its client's updates"
+        );
+    }
+    // Each client's updates run in its own order.
+    let c10: Vec<u64> = reference
+        .iter()
+        .filter(|e| e.1 .0 == 10)
+        .map(|e| e.2)
+        .collect();
+    assert_eq!(c10, vec![1, 2, 3, 4, 5]);
+}
+
+/// The same normal case with real Ed25519 signatures over Merkle batches.
+#[test]
+fn normal_case_with_real_signatures() {
+    let cfg = PrimeConfig::new(1, 0);
+    let nodes = (0..4u16)
+        .map(|i| node_with_auth(&cfg, i, real_auth(4, i)))
+        .collect();
+    let mut pump = Pump::with_nodes(nodes, Duration::from_millis(1));
+    for seq in 1..=3 {
+        pump.submit(seq as usize, update(seq, 1));
+        pump.run_for(Duration::from_millis(5));
+    }
+    pump.run_until(Time::from_millis(200));
+    pump.check_agreement();
+    for node in &pump.nodes {
+        assert_eq!(node.app().log.len(), 3);
+        assert_eq!(node.drops().bad_signature, 0);
+    }
+}
+
+/// PRIME.md "Reconciliation": a faulty originator sends its PO-REQUESTs to only some servers; the
+/// designated holders send them on once they become eligible, so every server executes them.
+#[test]
+fn reconciliation_delivers_requests_an_originator_withheld() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let cfg = PrimeConfig::new(1, 0);
+    let mut pump = Pump::new(&cfg, Duration::from_millis(1));
+    let forwarded_to_0 = Rc::new(Cell::new(0));
+    let counter = forwarded_to_0.clone();
+    pump.drop_rule = Box::new(move |from, to, m| {
+        let PrimeMessage::PoRequest(r) = m else {
+            return false;
+        };
+        if r.signer.0 == 3 && to.0 == 0 {
+            if from.0 == 3 {
+                return true; // the originator withholds its requests from server 0
+            }
+            counter.set(counter.get() + 1);
+        }
+        false
+    });
+    for seq in 1..=3 {
+        pump.submit(3, update(30, seq));
+        pump.run_for(Duration::from_millis(10));
+    }
+    pump.run_until(Time::from_millis(400));
+    pump.check_agreement();
+    assert!(
+        forwarded_to_0.get() >= 1,
+        "someone other than the originator sent server 0 the requests"
+    );
+    for node in &pump.nodes {
+        assert_eq!(node.app().log.len(), 3);
+        assert_eq!(node.last_executed()[3], pump.nodes[3].last_executed()[3]);
+    }
+}
+
+/// PRIME.md "Catch-up": a server cut off while the others order slots asks for what it missed and
+/// executes from the ordering certificates and PO-REQUESTs it receives.
+#[test]
+fn cut_off_server_catches_up_from_certificates() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let cfg = PrimeConfig::new(1, 0);
+    let mut pump = Pump::new(&cfg, Duration::from_millis(1));
+    let cut = Rc::new(Cell::new(true));
+    let certificates = Rc::new(Cell::new(0));
+    let (cut_rule, cert_count) = (cut.clone(), certificates.clone());
+    pump.drop_rule = Box::new(move |from, to, m| {
+        if matches!(m, PrimeMessage::OrderCertificate(_)) && to.0 == 2 {
+            cert_count.set(cert_count.get() + 1);
+        }
+        cut_rule.get() && (from.0 == 2 || to.0 == 2)
+    });
+    for seq in 1..=6 {
+        pump.submit(seq as usize % 2, update(seq % 2, seq));
+        pump.run_for(Duration::from_millis(15));
+    }
+    pump.run_until(Time::from_millis(300));
+    assert_eq!(
+        pump.nodes[0].app().log.len(),
+        6,
+        "three servers order and execute without the fourth"
+    );
+    assert_eq!(pump.nodes[2].executed_seq(), 0);
+    cut.set(false);
+    pump.run_until(Time::from_millis(1500));
+    pump.check_agreement();
+    assert!(
+        certificates.get() >= 1,
+        "server 2 received ordering certificates"
+    );
+    assert_eq!(pump.nodes[2].app().log, pump.nodes[0].app().log);
+    assert_eq!(pump.nodes[2].executed_seq(), pump.nodes[0].executed_seq());
+}
+
+/// Step 11: a client's update submitted twice (to two servers) executes once; every server sends a
+/// signed reply to the client's `reply_to` address.
+#[test]
+fn duplicate_updates_execute_once_and_every_server_replies_to_reply_to() {
+    let cfg = PrimeConfig::new(1, 0);
+    let mut pump = Pump::new(&cfg, Duration::from_millis(1));
+    let mut u = update(77, 1);
+    u.reply_to = Some(stockade_core::NodeId(500));
+    pump.submit(1, u.clone());
+    pump.submit(2, u);
+    pump.run_until(Time::from_millis(300));
+    pump.check_agreement();
+    for node in &pump.nodes {
+        assert_eq!(node.app().log.len(), 1, "executed once");
+    }
+    let replies: Vec<_> = pump
+        .to_clients
+        .iter()
+        .filter_map(|(to, m)| match m {
+            PrimeMessage::Reply(r) if to.0 == 500 => Some(r.signer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        replies.len(),
+        4,
+        "one signed reply from each server: {replies:?}"
+    );
+}
+
+/// Suspect-leader: a correct leader under steady load stays leader (its turnaround stays under
+/// K_lat * TAT_acceptable + period), and the measurements did happen.
+#[test]
+fn timely_leader_is_not_suspected() {
+    let cfg = PrimeConfig::new(1, 0);
+    let mut pump = Pump::new(&cfg, Duration::from_millis(2));
+    for step in 0..150u64 {
+        pump.submit((step % 4) as usize, update(step % 4, step / 4 + 1));
+        pump.run_for(Duration::from_millis(10));
+    }
+    pump.run_for(Duration::from_millis(200));
+    pump.check_agreement();
+    assert_eq!(pump.nodes[1].app().log.len(), 150);
+    for (i, outs) in pump.outputs.iter().enumerate() {
+        assert!(
+            !outs
+                .iter()
+                .any(|o| matches!(o, PrimeOutput::LeaderSuspected { .. })),
+            "server {i} suspected"
+        );
+        let node = &pump.nodes[i];
+        assert_eq!(
+            node.tat_acceptable_ns(),
+            Some(8_000_000),
+            "RTT 4 ms is below the 8 ms floor"
+        );
+    }
+    let measured = pump.nodes[1].suspect.max_tat_ns;
+    assert!(
+        measured > 0 && measured <= 40_000_000,
+        "turnaround measured: {measured} ns"
+    );
+}
+
+/// Suspect-leader: a leader that stops proposing leaves challenges unanswered; 2f+k+1 servers ask
+/// for a new view and the NEW-LEADER proof forms.
+#[test]
+fn silent_leader_is_suspected_and_new_leader_proof_forms() {
+    let cfg = PrimeConfig::new(1, 0);
+    let mut pump = Pump::new(&cfg, Duration::from_millis(2));
+    pump.drop_rule = Box::new(|from, _, m| from.0 == 0 && matches!(m, PrimeMessage::PrePrepare(_)));
+    for step in 0..200u64 {
+        pump.submit(1 + (step % 3) as usize, update(step % 3, step / 3 + 1));
+        pump.run_for(Duration::from_millis(10));
+    }
+    pump.check_agreement();
+    for i in 1..4 {
+        let outs = &pump.outputs[i];
+        assert!(
+            outs.contains(&PrimeOutput::LeaderSuspected { view: 0 }),
+            "server {i} suspects"
+        );
+        assert!(
+            outs.contains(&PrimeOutput::NewLeaderProven { view: 1 }),
+            "server {i} holds the proof"
+        );
+    }
+}
+
+/// View change: after the NEW-LEADER proof against a silent leader, reports are reliably broadcast,
+/// the replay is agreed, and the next leader orders everything that was waiting.
+#[test]
+fn view_change_replaces_a_silent_leader_and_ordering_resumes() {
+    let cfg = PrimeConfig::new(1, 0);
+    let mut pump = Pump::new(&cfg, Duration::from_millis(2));
+    pump.drop_rule = Box::new(|from, _, m| from.0 == 0 && matches!(m, PrimeMessage::PrePrepare(_)));
+    for step in 0..200u64 {
+        pump.submit(1 + (step % 3) as usize, update(step % 3, step / 3 + 1));
+        pump.run_for(Duration::from_millis(10));
+    }
+    pump.run_for(Duration::from_millis(300));
+    pump.check_agreement();
+    for (i, node) in pump.nodes.iter().enumerate() {
+        assert_eq!(node.view(), 1, "server {i} moved to view 1");
+        assert!(
+            !node.installing_view(),
+            "server {i} finished the view change"
+        );
+        assert_eq!(node.app().log.len(), 200, "server {i} executed everything");
+    }
+    assert!(pump.outputs[2].contains(&PrimeOutput::NewLeaderProven { view: 1 }));
+}
+
+/// View change safety: slots prepared in the old view but never committed are replayed with the
+/// same content in the new view and executed.
+#[test]
+fn view_change_replays_prepared_slots() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let cfg = PrimeConfig::new(1, 0);
+    let mut pump = Pump::new(&cfg, Duration::from_millis(1));
+    let block_commits = Rc::new(Cell::new(true));
+    let rule = block_commits.clone();
+    pump.drop_rule = Box::new(move |_, _, m| rule.get() && matches!(m, PrimeMessage::Commit(_)));
+    for seq in 1..=4 {
+        pump.submit(2, update(5, seq));
+        pump.run_for(Duration::from_millis(10));
+    }
+    pump.run_for(Duration::from_millis(100));
+    let prepared = pump.nodes[1].vc_prepared.len();
+    assert!(prepared >= 1, "slots were prepared");
+    assert_eq!(
+        pump.nodes[1].executed_seq(),
+        0,
+        "nothing committed in view 0"
+    );
+    block_commits.set(false);
+    for i in 1..4 {
+        pump.run_on(i, |p, cx| p.suspect_leader(cx));
+    }
+    pump.run_for(Duration::from_millis(500));
+    pump.check_agreement();
+    for (i, node) in pump.nodes.iter().enumerate() {
+        assert_eq!(node.view(), 1, "server {i}");
+        assert_eq!(
+            node.app().log.len(),
+            4,
+            "server {i} executed the replayed updates"
+        );
+        assert!(node.executed_seq() >= prepared as u64);
+    }
+}

@@ -1,0 +1,419 @@
+//! Suspect-leader (PRIME.md "Suspect-leader"): servers measure round-trip times to agree on an
+//! acceptable turnaround time, measure the leader's actual turnaround, and replace a leader that is
+//! slower than K_lat times the acceptable bound plus the pre-prepare period. This is what bounds the
+//! delay a Byzantine leader can add (paper 004 section 5.1, Bounded-Delay).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use stockade_core::{Context, Time};
+
+use crate::app::Application;
+use crate::auth::Signed;
+use crate::config::ParticipantId;
+use crate::execute::made_eligible;
+use crate::messages::{
+    NewLeader, NewLeaderProof, Ping, Pong, PrePrepare, PrimeMessage, RttMeasure, TatMeasure, TatUb,
+};
+use crate::replica::{Prime, PrimeOutput, PrimeTimer};
+
+/// A turnaround challenge: the eligible vector of a summary matrix sent to the leader, and when.
+#[derive(Clone, Debug)]
+pub(crate) struct Challenge {
+    eligible: Vec<u64>,
+    started: Time,
+}
+
+/// Suspect-leader state.
+#[derive(Debug)]
+pub(crate) struct SuspectState {
+    next_nonce: u64,
+    /// Per peer, the outstanding ping's nonce and send time (one per peer: a new ping replaces it).
+    outstanding_pings: Vec<Option<(u64, Time)>>,
+    /// Per pinger, the smallest RTT it reported to us, in nanoseconds.
+    min_rtt_from: Vec<Option<u64>>,
+    /// Per participant, its latest TAT-UB alpha (ours included), in nanoseconds.
+    alphas: Vec<Option<u64>>,
+    /// Unanswered challenges, oldest first (bounded by `turnaround_challenges_max`).
+    pub(crate) challenges: VecDeque<Challenge>,
+    /// The eligible vector of the in-order pre-prepares seen so far (what the leader has proposed).
+    ordered_eligible: Vec<u64>,
+    /// The largest turnaround measured for the current view, in nanoseconds.
+    pub(crate) max_tat_ns: u64,
+    /// The value of our last TAT-MEASURE.
+    tat_reported_ns: Option<u64>,
+    /// Per participant, the largest turnaround it reported for the current view.
+    tat_reports: Vec<Option<u64>>,
+    /// NEW-LEADER votes for the view after the current one.
+    pub(crate) new_leader_votes: BTreeMap<ParticipantId, Signed<NewLeader>>,
+    /// Our own NEW-LEADER, while we ask for a new view.
+    pub(crate) my_new_leader: Option<Signed<NewLeader>>,
+    /// The view whose NEW-LEADER proof is complete, awaiting the view change.
+    pub(crate) proven_view: Option<u64>,
+}
+
+impl SuspectState {
+    pub(crate) fn new(n: usize) -> SuspectState {
+        SuspectState {
+            next_nonce: 0,
+            outstanding_pings: vec![None; n],
+            min_rtt_from: vec![None; n],
+            alphas: vec![None; n],
+            challenges: VecDeque::new(),
+            ordered_eligible: vec![0; n],
+            max_tat_ns: 0,
+            tat_reported_ns: None,
+            tat_reports: vec![None; n],
+            new_leader_votes: BTreeMap::new(),
+            my_new_leader: None,
+            proven_view: None,
+        }
+    }
+}
+
+/// The `rank`-th largest of the present values (rank from 1).
+fn rank_largest(values: &[Option<u64>], rank: usize) -> Option<u64> {
+    let mut present: Vec<u64> = values.iter().flatten().copied().collect();
+    present.sort_unstable_by(|a, b| b.cmp(a));
+    present.get(rank.checked_sub(1)?).copied()
+}
+
+impl<A: Application> Prime<A> {
+    /// Every ping period: ping everyone, then broadcast our alpha (TAT-UB) and our turnaround
+    /// maximum (TAT-MEASURE).
+    pub(crate) fn on_ping_period(&mut self, cx: &mut Context<'_, Self>) {
+        let peers: Vec<ParticipantId> = self
+            .membership
+            .participants()
+            .filter(|p| *p != self.me)
+            .collect();
+        let mut pings = Vec::new();
+        for peer in &peers {
+            self.suspect.next_nonce += 1;
+            let nonce = self.suspect.next_nonce;
+            self.suspect.outstanding_pings[peer.index()] = Some((nonce, cx.now()));
+            pings.push(Ping { nonce });
+        }
+        // One batch signature covers the round of pings.
+        for (peer, ping) in peers.into_iter().zip(self.sign_many(cx, pings)) {
+            self.send_to(cx, peer, PrimeMessage::Ping(ping));
+        }
+        if let Some(alpha_ns) = self.own_alpha() {
+            self.suspect.alphas[self.me.index()] = Some(alpha_ns);
+            let tat_ub = self.sign(cx, TatUb { alpha_ns });
+            self.broadcast(cx, &PrimeMessage::TatUb(tat_ub));
+        }
+        self.send_tat_measure(cx);
+    }
+
+    pub(crate) fn on_ping(&mut self, cx: &mut Context<'_, Self>, ping: Signed<Ping>) {
+        if self.verify(cx, &ping) {
+            let pong = self.sign(
+                cx,
+                Pong {
+                    nonce: ping.body.nonce,
+                },
+            );
+            self.send_to(cx, ping.signer, PrimeMessage::Pong(pong));
+        }
+    }
+
+    /// The pinger measures the RTT and tells the pinged server.
+    pub(crate) fn on_pong(&mut self, cx: &mut Context<'_, Self>, pong: Signed<Pong>) {
+        let Some(Some((nonce, sent))) = self
+            .suspect
+            .outstanding_pings
+            .get(pong.signer.index())
+            .copied()
+        else {
+            return;
+        };
+        if nonce != pong.body.nonce || !self.verify(cx, &pong) {
+            return;
+        }
+        self.suspect.outstanding_pings[pong.signer.index()] = None;
+        let rtt_ns = cx.now().as_nanos().saturating_sub(sent.as_nanos());
+        let measure = self.sign(cx, RttMeasure { rtt_ns });
+        self.send_to(cx, pong.signer, PrimeMessage::RttMeasure(measure));
+    }
+
+    /// Keep, per pinger, the smallest RTT it measured to us.
+    pub(crate) fn on_rtt_measure(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        measure: Signed<RttMeasure>,
+    ) {
+        if self.verify(cx, &measure) {
+            let slot = &mut self.suspect.min_rtt_from[measure.signer.index()];
+            *slot = Some(slot.map_or(measure.body.rtt_ns, |m| m.min(measure.body.rtt_ns)));
+        }
+    }
+
+    /// Our alpha: the (f+k+1)-th largest of the smallest RTTs reported to us.
+    fn own_alpha(&self) -> Option<u64> {
+        rank_largest(&self.suspect.min_rtt_from, self.cfg.quorums.suspect_rank())
+    }
+
+    pub(crate) fn on_tat_ub(&mut self, cx: &mut Context<'_, Self>, tat_ub: Signed<TatUb>) {
+        if self.verify(cx, &tat_ub) {
+            self.suspect.alphas[tat_ub.signer.index()] = Some(tat_ub.body.alpha_ns);
+        }
+    }
+
+    /// TAT_acceptable: the (f+k+1)-th largest alpha, at least `tat_acceptable_min`.
+    pub(crate) fn tat_acceptable_ns(&self) -> Option<u64> {
+        let floor = self.cfg.tat_acceptable_min.as_nanos() as u64;
+        rank_largest(&self.suspect.alphas, self.cfg.quorums.suspect_rank()).map(|a| a.max(floor))
+    }
+
+    /// Start a turnaround challenge for a summary matrix just sent (PRIME.md step 7).
+    pub(crate) fn start_turnaround_challenge(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        eligible: Vec<u64>,
+    ) {
+        // The oldest unanswered challenge already measures at least as long a delay as a new one.
+        if self.suspect.challenges.len() < self.cfg.turnaround_challenges_max {
+            self.suspect.challenges.push_back(Challenge {
+                eligible,
+                started: cx.now(),
+            });
+        }
+    }
+
+    /// Whether the in-order pre-prepares seen so far already make `eligible` eligible.
+    pub(crate) fn already_ordered(&self, eligible: &[u64]) -> bool {
+        eligible
+            .iter()
+            .zip(&self.suspect.ordered_eligible)
+            .all(|(want, got)| got >= want)
+    }
+
+    /// An in-order pre-prepare answers every challenge its matrix dominates.
+    pub(crate) fn answer_turnaround_challenges(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        pre_prepare: &PrePrepare,
+    ) {
+        let ordered = made_eligible(
+            &pre_prepare.matrix,
+            &self.suspect.ordered_eligible,
+            self.cfg.quorums,
+        );
+        let now = cx.now();
+        let mut max_tat = self.suspect.max_tat_ns;
+        self.suspect.challenges.retain(|c| {
+            let answered = c
+                .eligible
+                .iter()
+                .zip(&ordered)
+                .all(|(want, got)| got >= want);
+            if answered {
+                max_tat = max_tat.max(now.as_nanos().saturating_sub(c.started.as_nanos()));
+            }
+            !answered
+        });
+        self.suspect.ordered_eligible = ordered;
+        self.suspect.max_tat_ns = max_tat;
+    }
+
+    /// Every re-measure period: an unanswered challenge counts as a turnaround of its age so far.
+    pub(crate) fn recheck_turnarounds(&mut self, cx: &mut Context<'_, Self>) {
+        let now = cx.now().as_nanos();
+        if let Some(oldest) = self.suspect.challenges.front() {
+            let age = now.saturating_sub(oldest.started.as_nanos());
+            self.suspect.max_tat_ns = self.suspect.max_tat_ns.max(age);
+        }
+        if self.suspect.tat_reported_ns != Some(self.suspect.max_tat_ns) {
+            self.send_tat_measure(cx);
+        }
+    }
+
+    fn send_tat_measure(&mut self, cx: &mut Context<'_, Self>) {
+        let max_tat_ns = self.suspect.max_tat_ns;
+        self.suspect.tat_reported_ns = Some(max_tat_ns);
+        let measure = self.sign(
+            cx,
+            TatMeasure {
+                view: self.view,
+                max_tat_ns,
+            },
+        );
+        self.broadcast(cx, &PrimeMessage::TatMeasure(measure));
+        self.record_tat_report(cx, self.me, max_tat_ns);
+    }
+
+    pub(crate) fn on_tat_measure(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        measure: Signed<TatMeasure>,
+    ) {
+        if measure.body.view == self.view && self.verify(cx, &measure) {
+            self.record_tat_report(cx, measure.signer, measure.body.max_tat_ns);
+        }
+    }
+
+    /// Reported maxima only grow within a view; each report may trigger suspicion.
+    fn record_tat_report(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        from: ParticipantId,
+        max_tat_ns: u64,
+    ) {
+        let slot = &mut self.suspect.tat_reports[from.index()];
+        *slot = Some(slot.map_or(max_tat_ns, |m| m.max(max_tat_ns)));
+        if self.leader_too_slow() {
+            self.suspect_leader(cx);
+        }
+    }
+
+    /// TAT_leader: the (f+k+1)-th smallest reported maximum, missing reports counting as zero, so
+    /// that f+k low or missing reports are ignored and f high ones cannot raise it alone.
+    pub(crate) fn tat_leader_ns(&self) -> u64 {
+        let mut reports: Vec<u64> = self
+            .suspect
+            .tat_reports
+            .iter()
+            .map(|r| r.unwrap_or(0))
+            .collect();
+        reports.sort_unstable();
+        reports
+            .get(self.cfg.quorums.suspect_rank() - 1)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Suspect when TAT_leader > K_lat * TAT_acceptable + the pre-prepare period.
+    fn leader_too_slow(&self) -> bool {
+        let Some(acceptable) = self.tat_acceptable_ns() else {
+            return false;
+        };
+        let (num, den) = self.cfg.k_lat;
+        let bound = acceptable.saturating_mul(num as u64) / (den.max(1) as u64)
+            + self.cfg.pre_prepare_period.as_nanos() as u64;
+        self.tat_leader_ns() > bound
+    }
+
+    /// Ask for the next view: a signed NEW-LEADER, re-sent every `new_leader_resend_period`.
+    pub(crate) fn suspect_leader(&mut self, cx: &mut Context<'_, Self>) {
+        let view = self.view + 1;
+        if self
+            .suspect
+            .my_new_leader
+            .as_ref()
+            .is_some_and(|m| m.body.view == view)
+        {
+            return;
+        }
+        let vote = self.sign(cx, NewLeader { view });
+        self.suspect.my_new_leader = Some(vote.clone());
+        self.broadcast(cx, &PrimeMessage::NewLeader(vote.clone()));
+        cx.deliver(PrimeOutput::LeaderSuspected { view: self.view });
+        cx.set_timer(
+            PrimeTimer::NewLeaderResend,
+            self.cfg.new_leader_resend_period,
+        );
+        self.count_new_leader_vote(cx, vote);
+    }
+
+    pub(crate) fn resend_new_leader(&mut self, cx: &mut Context<'_, Self>) {
+        let Some(vote) = self.suspect.my_new_leader.clone() else {
+            return;
+        };
+        if vote.body.view == self.view + 1 {
+            self.broadcast(cx, &PrimeMessage::NewLeader(vote));
+            cx.set_timer(
+                PrimeTimer::NewLeaderResend,
+                self.cfg.new_leader_resend_period,
+            );
+        }
+    }
+
+    pub(crate) fn on_new_leader(&mut self, cx: &mut Context<'_, Self>, vote: Signed<NewLeader>) {
+        if vote.body.view != self.view + 1
+            || self.suspect.new_leader_votes.contains_key(&vote.signer)
+        {
+            return;
+        }
+        if self.verify(cx, &vote) {
+            self.count_new_leader_vote(cx, vote);
+        }
+    }
+
+    /// 2f+k+1 NEW-LEADER votes form a proof, broadcast so that everyone starts the view change.
+    fn count_new_leader_vote(&mut self, cx: &mut Context<'_, Self>, vote: Signed<NewLeader>) {
+        let view = vote.body.view;
+        self.suspect.new_leader_votes.insert(vote.signer, vote);
+        if self.suspect.new_leader_votes.len() >= self.cfg.quorums.certificate()
+            && self.suspect.proven_view != Some(view)
+        {
+            let votes = self.suspect.new_leader_votes.values().cloned().collect();
+            self.broadcast(
+                cx,
+                &PrimeMessage::NewLeaderProof(NewLeaderProof { view, votes }),
+            );
+            self.on_new_leader_proven(cx, view);
+        }
+    }
+
+    /// A NEW-LEADER proof from another server: 2f+k+1 distinct valid votes for the next view.
+    pub(crate) fn on_new_leader_proof(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        proof: NewLeaderProof,
+    ) {
+        if proof.view != self.view + 1 || self.suspect.proven_view == Some(proof.view) {
+            return;
+        }
+        let mut voters = Vec::new();
+        for vote in &proof.votes {
+            if vote.body.view != proof.view
+                || voters.contains(&vote.signer)
+                || !self.verify(cx, vote)
+            {
+                self.drops.malformed += 1;
+                return;
+            }
+            voters.push(vote.signer);
+        }
+        if voters.len() >= self.cfg.quorums.certificate() {
+            self.on_new_leader_proven(cx, proof.view);
+        }
+    }
+
+    fn on_new_leader_proven(&mut self, cx: &mut Context<'_, Self>, view: u64) {
+        self.suspect.proven_view = Some(view);
+        cx.deliver(PrimeOutput::NewLeaderProven { view });
+        self.start_view_change(cx, view);
+    }
+
+    /// Measurements of the old leader do not carry over. The new leader is timed on the view change
+    /// itself: a challenge starts now and is answered by its first in-order pre-prepare.
+    pub(crate) fn reset_suspect_for_new_view(&mut self, cx: &mut Context<'_, Self>) {
+        let n = self.n();
+        self.suspect.challenges.clear();
+        self.suspect.max_tat_ns = 0;
+        self.suspect.tat_reported_ns = None;
+        self.suspect.tat_reports = vec![None; n];
+        self.suspect.new_leader_votes.clear();
+        self.suspect.my_new_leader = None;
+        self.cancel_new_leader_resend(cx);
+        if !self.is_leader() {
+            self.start_turnaround_challenge(cx, vec![0; n]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rank_largest;
+
+    #[test]
+    fn rank_largest_counts_present_values() {
+        let v = [Some(5), None, Some(9), Some(1)];
+        assert_eq!(rank_largest(&v, 1), Some(9));
+        assert_eq!(rank_largest(&v, 2), Some(5));
+        assert_eq!(rank_largest(&v, 3), Some(1));
+        assert_eq!(rank_largest(&v, 4), None);
+        assert_eq!(rank_largest(&v, 0), None);
+    }
+}

@@ -1,0 +1,499 @@
+//! View change (PRIME.md "View change"), started by a NEW-LEADER proof: every server reliably
+//! broadcasts its REPORT (executed ARU and prepare certificates above it), servers agree through
+//! VC-LIST and VC-PARTIAL-SIG on whose state to replay and from which slot, and the new leader's
+//! REPLAY re-proposes the certified slots in the new view before normal ordering resumes.
+//!
+//! Departures, each kept to the same message flow: a REPORT names its certificates by digest so
+//! that reliable broadcast carries only the small report (certificates are self-verifying and travel
+//! beside it); the VC-PROOF is the 2f+k+1 signed shares until threshold signatures are wired in; and
+//! the replayed slots are ordered by the normal PREPARE/COMMIT of the new view (the new leader
+//! re-proposes each one, and everyone checks the re-proposal against the agreed replay), which makes
+//! them ordinary ordering certificates for catch-up.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use stockade_core::Context;
+
+use crate::app::Application;
+use crate::auth::Signed;
+use crate::config::ParticipantId;
+use crate::execute::made_eligible;
+use crate::messages::{
+    Digest, PrePrepare, PrepareCertificate, PrimeMessage, Replay, SummaryRow, VcList, VcPartialSig,
+    VcRelay, VcReport,
+};
+use crate::replica::{Prime, PrimeTimer};
+
+/// Distinct reports one origin may have relayed before the rest are ignored: a correct origin has
+/// one per view, so more only come from a faulty one trying to exhaust memory.
+const REPORTS_PER_ORIGIN_MAX: usize = 4;
+
+/// Bracha reliable broadcast of one origin's report.
+#[derive(Default, Debug)]
+struct ReportBroadcast {
+    /// The distinct reports seen, by digest (bounded by `REPORTS_PER_ORIGIN_MAX`).
+    reports: BTreeMap<Digest, Signed<VcReport>>,
+    echoes: BTreeMap<Digest, BTreeSet<ParticipantId>>,
+    readies: BTreeMap<Digest, BTreeSet<ParticipantId>>,
+    echoed: bool,
+    readied: bool,
+}
+
+/// What a slot of the replay orders: a certified proposal's matrix and timestamp, or nothing (a
+/// slot no listed server held a certificate for).
+#[derive(Clone, PartialEq, Debug)]
+pub(crate) struct ReplayContent {
+    timestamp_ms: u64,
+    matrix: SummaryRow,
+}
+
+/// View-change state for the view being installed.
+#[derive(Default, Debug)]
+pub(crate) struct ViewChangeState {
+    /// True from the NEW-LEADER proof until the replay is agreed and applied.
+    pub(crate) installing: bool,
+    broadcasts: BTreeMap<ParticipantId, ReportBroadcast>,
+    /// Reports reliably delivered, per origin.
+    pub(crate) delivered: BTreeMap<ParticipantId, Signed<VcReport>>,
+    /// Prepare certificates received, by pre-prepare digest (bounded: only ones some delivered or
+    /// pending report names are useful, and each report names at most `order_window_max`).
+    certificates: BTreeMap<Digest, PrepareCertificate>,
+    list_sent: bool,
+    /// The latest list from each sender.
+    lists: BTreeMap<ParticipantId, u64>,
+    /// Lists this server signed a share for.
+    signed_lists: BTreeSet<u64>,
+    /// Shares per (members, start_seq).
+    shares: BTreeMap<(u64, u64), BTreeMap<ParticipantId, Signed<VcPartialSig>>>,
+    replay_sent: bool,
+    /// The agreed replay, waiting for the complete state it names.
+    agreed: Option<VcPartialSig>,
+    /// Expected content of each replayed slot, checked against the new leader's re-proposals.
+    pub(crate) expected: BTreeMap<u64, ReplayContent>,
+}
+
+fn members_of(bitmap: u64, n: usize) -> impl Iterator<Item = ParticipantId> {
+    (0..n)
+        .filter(move |i| bitmap >> i & 1 == 1)
+        .map(|i| ParticipantId(i as u16))
+}
+
+impl<A: Application> Prime<A> {
+    /// The NEW-LEADER proof for `view` is complete: move to it and broadcast our REPORT and
+    /// certificates (view change step 1).
+    pub(crate) fn start_view_change(&mut self, cx: &mut Context<'_, Self>, view: u64) {
+        if view <= self.view {
+            return;
+        }
+        self.view = view;
+        self.vc = ViewChangeState {
+            installing: true,
+            ..ViewChangeState::default()
+        };
+        // Uncommitted slots carry votes of the old view; the replay re-orders what matters.
+        self.ord.slots.retain(|_, s| s.committed);
+        self.pre.matrix_sent_eligible = vec![0; self.n()];
+        self.reset_suspect_for_new_view(cx);
+        let quorum = self.cfg.quorums.prepares_from_non_leaders();
+        let certificates: Vec<PrepareCertificate> = self
+            .vc_prepared
+            .range(self.exec.executed_seq + 1..)
+            .map(|(_, c)| c.clone())
+            .filter(|c| c.prepares.len() >= quorum)
+            .collect();
+        let named = certificates
+            .iter()
+            .map(|c| (c.pre_prepare.body.seq, c.pre_prepare.digest()))
+            .collect();
+        let report = self.sign(
+            cx,
+            VcReport {
+                view,
+                executed_seq: self.exec.executed_seq,
+                certificates: named,
+            },
+        );
+        self.broadcast(cx, &PrimeMessage::VcReport(report.clone()));
+        for certificate in certificates {
+            self.broadcast(cx, &PrimeMessage::VcCertificate(certificate.clone()));
+            self.vc
+                .certificates
+                .insert(certificate.pre_prepare.digest(), certificate);
+        }
+        self.on_vc_report(cx, report);
+    }
+
+    /// A participant's own REPORT: the init of its reliable broadcast; we echo it.
+    pub(crate) fn on_vc_report(&mut self, cx: &mut Context<'_, Self>, report: Signed<VcReport>) {
+        if !self.vc.installing || report.body.view != self.view {
+            return;
+        }
+        if report.signer != self.me && !self.verify(cx, &report) {
+            return;
+        }
+        let origin = report.signer;
+        let echoed = self.vc.broadcasts.get(&origin).is_some_and(|b| b.echoed);
+        if !echoed {
+            self.vc.broadcasts.entry(origin).or_default().echoed = true;
+            self.relay_report(cx, false, report);
+        }
+    }
+
+    fn relay_report(&mut self, cx: &mut Context<'_, Self>, ready: bool, report: Signed<VcReport>) {
+        let relay = self.sign(cx, VcRelay { ready, report });
+        self.broadcast(cx, &PrimeMessage::VcRelay(relay.clone()));
+        self.count_relay(cx, self.me, relay.body);
+    }
+
+    /// A Bracha echo or ready from another server.
+    pub(crate) fn on_vc_relay(&mut self, cx: &mut Context<'_, Self>, relay: Signed<VcRelay>) {
+        if !self.vc.installing || relay.body.report.body.view != self.view {
+            return;
+        }
+        let known = self
+            .vc
+            .broadcasts
+            .get(&relay.body.report.signer)
+            .is_some_and(|b| b.reports.contains_key(&relay.body.report.digest()));
+        if !self.verify(cx, &relay) || (!known && !self.verify(cx, &relay.body.report)) {
+            return;
+        }
+        self.count_relay(cx, relay.signer, relay.body);
+    }
+
+    /// Bracha: ready after 2f+k+1 echoes or f+k+1 readies; deliver after 2f+k+1 readies.
+    fn count_relay(&mut self, cx: &mut Context<'_, Self>, from: ParticipantId, relay: VcRelay) {
+        let quorums = self.cfg.quorums;
+        let origin = relay.report.signer;
+        let digest = relay.report.digest();
+        let broadcast = self.vc.broadcasts.entry(origin).or_default();
+        if !broadcast.reports.contains_key(&digest) {
+            if broadcast.reports.len() >= REPORTS_PER_ORIGIN_MAX {
+                return;
+            }
+            broadcast.reports.insert(digest, relay.report.clone());
+        }
+        let votes = if relay.ready {
+            &mut broadcast.readies
+        } else {
+            &mut broadcast.echoes
+        };
+        votes.entry(digest).or_default().insert(from);
+        let echoes = broadcast.echoes.get(&digest).map_or(0, BTreeSet::len);
+        let readies = broadcast.readies.get(&digest).map_or(0, BTreeSet::len);
+        if !broadcast.readied
+            && (echoes >= quorums.certificate() || readies >= quorums.suspect_rank())
+        {
+            broadcast.readied = true;
+            return self.relay_report(cx, true, relay.report);
+        }
+        if readies >= quorums.certificate() && !self.vc.delivered.contains_key(&origin) {
+            self.vc.delivered.insert(origin, relay.report);
+            self.advance_view_change(cx);
+        }
+    }
+
+    /// A prepare certificate some report names: keep it if it verifies.
+    pub(crate) fn on_vc_certificate(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        certificate: PrepareCertificate,
+    ) {
+        let digest = certificate.pre_prepare.digest();
+        let bound = self.n() * self.cfg.order_window_max as usize;
+        if !self.vc.installing
+            || self.vc.certificates.contains_key(&digest)
+            || self.vc.certificates.len() >= bound
+        {
+            return;
+        }
+        if self.prepare_certificate_valid(cx, &certificate) {
+            self.vc.certificates.insert(digest, certificate);
+            self.advance_view_change(cx);
+        }
+    }
+
+    /// The pre-prepare is signed by its view's leader, and 2f+k distinct non-leaders prepared it.
+    fn prepare_certificate_valid(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        certificate: &PrepareCertificate,
+    ) -> bool {
+        let pre_prepare = &certificate.pre_prepare;
+        let (view, seq) = (pre_prepare.body.view, pre_prepare.body.seq);
+        let leader = self.leader_of(view);
+        if pre_prepare.signer != leader
+            || pre_prepare.body.matrix.len() != self.n()
+            || !self.verify(cx, pre_prepare)
+        {
+            return false;
+        }
+        let digest = pre_prepare.digest();
+        let mut signers = BTreeSet::new();
+        for prepare in &certificate.prepares {
+            let vote = prepare.body.0;
+            let matches = vote.view == view && vote.seq == seq && vote.digest == digest;
+            if matches
+                && prepare.signer != leader
+                && !signers.contains(&prepare.signer)
+                && self.verify(cx, prepare)
+            {
+                signers.insert(prepare.signer);
+            }
+        }
+        signers.len() >= self.cfg.quorums.prepares_from_non_leaders()
+    }
+
+    /// A participant's state is complete once its report is delivered and every certificate it
+    /// names is held.
+    fn state_complete(&self, p: ParticipantId) -> bool {
+        self.vc.delivered.get(&p).is_some_and(|r| {
+            r.body
+                .certificates
+                .iter()
+                .all(|(_, d)| self.vc.certificates.contains_key(d))
+        })
+    }
+
+    /// Steps 2-4 as far as the state held allows.
+    fn advance_view_change(&mut self, cx: &mut Context<'_, Self>) {
+        let complete: Vec<ParticipantId> = self
+            .membership
+            .participants()
+            .filter(|p| self.state_complete(*p))
+            .collect();
+        if !self.vc.list_sent && complete.len() >= self.cfg.quorums.certificate() {
+            self.vc.list_sent = true;
+            let members = complete.iter().fold(0u64, |bits, p| bits | 1 << p.index());
+            let list = self.sign(
+                cx,
+                VcList {
+                    view: self.view,
+                    members,
+                },
+            );
+            self.broadcast(cx, &PrimeMessage::VcList(list));
+            self.vc.lists.insert(self.me, members);
+        }
+        self.sign_complete_lists(cx);
+        if let Some(agreed) = self.vc.agreed {
+            if self.vc.installing
+                && members_of(agreed.members, self.n()).all(|p| self.state_complete(p))
+            {
+                self.apply_replay(cx, agreed);
+            }
+        }
+    }
+
+    pub(crate) fn on_vc_list(&mut self, cx: &mut Context<'_, Self>, list: Signed<VcList>) {
+        if !self.vc.installing || list.body.view != self.view || !self.verify(cx, &list) {
+            return;
+        }
+        self.vc.lists.insert(list.signer, list.body.members);
+        self.sign_complete_lists(cx);
+    }
+
+    /// Step 3: a share for each list with 2f+k+1 members whose state we hold.
+    fn sign_complete_lists(&mut self, cx: &mut Context<'_, Self>) {
+        let n = self.n();
+        let candidates: Vec<u64> = self.vc.lists.values().copied().collect();
+        for members in candidates {
+            let count = members_of(members, n).count();
+            if self.vc.signed_lists.contains(&members)
+                || count < self.cfg.quorums.certificate()
+                || !members_of(members, n).all(|p| self.state_complete(p))
+            {
+                continue;
+            }
+            let start_seq = members_of(members, n)
+                .filter_map(|p| self.vc.delivered.get(&p).map(|r| r.body.executed_seq))
+                .max()
+                .unwrap_or(0)
+                + 1;
+            self.vc.signed_lists.insert(members);
+            let share = self.sign(
+                cx,
+                VcPartialSig {
+                    view: self.view,
+                    members,
+                    start_seq,
+                },
+            );
+            self.broadcast(cx, &PrimeMessage::VcPartialSig(share.clone()));
+            self.count_share(cx, share);
+        }
+    }
+
+    pub(crate) fn on_vc_partial_sig(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        share: Signed<VcPartialSig>,
+    ) {
+        if !self.vc.installing || share.body.view != self.view || !self.verify(cx, &share) {
+            return;
+        }
+        self.count_share(cx, share);
+    }
+
+    /// 2f+k+1 matching shares prove the replay; the new leader sends REPLAY (step 4). Shares are
+    /// bounded: one per signer per list, and at most N lists.
+    fn count_share(&mut self, cx: &mut Context<'_, Self>, share: Signed<VcPartialSig>) {
+        let key = (share.body.members, share.body.start_seq);
+        if !self.vc.shares.contains_key(&key) && self.vc.shares.len() >= self.n() {
+            return;
+        }
+        let quorum = self.cfg.quorums.certificate();
+        let leads = self.is_leader();
+        let shares = self.vc.shares.entry(key).or_default();
+        shares.insert(share.signer, share.clone());
+        if shares.len() >= quorum && leads && !self.vc.replay_sent {
+            let proof = shares.values().take(quorum).cloned().collect();
+            self.vc.replay_sent = true;
+            let replay = Replay {
+                agreed: share.body,
+                proof,
+            };
+            self.broadcast(cx, &PrimeMessage::Replay(replay));
+            self.accept_replay(cx, share.body);
+        }
+    }
+
+    /// REPLAY from the new leader: 2f+k+1 distinct, valid shares for what it announces.
+    pub(crate) fn on_replay(&mut self, cx: &mut Context<'_, Self>, replay: Replay) {
+        let agreed = replay.agreed;
+        if !self.vc.installing || agreed.view != self.view || self.vc.agreed.is_some() {
+            return;
+        }
+        let mut signers = BTreeSet::new();
+        for share in &replay.proof {
+            if share.body != agreed || signers.contains(&share.signer) || !self.verify(cx, share) {
+                self.drops.malformed += 1;
+                return;
+            }
+            signers.insert(share.signer);
+        }
+        if signers.len() >= self.cfg.quorums.certificate() {
+            self.accept_replay(cx, agreed);
+        }
+    }
+
+    fn accept_replay(&mut self, cx: &mut Context<'_, Self>, agreed: VcPartialSig) {
+        self.vc.agreed = Some(agreed);
+        self.advance_view_change(cx);
+    }
+
+    /// The replay is agreed and its state held: compute each replayed slot (the certificate of the
+    /// highest view among the listed reports, or nothing), resume ordering in the new view, and, at
+    /// the new leader, re-propose the replayed slots.
+    fn apply_replay(&mut self, cx: &mut Context<'_, Self>, agreed: VcPartialSig) {
+        let n = self.n();
+        let mut chosen: BTreeMap<u64, (u64, ReplayContent)> = BTreeMap::new();
+        for p in members_of(agreed.members, n) {
+            let Some(report) = self.vc.delivered.get(&p) else {
+                continue;
+            };
+            for (seq, digest) in &report.body.certificates {
+                let Some(certificate) = self.vc.certificates.get(digest) else {
+                    continue;
+                };
+                let body = &certificate.pre_prepare.body;
+                if *seq < agreed.start_seq || body.seq != *seq {
+                    continue;
+                }
+                let content = ReplayContent {
+                    timestamp_ms: body.timestamp_ms,
+                    matrix: body.matrix.clone(),
+                };
+                if chosen.get(seq).is_none_or(|(view, _)| body.view > *view) {
+                    chosen.insert(*seq, (body.view, content));
+                }
+            }
+        }
+        let end = chosen
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(agreed.start_seq - 1);
+        let nothing = ReplayContent {
+            timestamp_ms: 0,
+            matrix: vec![None; n],
+        };
+        self.vc.expected = (agreed.start_seq..=end)
+            .map(|seq| {
+                (
+                    seq,
+                    chosen
+                        .get(&seq)
+                        .map_or_else(|| nothing.clone(), |(_, c)| c.clone()),
+                )
+            })
+            .collect();
+        self.vc.installing = false;
+        self.ord.last_prepared_seq = agreed.start_seq - 1;
+        if self.is_leader() {
+            self.ord.last_proposed_seq = agreed.start_seq - 1;
+            let mut eligible = self.exec.last_executed.clone();
+            let replayed: Vec<(u64, ReplayContent)> =
+                self.vc.expected.clone().into_iter().collect();
+            for (seq, content) in replayed {
+                eligible = made_eligible(&content.matrix, &eligible, self.cfg.quorums);
+                let body = PrePrepare {
+                    view: self.view,
+                    seq,
+                    timestamp_ms: content.timestamp_ms,
+                    matrix: content.matrix,
+                };
+                let pre_prepare = self.sign(cx, body);
+                self.ord.last_proposed_seq = seq;
+                self.broadcast(cx, &PrimeMessage::PrePrepare(pre_prepare.clone()));
+                self.store_pre_prepare(cx, pre_prepare);
+            }
+            self.ord.last_proposed_eligible = eligible;
+        }
+        self.prepare_in_order(cx);
+    }
+
+    /// A new-view pre-prepare for a replayed slot must re-propose exactly the agreed content.
+    pub(crate) fn replay_allows(&self, pre_prepare: &PrePrepare) -> bool {
+        self.vc
+            .expected
+            .get(&pre_prepare.seq)
+            .is_none_or(|expected| {
+                expected.timestamp_ms == pre_prepare.timestamp_ms
+                    && expected.matrix == pre_prepare.matrix
+            })
+    }
+
+    /// Keep a prepare certificate for a slot prepared here, for a later view change's report.
+    pub(crate) fn remember_prepare_certificate(&mut self, seq: u64) {
+        let Some(slot) = self.ord.slots.get(&seq) else {
+            return;
+        };
+        let (Some(pre_prepare), Some(digest)) = (slot.pre_prepare.clone(), slot.digest) else {
+            return;
+        };
+        let prepares = slot
+            .prepares
+            .values()
+            .filter(|p| p.body.0.digest == digest)
+            .cloned()
+            .collect();
+        self.vc_prepared.insert(
+            seq,
+            PrepareCertificate {
+                pre_prepare,
+                prepares,
+            },
+        );
+    }
+
+    /// Forget prepare certificates of executed slots.
+    pub(crate) fn collect_prepared_garbage(&mut self) {
+        self.vc_prepared = self.vc_prepared.split_off(&(self.exec.executed_seq + 1));
+    }
+
+    /// The timers of a view change: the NEW-LEADER re-send stops once the view moved.
+    pub(crate) fn cancel_new_leader_resend(&self, cx: &mut Context<'_, Self>) {
+        cx.cancel_timer(PrimeTimer::NewLeaderResend);
+    }
+}
