@@ -1,0 +1,228 @@
+//! The overlay's `stockade sim` scenarios (the simulator's [`Scenario`] trait):
+//!
+//! - `pastry-hops`, `pastry-failures`, `pastry-malicious`: the static scale model
+//!   ([`crate::static_overlay`], [`crate::static_faults`]), routes computed over the tables;
+//! - `pastry-churn`, `dht`, `scribe`: the event-driven protocols on the simulator's [`World`]
+//!   ([`world`] builds an overlay by staggered joins on a latency plane).
+//!
+//! Each prints its headline as JSON through the CLI; a failed check makes `passed` false.
+
+mod churn;
+mod dht_run;
+mod scribe_run;
+mod static_runs;
+pub mod world;
+
+use serde_json::Value;
+use stockade_sim::{Registry, RunOptions, Scenario, ScenarioError, ScenarioOutcome};
+
+pub use churn::ChurnScenario;
+pub use dht_run::DhtScenario;
+pub use scribe_run::ScribeScenario;
+pub use static_runs::{hops_headline, FailuresScenario, HopsScenario, MaliciousScenario};
+
+/// Add every overlay scenario to `registry`.
+pub fn register(registry: &mut Registry) {
+    registry.register(HopsScenario);
+    registry.register(FailuresScenario);
+    registry.register(MaliciousScenario);
+    registry.register(ChurnScenario);
+    registry.register(DhtScenario);
+    registry.register(ScribeScenario);
+}
+
+/// An argument outside its range.
+fn out_of_range(name: &str, reason: &str) -> ScenarioError {
+    ScenarioError::OutOfRange {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// `--name` as a count in `min..=max`.
+fn count_arg(
+    options: &RunOptions,
+    name: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<usize, ScenarioError> {
+    let v = options.u64_arg(name, default)?;
+    if !(min..=max).contains(&v) {
+        return Err(out_of_range(name, &format!("between {min} and {max}")));
+    }
+    Ok(v as usize)
+}
+
+/// `--nodes` for an event-driven scenario.
+fn world_nodes_arg(options: &RunOptions, default: u64) -> Result<usize, ScenarioError> {
+    count_arg(options, "nodes", default, 2, world::WORLD_NODES_MAX as u64)
+}
+
+/// `--name` as a fraction in `[0, max)`.
+fn fraction_arg(
+    options: &RunOptions,
+    name: &str,
+    default: f64,
+    max: f64,
+) -> Result<f64, ScenarioError> {
+    let v = options.f64_arg(name, default)?;
+    if !(0.0..max).contains(&v) {
+        return Err(out_of_range(name, &format!("a fraction in [0, {max})")));
+    }
+    Ok(v)
+}
+
+/// The reproducing command for a scenario run.
+fn repro(name: &str, options: &RunOptions) -> String {
+    let args: String = options
+        .args
+        .iter()
+        .map(|(k, v)| format!(" --{k} {v}"))
+        .collect();
+    format!("stockade sim {name} --seed {}{args}", options.seed)
+}
+
+/// An outcome from a headline and an optional failure.
+fn outcome(
+    name: &str,
+    options: &RunOptions,
+    headline: Value,
+    failure: Option<String>,
+) -> ScenarioOutcome {
+    ScenarioOutcome {
+        headline,
+        passed: failure.is_none(),
+        repro: repro(name, options),
+        failure,
+    }
+}
+
+/// Every overlay scenario, for `--list` and tests.
+pub fn all() -> Vec<Box<dyn Scenario>> {
+    vec![
+        Box::new(HopsScenario),
+        Box::new(FailuresScenario),
+        Box::new(MaliciousScenario),
+        Box::new(ChurnScenario),
+        Box::new(DhtScenario),
+        Box::new(ScribeScenario),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(scenario: &dyn Scenario, options: RunOptions) -> ScenarioOutcome {
+        let outcome = scenario.run(&options).expect("the scenario runs");
+        assert!(
+            outcome.passed,
+            "{}: {:?} (repro: {})",
+            scenario.name(),
+            outcome.failure,
+            outcome.repro
+        );
+        outcome
+    }
+
+    #[test]
+    fn every_scenario_is_registered_once_by_name() {
+        let mut registry = Registry::new();
+        register(&mut registry);
+        for s in all() {
+            assert!(registry.get(s.name()).is_some(), "{} registered", s.name());
+        }
+    }
+
+    #[test]
+    fn static_scenarios_pass_and_report_their_figures() {
+        let hops = run(
+            &HopsScenario,
+            RunOptions::with_seed(1)
+                .arg("nodes", 2000)
+                .arg("lookups", 5000),
+        );
+        assert!(hops.headline["mean_hops"]
+            .as_f64()
+            .is_some_and(|h| h > 1.5 && h < 3.5));
+        let failures = run(
+            &FailuresScenario,
+            RunOptions::with_seed(1)
+                .arg("nodes", 2000)
+                .arg("lookups", 2000),
+        );
+        assert!(
+            failures.headline["mean_timeouts"]
+                .as_f64()
+                .is_some_and(|t| t > 0.0),
+            "failures were met"
+        );
+        let malicious = run(
+            &MaliciousScenario,
+            RunOptions::with_seed(1)
+                .arg("nodes", 2000)
+                .arg("lookups", 2000),
+        );
+        assert!(malicious.headline["secure_routing_success"]
+            .as_f64()
+            .is_some_and(|s| s >= 0.99));
+        assert!(matches!(
+            HopsScenario.run(&RunOptions::with_seed(1).arg("nodez", 5)),
+            Err(ScenarioError::UnknownArgument { .. })
+        ));
+        assert!(matches!(
+            FailuresScenario.run(&RunOptions::with_seed(1).arg("fraction", 1.5)),
+            Err(ScenarioError::OutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn churn_repairs_and_is_deterministic() {
+        let options = || {
+            RunOptions::with_seed(3)
+                .arg("nodes", 60)
+                .arg("seconds", 20)
+                .arg("churn", 0.5)
+                .arg("lookups-per-sec", 5)
+        };
+        let a = run(&ChurnScenario, options());
+        let b = run(&ChurnScenario, options());
+        assert_eq!(a.headline["digest"], b.headline["digest"]);
+        assert!(
+            a.headline["crashes"].as_u64().is_some_and(|c| c > 0),
+            "churn happened"
+        );
+        assert_eq!(a.headline["correct_after_repair"].as_f64(), Some(1.0));
+    }
+
+    #[test]
+    fn dht_and_scribe_scenarios_survive_failures() {
+        let dht = run(
+            &DhtScenario,
+            RunOptions::with_seed(4)
+                .arg("nodes", 50)
+                .arg("objects", 20)
+                .arg("fail", 0.1),
+        );
+        assert!(
+            dht.headline["crashed"].as_u64().is_some_and(|c| c > 0),
+            "nodes crashed"
+        );
+        let scribe = run(
+            &ScribeScenario,
+            RunOptions::with_seed(4)
+                .arg("nodes", 60)
+                .arg("groups", 4)
+                .arg("members", 0.2)
+                .arg("fail", 0.1),
+        );
+        assert!(
+            scribe.headline["crashed"].as_u64().is_some_and(|c| c > 0),
+            "nodes crashed"
+        );
+        assert!(scribe.headline["delivered_after_repair"]
+            .as_u64()
+            .is_some_and(|d| d > 0));
+    }
+}

@@ -1,0 +1,150 @@
+//! `scribe`: many groups over a simulated Pastry overlay; every member must receive each
+//! multicast exactly once, before and after a fraction of nodes crashes and trees repair.
+
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use stockade_core::NodeId;
+use stockade_sim::{RunOptions, Scenario, ScenarioError, ScenarioOutcome, SimConfig};
+
+use super::world::OverlayWorld;
+use super::{count_arg, fraction_arg, outcome};
+use crate::id::OverlayId;
+use crate::scribe::{Scribe, ScribeConfig, ScribeOutput, ScribeRequest};
+
+/// `scribe`.
+pub struct ScribeScenario;
+
+/// Multicast once per group and count, per group, members that received exactly once.
+fn multicast_round(
+    overlay: &mut OverlayWorld<Scribe>,
+    rng: &mut ChaCha8Rng,
+    groups: &[(OverlayId, Vec<usize>)],
+    round: u8,
+) -> Result<(u64, u64, u64), ScenarioError> {
+    overlay.world.take_outputs();
+    let live = overlay.joined_nodes();
+    for (topic, _) in groups {
+        let sender = live[rng.gen_range(0..live.len())];
+        overlay.world.request(
+            NodeId(sender as u32),
+            ScribeRequest::Multicast {
+                topic: *topic,
+                data: vec![round],
+            },
+        );
+    }
+    overlay.sim(|w| w.run_for(Duration::from_secs(5)))?;
+    let outputs = overlay.world.take_outputs();
+    let (mut expected, mut exactly_once, mut duplicates) = (0u64, 0u64, 0u64);
+    for (topic, members) in groups {
+        for m in members.iter().filter(|m| overlay.is_joined(**m)) {
+            expected += 1;
+            let got = outputs
+                .iter()
+                .filter(|d| d.node.index() == *m)
+                .filter(|d| matches!(&d.output, ScribeOutput::Received { topic: t, data } if t == topic && data == &[round]))
+                .count() as u64;
+            exactly_once += u64::from(got == 1);
+            duplicates += got.saturating_sub(1);
+        }
+    }
+    Ok((expected, exactly_once, duplicates))
+}
+
+impl Scenario for ScribeScenario {
+    fn name(&self) -> &'static str {
+        "scribe"
+    }
+    fn description(&self) -> &'static str {
+        "Scribe multicast trees over Pastry: G groups, members join, multicast before and after \
+         a fraction of nodes crashes [--nodes 300 --groups 10 --members 0.1 --fail 0.05]"
+    }
+    fn run(&self, options: &RunOptions) -> Result<ScenarioOutcome, ScenarioError> {
+        options.reject_unknown(&["nodes", "groups", "members", "fail"])?;
+        let nodes = super::world_nodes_arg(options, 300)?;
+        let group_count = count_arg(options, "groups", 10, 1, 1_000)?;
+        let member_fraction = fraction_arg(options, "members", 0.1, 1.0)?;
+        let fail = fraction_arg(options, "fail", 0.05, 0.5)?;
+        let config = SimConfig::new(self.name(), options.seed);
+        let scribe = ScribeConfig::default();
+        let mut overlay = OverlayWorld::grow(config, nodes, move |me, bootstrap| {
+            Scribe::new(scribe.clone(), me, bootstrap)
+        })?;
+        let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x5c1b);
+        let joined = overlay.joined_nodes();
+        let groups: Vec<(OverlayId, Vec<usize>)> = (0..group_count)
+            .map(|_| {
+                let members: Vec<usize> = joined
+                    .iter()
+                    .copied()
+                    .filter(|_| rng.gen_bool(member_fraction))
+                    .collect();
+                (OverlayId(rng.gen()), members)
+            })
+            .collect();
+        for (topic, members) in &groups {
+            for m in members {
+                overlay.world.request(
+                    NodeId(*m as u32),
+                    ScribeRequest::Join {
+                        topic: *topic,
+                        label: b"member".to_vec(),
+                    },
+                );
+            }
+        }
+        overlay.sim(|w| w.run_for(Duration::from_secs(5)))?;
+        let tree_nodes: usize = groups
+            .iter()
+            .map(|(topic, _)| {
+                joined
+                    .iter()
+                    .filter(|n| {
+                        overlay
+                            .world
+                            .protocol(NodeId(**n as u32))
+                            .is_some_and(|p| p.topic(*topic).is_some())
+                    })
+                    .count()
+            })
+            .sum();
+        let members_total: usize = groups.iter().map(|(_, m)| m.len()).sum();
+        let before = multicast_round(&mut overlay, &mut rng, &groups, 1)?;
+
+        let victims = overlay.crash_some(&joined, fail, &mut rng)?;
+        overlay.sim(|w| w.run_for(Duration::from_secs(15)))?;
+        overlay.refresh_joined();
+        let after = multicast_round(&mut overlay, &mut rng, &groups, 2)?;
+
+        let report = overlay.world.report(json!({
+            "groups": group_count,
+            "members": members_total,
+            "tree_nodes": tree_nodes,
+            "delivered_before": before.1,
+            "expected_before": before.0,
+            "crashed": victims.len(),
+            "delivered_after_repair": after.1,
+            "expected_after_repair": after.0,
+            "duplicates": before.2 + after.2,
+        }));
+        let failure = if before.1 < before.0 {
+            Some(format!(
+                "{} of {} members missed a multicast before failures",
+                before.0 - before.1,
+                before.0
+            ))
+        } else if after.1 < after.0 {
+            Some(format!(
+                "{} of {} members missed a multicast after tree repair",
+                after.0 - after.1,
+                after.0
+            ))
+        } else {
+            None
+        };
+        Ok(outcome(self.name(), options, report.headline, failure))
+    }
+}
