@@ -68,6 +68,9 @@ pub fn run(args: &SimArgs, registry: &Registry) -> anyhow::Result<Verdict> {
         let outcome = scenario
             .run(&options)
             .with_context(|| format!("scenario {name} could not run"))?;
+        if let Some(dir) = &options.out_dir {
+            write_headline_if_missing(dir, &outcome.headline)?;
+        }
         let mark = if outcome.passed { "ok  " } else { "FAIL" };
         match &bar {
             Some(bar) => bar.inc(1),
@@ -104,6 +107,17 @@ pub fn run(args: &SimArgs, registry: &Registry) -> anyhow::Result<Verdict> {
     }
     print_headline(&headline);
     Ok(Verdict::from_passed(passed))
+}
+
+/// Scenarios that keep their report to themselves still leave their figures under `--out`: write
+/// `headline.json` when the scenario did not.
+fn write_headline_if_missing(dir: &std::path::Path, headline: &Value) -> anyhow::Result<()> {
+    let path = dir.join("headline.json");
+    if !path.exists() {
+        std::fs::write(&path, format!("{headline}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Say what the scenario wrote under `--out` (CSV files and plots), counted by kind.

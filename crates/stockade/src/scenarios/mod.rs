@@ -12,5 +12,6 @@ pub fn registry() -> Registry {
     registry.register(broadcast::BroadcastScenario { byzantine: false });
     registry.register(broadcast::BroadcastScenario { byzantine: true });
     stockade_attest::scenarios::register(&mut registry);
+    stockade_overlay::scenarios::register(&mut registry);
     registry
 }
