@@ -8,6 +8,9 @@
 //! - [`resp`]: the server-side RESP2/RESP3 codec with bounded frames and pipelining.
 //! - [`session`]: one client connection's local state and the answers to PING, HELLO, CONFIG, ...
 //! - [`checkpoint`]: deterministic snapshots, digests, restore, and incremental persistence.
+//! - [`replicated`]: the state machine as a Prime application; [`replica`]: one Prime server
+//!   running it, with persistence.
+//! - [`voting`]: the voting client (f+1 matching signed replies), sans-IO.
 //! - `unreplicated` (feature `net`): a single-node TCP server, the baseline for paper 001's
 //!   "replicated within 25% of unreplicated" comparison. Not the product.
 
@@ -17,10 +20,13 @@ pub mod error;
 pub mod glob;
 pub mod limits;
 pub mod number;
+pub mod replica;
+pub mod replicated;
 pub mod reply;
 pub mod resp;
 pub mod session;
 pub mod state;
+pub mod voting;
 #[cfg(feature = "net")]
 pub mod unreplicated;
 

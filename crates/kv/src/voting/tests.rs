@@ -1,0 +1,1 @@
+//! Exact-effect tests of the voting client.
