@@ -26,9 +26,9 @@ pub mod reply;
 pub mod resp;
 pub mod session;
 pub mod state;
-pub mod voting;
 #[cfg(feature = "net")]
 pub mod unreplicated;
+pub mod voting;
 
 pub use checkpoint::{CheckpointError, Digest};
 pub use command::{Command, CommandClass, LocalCommand};

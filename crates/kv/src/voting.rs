@@ -240,7 +240,13 @@ impl VotingClient {
         }
     }
 
-    fn record_lie(&mut self, cx: &mut Context<'_, Self>, server: ParticipantId, lane: usize, seq: u64) {
+    fn record_lie(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        server: ParticipantId,
+        lane: usize,
+        seq: u64,
+    ) {
         self.stats.lies += 1;
         cx.deliver(VotingOutput::ServerLied {
             server,

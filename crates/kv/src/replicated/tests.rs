@@ -48,8 +48,14 @@ fn run_slot(app: &mut ReplicatedKv, slot: u64, timestamp_ms: u64, lines: &[&str]
 fn updates_run_in_order_at_the_agreed_time() {
     let mut app = ReplicatedKv::new(Limits::DEFAULT);
     let replies = run_slot(&mut app, 1, 1_000, &["SET k v PX 100", "GET k", "INCR n"]);
-    assert_eq!(replies, vec![Reply::ok(), Reply::bulk("v"), Reply::Integer(1)]);
-    assert_eq!(run_slot(&mut app, 2, 1_099, &["GET k"]), vec![Reply::bulk("v")]);
+    assert_eq!(
+        replies,
+        vec![Reply::ok(), Reply::bulk("v"), Reply::Integer(1)]
+    );
+    assert_eq!(
+        run_slot(&mut app, 2, 1_099, &["GET k"]),
+        vec![Reply::bulk("v")]
+    );
     assert_eq!(
         run_slot(&mut app, 3, 1_100, &["GET k"]),
         vec![Reply::Nil],
@@ -131,8 +137,8 @@ fn persisted_batches_recover_the_state_and_skip_replayed_slots() {
     }
 
     let recovered_outbox = PersistOutbox::default();
-    let mut recovered = ReplicatedKv::recover(&store, Limits::DEFAULT, recovered_outbox.clone())
-        .expect("recovers");
+    let mut recovered =
+        ReplicatedKv::recover(&store, Limits::DEFAULT, recovered_outbox.clone()).expect("recovers");
     assert_eq!(recovered.executed_slot(), 2);
     assert_eq!(recovered.digest(), app.digest());
     assert_eq!(recovered.state().digest(), app.state().digest());

@@ -56,10 +56,18 @@ fn command(line: &str) -> Command {
 
 fn request(client: &mut VotingClient, tag: u64, line: &str) -> Vec<Effect<VotingClient>> {
     let command = command(line);
-    call(client, |c, cx| c.on_request(cx, VoteRequest { tag, command }))
+    call(client, |c, cx| {
+        c.on_request(cx, VoteRequest { tag, command })
+    })
 }
 
-fn signed_reply(server: u32, client: u64, seq: u64, global_seq: u64, reply: &Reply) -> PrimeMessage {
+fn signed_reply(
+    server: u32,
+    client: u64,
+    seq: u64,
+    global_seq: u64,
+    reply: &Reply,
+) -> PrimeMessage {
     let body = PrimeReply {
         client: ClientId(client),
         incarnation: 7,
@@ -102,7 +110,12 @@ fn a_command_goes_to_one_server_with_a_retry_timer() {
         panic!("a client update")
     };
     assert_eq!(
-        (update.client, update.incarnation, update.seq, update.reply_to),
+        (
+            update.client,
+            update.incarnation,
+            update.seq,
+            update.reply_to
+        ),
         (ClientId(100), 7, 1, Some(ME))
     );
     assert_eq!(update.op, command("SET k v").to_bytes());
@@ -126,9 +139,12 @@ fn answers_on_f_plus_one_matching_signed_replies() {
             reply: Reply::ok()
         }]
     );
-    assert!(second
-        .iter()
-        .any(|e| matches!(e, Effect::CancelTimer { timer: VotingTimer::Retry(0) })));
+    assert!(second.iter().any(|e| matches!(
+        e,
+        Effect::CancelTimer {
+            timer: VotingTimer::Retry(0)
+        }
+    )));
     assert_eq!(c.in_flight(), 0);
     assert_eq!(c.stats().answered, 1);
     // A late matching reply changes nothing.
@@ -177,7 +193,10 @@ fn one_server_repeating_itself_is_one_vote() {
     request(&mut c, 1, "GET k");
     deliver(&mut c, signed_reply(2, 100, 1, 4, &Reply::Nil));
     let again = deliver(&mut c, signed_reply(2, 100, 1, 4, &Reply::Nil));
-    assert!(outputs(&again).is_empty(), "f+1 distinct servers are needed");
+    assert!(
+        outputs(&again).is_empty(),
+        "f+1 distinct servers are needed"
+    );
     let changed = deliver(&mut c, signed_reply(2, 100, 1, 4, &Reply::bulk("x")));
     assert_eq!(
         outputs(&changed),
@@ -210,7 +229,10 @@ fn forged_unsigned_or_foreign_replies_are_rejected() {
     assert!(outputs(&effects).is_empty(), "only one valid vote so far");
     assert_eq!(c.stats().rejected_replies, 4);
     // An empty result is an abstention (a recovering server), not a vote and not a lie.
-    deliver(&mut c, signed_reply(0, 100, 1, 4, &Reply::Nil).with_empty_result());
+    deliver(
+        &mut c,
+        signed_reply(0, 100, 1, 4, &Reply::Nil).with_empty_result(),
+    );
     assert_eq!((c.stats().abstentions, c.stats().lies), (1, 0));
     assert_eq!(c.in_flight(), 1);
 }
@@ -273,7 +295,9 @@ fn silence_resends_through_the_next_server_then_fails() {
     assert_eq!(c.in_flight(), 0);
     // The lane is free again and moves on to the next sequence number.
     let effects = request(&mut c, 5, "GET k");
-    assert!(matches!(&effects[0], Effect::Send { message: PrimeMessage::ClientUpdate(u), .. } if u.seq == 2));
+    assert!(
+        matches!(&effects[0], Effect::Send { message: PrimeMessage::ClientUpdate(u), .. } if u.seq == 2)
+    );
 }
 
 #[test]
