@@ -16,16 +16,26 @@
 
 pub mod checkpoint;
 pub mod command;
+#[cfg(feature = "net")]
+pub mod connection;
 pub mod error;
 pub mod glob;
 pub mod limits;
 pub mod number;
+#[cfg(feature = "net")]
+pub mod proxy;
 pub mod replica;
 pub mod replicated;
 pub mod reply;
 pub mod resp;
+#[cfg(feature = "net")]
+pub mod server;
+#[cfg(feature = "net")]
+pub mod service_config;
 pub mod session;
 pub mod state;
+#[cfg(feature = "net")]
+pub mod threaded;
 #[cfg(feature = "net")]
 pub mod unreplicated;
 pub mod voting;

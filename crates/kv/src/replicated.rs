@@ -112,6 +112,14 @@ impl ReplicatedKv {
         })
     }
 
+    /// The last executed slot recorded in `store` (0 when it holds none).
+    pub fn recorded_slot(store: &dyn StoreRead) -> Result<u64, CheckpointError> {
+        match store.get(STORE_REPLICA_KEY) {
+            None => Ok(0),
+            Some(bytes) => Ok(<(u64, Digest)>::from_bytes(&bytes, DecodeLimits::MESSAGE)?.0),
+        }
+    }
+
     /// The key-value state.
     pub fn state(&self) -> &StateMachine {
         &self.state

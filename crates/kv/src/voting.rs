@@ -183,14 +183,14 @@ struct Lane {
 /// The voting client. See the module documentation.
 pub struct VotingClient {
     cfg: VotingConfig,
-    auth: Box<dyn MessageAuth>,
+    auth: Box<dyn MessageAuth + Send>,
     lanes: Vec<Lane>,
     stats: VotingStats,
 }
 
 impl VotingClient {
     /// A client with `cfg`, checking server signatures with `auth` (it never signs).
-    pub fn new(cfg: VotingConfig, auth: Box<dyn MessageAuth>) -> VotingClient {
+    pub fn new(cfg: VotingConfig, auth: Box<dyn MessageAuth + Send>) -> VotingClient {
         let lanes = (0..cfg.lanes).map(|_| Lane::default()).collect();
         VotingClient {
             cfg,
