@@ -11,10 +11,15 @@
 //! - [`replicated`]: the state machine as a Prime application; [`replica`]: one Prime server
 //!   running it, with persistence.
 //! - [`voting`]: the voting client (f+1 matching signed replies), sans-IO.
+//! - Feature `net` (tokio): `server` (a Prime replica on `stockade-runtime` with its own RESP
+//!   port), `proxy` (the voting proxy for unmodified Redis clients), `cluster` (a local cluster of
+//!   processes), and their shared `connection` front end, `service_config` and `threaded` adapter.
 //! - `unreplicated` (feature `net`): a single-node TCP server, the baseline for paper 001's
 //!   "replicated within 25% of unreplicated" comparison. Not the product.
 
 pub mod checkpoint;
+#[cfg(feature = "net")]
+pub mod cluster;
 pub mod command;
 #[cfg(feature = "net")]
 pub mod connection;
