@@ -38,6 +38,9 @@ pub struct FrontEndLimits {
     pub pipeline_commands_max: usize,
     /// Bytes requested from the socket per read.
     pub read_chunk_bytes: usize,
+    /// A replicated command not answered within this gets [`REPLY_TIMEOUT_ERROR`] (its outcome
+    /// is then unknown, as with any timed-out request).
+    pub reply_timeout_ms: u64,
 }
 
 impl Default for FrontEndLimits {
@@ -48,6 +51,7 @@ impl Default for FrontEndLimits {
             connections_max: 10_000,
             pipeline_commands_max: 1024,
             read_chunk_bytes: 16 * 1024,
+            reply_timeout_ms: 30_000,
         }
     }
 }
@@ -57,6 +61,10 @@ pub type PendingReply = oneshot::Receiver<Reply>;
 
 /// The reply told to a client whose command was lost inside the server (it shut down).
 pub const LOST_REPLY_ERROR: &str = "ERR the command's outcome is unknown: the node stopped";
+
+/// The reply to a command not answered within `reply_timeout_ms`.
+pub const REPLY_TIMEOUT_ERROR: &str =
+    "ERR timed out waiting for the replicated result; the command may or may not have executed";
 
 /// Executes replicated commands for the front end.
 pub trait Backend: Send + Sync + 'static {
@@ -188,11 +196,13 @@ async fn serve_connection<B: Backend>(
             }
         }
         let more_buffered = answers.len() == limits.pipeline_commands_max;
+        let timeout = std::time::Duration::from_millis(limits.reply_timeout_ms);
         for answer in answers {
-            let reply = answer
-                .reply
-                .await
-                .unwrap_or_else(|_| Reply::Error(LOST_REPLY_ERROR.into()));
+            let reply = match tokio::time::timeout(timeout, answer.reply).await {
+                Ok(Ok(reply)) => reply,
+                Ok(Err(_)) => Reply::Error(LOST_REPLY_ERROR.into()),
+                Err(_) => Reply::Error(REPLY_TIMEOUT_ERROR.into()),
+            };
             encode_reply(&reply, answer.version, &mut output);
             if answer.close {
                 stream.write_all(&output).await?;
@@ -293,3 +303,6 @@ impl<K: std::hash::Hash + Eq> Waiting<K> {
         self.lock().clear();
     }
 }
+
+#[cfg(test)]
+mod tests;

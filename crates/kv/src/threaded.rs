@@ -195,3 +195,108 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use rand_chacha::ChaCha8Rng;
+    use stockade_core::StoreOp;
+
+    use super::*;
+
+    /// Not `Send` (it holds an `Rc`): persists each request and sends it once durable; delivers
+    /// the token of each durable batch.
+    struct Persister {
+        _not_send: Rc<()>,
+    }
+
+    impl Protocol for Persister {
+        type Message = u64;
+        type Timer = ();
+        type Request = u64;
+        type Output = u64;
+        fn on_start(&mut self, cx: &mut Context<'_, Self>) {
+            cx.set_timer((), std::time::Duration::from_millis(3));
+        }
+        fn on_message(&mut self, _: &mut Context<'_, Self>, _: NodeId, _: u64) {}
+        fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
+        fn on_request(&mut self, cx: &mut Context<'_, Self>, n: u64) {
+            let token = cx.persist(vec![StoreOp::Put {
+                key: b"n".to_vec(),
+                value: n.to_le_bytes().to_vec(),
+            }]);
+            cx.send_after(token, NodeId(1), n);
+        }
+        fn on_persisted(&mut self, cx: &mut Context<'_, Self>, token: PersistToken) {
+            cx.deliver(token.0);
+        }
+    }
+
+    fn call(
+        p: &mut ThreadedProtocol<Persister>,
+        next_token: &mut u64,
+        f: impl FnOnce(&mut ThreadedProtocol<Persister>, &mut Context<'_, ThreadedProtocol<Persister>>),
+    ) -> Vec<Effect<ThreadedProtocol<Persister>>> {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut cx = Context::new(
+            Time::from_millis(10),
+            NodeId(0),
+            &mut rng,
+            next_token,
+            Vec::new(),
+        );
+        f(p, &mut cx);
+        cx.into_effects()
+    }
+
+    #[test]
+    fn calls_run_on_the_thread_and_persist_tokens_are_mapped() {
+        let mut p = ThreadedProtocol::spawn("test".into(), [0; 32], || {
+            Ok::<_, String>(Persister {
+                _not_send: Rc::new(()),
+            })
+        })
+        .expect("starts");
+        let mut driver_tokens = 100;
+        let start = call(&mut p, &mut driver_tokens, |p, cx| p.on_start(cx));
+        assert!(matches!(start[..], [Effect::SetTimer { at, .. }] if at == Time::from_millis(13)));
+        let effects = call(&mut p, &mut driver_tokens, |p, cx| p.on_request(cx, 7));
+        assert!(
+            matches!(
+                &effects[..],
+                [
+                    Effect::Persist {
+                        token: PersistToken(100),
+                        ..
+                    },
+                    Effect::Send {
+                        to: NodeId(1),
+                        message: 7,
+                        after: Some(PersistToken(100))
+                    }
+                ]
+            ),
+            "the inner token 0 became the driver's 100: {effects:?}"
+        );
+        let durable = call(&mut p, &mut driver_tokens, |p, cx| {
+            p.on_persisted(cx, PersistToken(100))
+        });
+        assert!(
+            matches!(durable[..], [Effect::Deliver(0)]),
+            "the inner protocol hears of its own token: {durable:?}"
+        );
+        let unknown = call(&mut p, &mut driver_tokens, |p, cx| {
+            p.on_persisted(cx, PersistToken(100))
+        });
+        assert!(unknown.is_empty(), "a token is forwarded once");
+    }
+
+    #[test]
+    fn a_failing_constructor_is_reported() {
+        let result = ThreadedProtocol::<Persister>::spawn("test".into(), [0; 32], || {
+            Err::<Persister, _>("no".to_string())
+        });
+        assert!(matches!(result, Err(ThreadedError::Build(e)) if e == "no"));
+    }
+}
