@@ -37,6 +37,13 @@ pub const LOCAL_WAITING_MAX: usize = 100_000;
 /// Client ids of a server's own connections: `(node id + 1) << LOCAL_CLIENT_SHIFT` + connection.
 pub const LOCAL_CLIENT_SHIFT: u32 = 40;
 
+/// What the server's own RESP port answers to replicated commands after a restart. Prime on this
+/// branch does not yet persist its own pre-order position, so a restarted server would reuse
+/// PO-REQUEST numbers it already used (equivocation in the others' eyes). Remove this refusal once
+/// `KvReplica::recover` builds Prime with `Prime::recover` (persisted pre-order state).
+pub const RESTARTED_REFUSAL: &str = "ERR this server restarted and cannot originate updates until \
+Prime persists its pre-order position; send commands through the voting proxy";
+
 /// A running server. Dropping it stops the node.
 pub struct RunningServer {
     node: NodeHandle<ThreadedProtocol<KvReplica>>,
@@ -131,6 +138,7 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
         waiting: Arc::clone(&waiting),
         client_base: (u64::from(config.node.id) + 1) << LOCAL_CLIENT_SHIFT,
         incarnation: incarnation_now(),
+        refusal: (recovered_slot > 0).then(|| RESTARTED_REFUSAL.to_string()),
     });
     let dispatcher = tokio::spawn(dispatch_outputs(outputs, waiting, me));
     let front_end = tokio::spawn(async move {
@@ -192,6 +200,8 @@ struct LocalBackend {
     waiting: Arc<Waiting<(ClientId, u64)>>,
     client_base: u64,
     incarnation: u64,
+    /// Set when replicated commands must not be originated here (see [`RESTARTED_REFUSAL`]).
+    refusal: Option<String>,
 }
 
 /// A connection as a Prime client.
@@ -211,6 +221,9 @@ impl Backend for LocalBackend {
     }
 
     async fn submit(&self, connection: &mut LocalClient, command: Command) -> PendingReply {
+        if let Some(refusal) = &self.refusal {
+            return ready(Reply::Error(refusal.clone()));
+        }
         connection.last_seq += 1;
         let key = (connection.client, connection.last_seq);
         let pending = match self.waiting.wait(key, None) {

@@ -14,7 +14,8 @@
 //!   arrive after the answer.
 //! - No answer within `retry_timeout`: the same update is sent again through the next server
 //!   (Prime executes an update once, whoever admitted it), at most `retries_max` times; then the
-//!   command fails with [`VotingOutput::Failed`].
+//!   command fails with [`VotingOutput::Failed`]. The lane's later commands go through the server
+//!   it moved to.
 //! - Concurrency comes from lanes: each lane is a Prime client of its own with one update in
 //!   flight, so its sequence numbers execute in order even when retries go through different
 //!   servers (Prime drops an update whose sequence number is not above the last executed one).
@@ -176,6 +177,9 @@ struct Answered {
 #[derive(Debug, Default)]
 struct Lane {
     next_seq: u64,
+    /// The server the lane's next command goes through: where its last command was last sent,
+    /// so a lane that moved away from a silent server stays away.
+    preferred: Option<usize>,
     in_flight: Option<InFlight>,
     last_answer: Option<Answered>,
 }
@@ -346,6 +350,7 @@ impl VotingClient {
         flight.resends += 1;
         flight.via = (flight.via + 1) % servers;
         let (via, update) = (flight.via, flight.update.clone());
+        lane.preferred = Some(via);
         self.stats.resends += 1;
         self.send_via(cx, via, &update);
         cx.set_timer(VotingTimer::Retry(lane_index), self.cfg.retry_timeout);
@@ -391,7 +396,9 @@ impl Protocol for VotingClient {
             op: request.command.to_bytes(),
         };
         // Spread lanes over the servers; retries move on from there.
-        let via = (client.0 as usize) % servers;
+        let via = *lane
+            .preferred
+            .get_or_insert((client.0 % servers as u64) as usize);
         lane.in_flight = Some(InFlight {
             tag: request.tag,
             update: update.clone(),
