@@ -20,7 +20,7 @@ use crate::connection::{
 use crate::reply::Reply;
 use crate::server::{bind_resp, listen_error, wait_for_ctrl_c};
 use crate::service_config::{incarnation_now, ServiceConfig, ServiceError};
-use crate::voting::{VoteRequest, VotingClient, VotingConfig, VotingOutput};
+use crate::voting::{VoteRequest, VotingClient, VotingConfig, VotingOutput, VotingStats};
 use stockade_runtime::serve_metrics;
 
 /// The reply to a command no f+1 servers agreed on within the retry bound.
@@ -40,13 +40,13 @@ impl RunningProxy {
         self.resp_addr
     }
 
-    /// Stop the proxy.
-    pub async fn shutdown(self) -> Result<(), ServiceError> {
+    /// Stop the proxy; returns the voting client's counters.
+    pub async fn shutdown(self) -> Result<VotingStats, ServiceError> {
         for task in &self.tasks {
             task.abort();
         }
-        self.node.shutdown().await?;
-        Ok(())
+        let client = self.node.shutdown().await?;
+        Ok(client.stats().clone())
     }
 }
 
@@ -107,7 +107,9 @@ pub async fn run_proxy(config_path: &Path) -> Result<(), ServiceError> {
     let proxy = start_proxy(&config).await?;
     println!("stockade kv proxy up: RESP {}", proxy.resp_addr());
     wait_for_ctrl_c().await;
-    proxy.shutdown().await
+    let stats = proxy.shutdown().await?;
+    println!("stockade kv proxy stopped: {stats:?}");
+    Ok(())
 }
 
 /// Hands commands to the voting client; a command waits for a free lane before it is submitted.

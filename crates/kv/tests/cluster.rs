@@ -215,7 +215,12 @@ async fn a_killed_server_loses_no_acknowledged_write_and_recovers_from_redb() {
         );
     }
 
-    proxy.shutdown().await.expect("proxy stops");
+    let stats = proxy.shutdown().await.expect("proxy stops");
+    assert!(
+        stats.resends > 0,
+        "the proxy re-sent around the killed server: {stats:?}"
+    );
+    assert_eq!((stats.failed, stats.lies), (0, 0), "{stats:?}");
     for s in servers.into_iter().flatten() {
         s.shutdown().await.expect("server stops");
     }
