@@ -169,10 +169,26 @@ pub async fn run_server(config_path: &Path) -> Result<(), ServiceError> {
     server.shutdown().await
 }
 
+/// Wait for Ctrl-C or SIGTERM (what `cluster down` sends), so the node stops after its turn.
 pub(crate) async fn wait_for_ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        // No signal handling available: run until killed.
-        std::future::pending::<()>().await;
+    use tokio::signal::unix::{signal, SignalKind};
+    let terminate = std::pin::pin!(async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    });
+    let mut terminate = terminate;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => {
+            if result.is_err() {
+                // No SIGINT handling available: wait for SIGTERM alone.
+                terminate.as_mut().await;
+            }
+        }
+        () = terminate.as_mut() => {}
     }
 }
 
