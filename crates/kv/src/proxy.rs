@@ -18,7 +18,7 @@ use crate::connection::{
     ready, serve_resp, Backend, FrontEndLimits, PendingReply, Waiting, LOST_REPLY_ERROR,
 };
 use crate::reply::Reply;
-use crate::server::{bind_resp, listen_error, wait_for_ctrl_c};
+use crate::server::{bind_resp, listen_error, wait_for_stop_signal};
 use crate::service_config::{incarnation_now, ServiceConfig, ServiceError};
 use crate::voting::{VoteRequest, VotingClient, VotingConfig, VotingOutput, VotingStats};
 use stockade_runtime::serve_metrics;
@@ -106,7 +106,7 @@ pub async fn run_proxy(config_path: &Path) -> Result<(), ServiceError> {
     let config = ServiceConfig::load(config_path)?;
     let proxy = start_proxy(&config).await?;
     println!("stockade kv proxy up: RESP {}", proxy.resp_addr());
-    wait_for_ctrl_c().await;
+    wait_for_stop_signal().await;
     let stats = proxy.shutdown().await?;
     println!("stockade kv proxy stopped: {stats:?}");
     Ok(())

@@ -165,12 +165,12 @@ pub async fn run_server(config_path: &Path) -> Result<(), ServiceError> {
         server.resp_addr(),
         server.protocol_addr()
     );
-    wait_for_ctrl_c().await;
+    wait_for_stop_signal().await;
     server.shutdown().await
 }
 
 /// Wait for Ctrl-C or SIGTERM (what `cluster down` sends), so the node stops after its turn.
-pub(crate) async fn wait_for_ctrl_c() {
+pub(crate) async fn wait_for_stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let terminate = std::pin::pin!(async {
         match signal(SignalKind::terminate()) {
