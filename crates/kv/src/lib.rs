@@ -8,21 +8,42 @@
 //! - [`resp`]: the server-side RESP2/RESP3 codec with bounded frames and pipelining.
 //! - [`session`]: one client connection's local state and the answers to PING, HELLO, CONFIG, ...
 //! - [`checkpoint`]: deterministic snapshots, digests, restore, and incremental persistence.
+//! - [`replicated`]: the state machine as a Prime application; [`replica`]: one Prime server
+//!   running it, with persistence.
+//! - [`voting`]: the voting client (f+1 matching signed replies), sans-IO.
+//! - Feature `net` (tokio): `server` (a Prime replica on `stockade-runtime` with its own RESP
+//!   port), `proxy` (the voting proxy for unmodified Redis clients), `cluster` (a local cluster of
+//!   processes), and their shared `connection` front end, `service_config` and `threaded` adapter.
 //! - `unreplicated` (feature `net`): a single-node TCP server, the baseline for paper 001's
 //!   "replicated within 25% of unreplicated" comparison. Not the product.
 
 pub mod checkpoint;
+#[cfg(feature = "net")]
+pub mod cluster;
 pub mod command;
+#[cfg(feature = "net")]
+pub mod connection;
 pub mod error;
 pub mod glob;
 pub mod limits;
 pub mod number;
+#[cfg(feature = "net")]
+pub mod proxy;
+pub mod replica;
+pub mod replicated;
 pub mod reply;
 pub mod resp;
+#[cfg(feature = "net")]
+pub mod server;
+#[cfg(feature = "net")]
+pub mod service_config;
 pub mod session;
 pub mod state;
 #[cfg(feature = "net")]
+pub mod threaded;
+#[cfg(feature = "net")]
 pub mod unreplicated;
+pub mod voting;
 
 pub use checkpoint::{CheckpointError, Digest};
 pub use command::{Command, CommandClass, LocalCommand};

@@ -26,6 +26,7 @@ pub mod neighborhood;
 pub mod protocol;
 pub mod route;
 pub mod routing_table;
+#[cfg(feature = "sim")]
 pub mod scenarios;
 pub mod scribe;
 pub mod static_faults;

@@ -1,0 +1,106 @@
+//! [`KvReplica`]: one Prime server replicating [`ReplicatedKv`], as a sans-IO protocol a driver
+//! (the runtime or the simulator) runs directly.
+//!
+//! It runs Prime as a child protocol and, after every call, turns what execution queued in the
+//! [`PersistOutbox`] into persist effects: the changed keys and the executed slot of each batch
+//! become durable as one atomic batch (see [`crate::checkpoint`]), so a restarted server recovers
+//! with [`KvReplica::recover`].
+
+use stockade_core::{Context, InvariantViolation, NodeId, PersistToken, Protocol, StoreRead};
+use stockade_replication::auth::MessageAuth;
+use stockade_replication::config::ConfigError;
+use stockade_replication::{Membership, ParticipantId, Prime, PrimeConfig, PrimeMessage};
+use stockade_replication::{PrimeOutput, PrimeTimer, Update};
+use thiserror::Error;
+
+use crate::checkpoint::CheckpointError;
+use crate::limits::Limits;
+use crate::replicated::{PersistOutbox, ReplicatedKv};
+
+/// Why a replica could not be built.
+#[derive(Debug, Error)]
+pub enum ReplicaError {
+    /// The Prime configuration does not fit the membership.
+    #[error("invalid Prime configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The data directory holds records this build cannot read.
+    #[error("cannot recover the key-value state from the data directory: {0}")]
+    Recover(#[from] CheckpointError),
+}
+
+/// A Prime server replicating the key-value state. See the module documentation.
+pub struct KvReplica {
+    prime: Prime<ReplicatedKv>,
+    outbox: PersistOutbox,
+}
+
+impl KvReplica {
+    /// Participant `me` of `membership`, rebuilt from what `store` holds (nothing for a new
+    /// server), signing with `auth`.
+    pub fn recover(
+        cfg: PrimeConfig,
+        membership: Membership,
+        me: ParticipantId,
+        auth: Box<dyn MessageAuth>,
+        store: &dyn StoreRead,
+        limits: Limits,
+    ) -> Result<KvReplica, ReplicaError> {
+        let outbox = PersistOutbox::default();
+        let app = ReplicatedKv::recover(store, limits, outbox.clone())?;
+        let prime = Prime::new(cfg, membership, me, auth, app)?;
+        Ok(KvReplica { prime, outbox })
+    }
+
+    /// The Prime server (its application is [`Prime::app`]).
+    pub fn prime(&self) -> &Prime<ReplicatedKv> {
+        &self.prime
+    }
+
+    /// Run `call` on Prime, pass its outputs on, then persist what execution changed.
+    fn with_prime(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        call: impl FnOnce(&mut Prime<ReplicatedKv>, &mut Context<'_, Prime<ReplicatedKv>>),
+    ) {
+        let prime = &mut self.prime;
+        let outputs = cx.child(|m| m, |t| t, |child| call(prime, child));
+        for output in outputs {
+            cx.deliver(output);
+        }
+        for ops in self.outbox.drain() {
+            cx.persist(ops);
+        }
+    }
+}
+
+impl Protocol for KvReplica {
+    type Message = PrimeMessage;
+    type Timer = PrimeTimer;
+    type Request = Update;
+    type Output = PrimeOutput;
+
+    fn on_start(&mut self, cx: &mut Context<'_, Self>) {
+        self.with_prime(cx, |p, cx| p.on_start(cx));
+    }
+
+    fn on_message(&mut self, cx: &mut Context<'_, Self>, from: NodeId, message: PrimeMessage) {
+        self.with_prime(cx, |p, cx| p.on_message(cx, from, message));
+    }
+
+    fn on_timer(&mut self, cx: &mut Context<'_, Self>, timer: PrimeTimer) {
+        self.with_prime(cx, |p, cx| p.on_timer(cx, timer));
+    }
+
+    fn on_request(&mut self, cx: &mut Context<'_, Self>, update: Update) {
+        self.with_prime(cx, |p, cx| p.on_request(cx, update));
+    }
+
+    fn on_persisted(&mut self, cx: &mut Context<'_, Self>, token: PersistToken) {
+        self.with_prime(cx, |p, cx| p.on_persisted(cx, token));
+    }
+
+    fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        self.prime.check_invariants()?;
+        self.prime.app().state().check_invariants()
+    }
+}

@@ -1,0 +1,309 @@
+//! The replicated KV server: one Prime replica ([`KvReplica`]) run by `stockade-runtime` (Noise
+//! over UDP to the other servers and to proxies, redb for durability), plus the server's own RESP
+//! port and a Prometheus endpoint.
+//!
+//! The RESP port is for clients that trust this server: each command is submitted through the
+//! local replica as a Prime update without `reply_to` and answered when this replica executes it
+//! (PRIME.md step 11 hands the originator's own clients their replies locally). Clients that trust
+//! no single server use the voting proxy ([`crate::proxy`]).
+//!
+//! On start the server rebuilds its state from the redb data directory (the last executed slot and
+//! every key, [`crate::replicated`]) and then catches up with the others through Prime.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use stockade_core::{DecodeLimits, Wire};
+use stockade_replication::{ClientId, ParticipantId, PrimeConfig, PrimeOutput, Update};
+use stockade_runtime::{serve_metrics, spawn_node, NodeHandle, NodeSetup, RedbStore};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::command::Command;
+use crate::connection::{ready, serve_resp, Backend, FrontEndLimits, PendingReply, Waiting};
+use crate::limits::Limits;
+use crate::replica::{KvReplica, ReplicaError};
+use crate::replicated::ReplicatedKv;
+use crate::reply::Reply;
+use crate::service_config::{incarnation_now, ServiceConfig, ServiceError};
+use crate::threaded::{ThreadedError, ThreadedProtocol};
+use rand_core::{OsRng, RngCore};
+
+/// Commands of the server's own clients waiting for execution.
+pub const LOCAL_WAITING_MAX: usize = 100_000;
+
+/// Client ids of a server's own connections: `(node id + 1) << LOCAL_CLIENT_SHIFT` + connection.
+pub const LOCAL_CLIENT_SHIFT: u32 = 40;
+
+/// What the server's own RESP port answers to replicated commands after a restart. Prime on this
+/// branch does not yet persist its own pre-order position, so a restarted server would reuse
+/// PO-REQUEST numbers it already used (equivocation in the others' eyes). Remove this refusal once
+/// `KvReplica::recover` builds Prime with `Prime::recover` (persisted pre-order state).
+pub const RESTARTED_REFUSAL: &str = "ERR this server restarted and cannot originate updates until \
+Prime persists its pre-order position; send commands through the voting proxy";
+
+/// A running server. Dropping it stops the node.
+pub struct RunningServer {
+    node: NodeHandle<ThreadedProtocol<KvReplica>>,
+    resp_addr: SocketAddr,
+    recovered_slot: u64,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Where the RESP port listens.
+    pub fn resp_addr(&self) -> SocketAddr {
+        self.resp_addr
+    }
+
+    /// The node's UDP address.
+    pub fn protocol_addr(&self) -> SocketAddr {
+        self.node.local_addr()
+    }
+
+    /// The last slot the data directory held at start (0 for a new server).
+    pub fn recovered_slot(&self) -> u64 {
+        self.recovered_slot
+    }
+
+    /// Stop at once, as `kill -9` would.
+    pub fn abort(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.node.abort();
+    }
+
+    /// Stop after the current turn; queued persist batches become durable first.
+    pub async fn shutdown(self) -> Result<(), ServiceError> {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.node.shutdown().await?;
+        Ok(())
+    }
+}
+
+/// Start a server from `config` on the current tokio runtime.
+pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, ServiceError> {
+    let membership = config.membership()?;
+    let me = membership
+        .participant(config.node.node_id())
+        .ok_or_else(|| ServiceError::Config {
+            path: Default::default(),
+            message: format!(
+                "node id {} is not among replication.servers",
+                config.node.id
+            ),
+        })?;
+    let auth = config.auth()?;
+    let setup = NodeSetup::from_config(&config.node)?;
+    // Recover before the runtime opens the store: the build closure cannot fail.
+    let durable = RedbStore::open(&config.node.data_dir)
+        .and_then(|store| store.snapshot())
+        .map_err(|e| ServiceError::Node(e.into()))?;
+    let recovered_slot = ReplicatedKv::recorded_slot(&durable).map_err(ReplicaError::from)?;
+    let prime_config = PrimeConfig::new(config.replication.f, 0);
+    let mut seed = [0u8; 32];
+    OsRng.fill_bytes(&mut seed);
+    let replica = ThreadedProtocol::spawn(format!("prime-{}", config.node.id), seed, move || {
+        KvReplica::recover(
+            prime_config,
+            membership,
+            me,
+            Box::new(auth),
+            &durable,
+            Limits::DEFAULT,
+        )
+    })
+    .map_err(|e| match e {
+        ThreadedError::Build(e) => ServiceError::Replica(e),
+        other => ServiceError::ProtocolThread(other.to_string()),
+    })?;
+    let resp_listener = bind_resp(config.resp).await?;
+    let resp_addr = resp_listener
+        .local_addr()
+        .map_err(|e| listen_error("RESP", config.resp, e))?;
+    if let Some(addr) = config.node.metrics {
+        serve_metrics(addr).map_err(|e| listen_error("metrics", addr, e))?;
+    }
+    let mut node = spawn_node(setup, move |_| replica).await?;
+    let (_, closed) = mpsc::channel(1);
+    let outputs = std::mem::replace(&mut node.outputs, closed);
+    let waiting = Arc::new(Waiting::new(LOCAL_WAITING_MAX));
+    let backend = Arc::new(LocalBackend {
+        requests: node.requests.clone(),
+        waiting: Arc::clone(&waiting),
+        client_base: (u64::from(config.node.id) + 1) << LOCAL_CLIENT_SHIFT,
+        incarnation: incarnation_now(),
+        refusal: (recovered_slot > 0).then(|| RESTARTED_REFUSAL.to_string()),
+    });
+    let dispatcher = tokio::spawn(dispatch_outputs(outputs, waiting, me));
+    let front_end = tokio::spawn(async move {
+        if let Err(e) = serve_resp(resp_listener, backend, FrontEndLimits::default()).await {
+            tracing::error!(error = %e, "the RESP listener stopped");
+        }
+    });
+    Ok(RunningServer {
+        node,
+        resp_addr,
+        recovered_slot,
+        tasks: vec![dispatcher, front_end],
+    })
+}
+
+/// Run the server described by the configuration file until Ctrl-C (the `stockade server`
+/// command).
+pub async fn run_server(config_path: &Path) -> Result<(), ServiceError> {
+    let config = ServiceConfig::load(config_path)?;
+    let server = start_server(&config).await?;
+    println!(
+        "stockade kv server {} up: RESP {} protocol {}",
+        config.node.id,
+        server.resp_addr(),
+        server.protocol_addr()
+    );
+    wait_for_stop_signal().await;
+    server.shutdown().await
+}
+
+/// Wait for Ctrl-C or SIGTERM (what `cluster down` sends), so the node stops after its turn.
+pub(crate) async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let terminate = std::pin::pin!(async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    });
+    let mut terminate = terminate;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => {
+            if result.is_err() {
+                // No SIGINT handling available: wait for SIGTERM alone.
+                terminate.as_mut().await;
+            }
+        }
+        () = terminate.as_mut() => {}
+    }
+}
+
+pub(crate) async fn bind_resp(addr: SocketAddr) -> Result<TcpListener, ServiceError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| listen_error("RESP", addr, e))
+}
+
+pub(crate) fn listen_error(
+    what: &'static str,
+    addr: SocketAddr,
+    e: impl std::fmt::Display,
+) -> ServiceError {
+    ServiceError::Listen {
+        what,
+        addr,
+        message: e.to_string(),
+    }
+}
+
+/// Submits the server's own clients' commands through the local replica.
+struct LocalBackend {
+    requests: mpsc::Sender<Update>,
+    waiting: Arc<Waiting<(ClientId, u64)>>,
+    client_base: u64,
+    incarnation: u64,
+    /// Set when replicated commands must not be originated here (see [`RESTARTED_REFUSAL`]).
+    refusal: Option<String>,
+}
+
+/// A connection as a Prime client.
+struct LocalClient {
+    client: ClientId,
+    last_seq: u64,
+}
+
+impl Backend for LocalBackend {
+    type Connection = LocalClient;
+
+    fn connect(&self, id: u64) -> LocalClient {
+        LocalClient {
+            client: ClientId(self.client_base + id),
+            last_seq: 0,
+        }
+    }
+
+    async fn submit(&self, connection: &mut LocalClient, command: Command) -> PendingReply {
+        if let Some(refusal) = &self.refusal {
+            return ready(Reply::Error(refusal.clone()));
+        }
+        connection.last_seq += 1;
+        let key = (connection.client, connection.last_seq);
+        let pending = match self.waiting.wait(key, None) {
+            Ok(pending) => pending,
+            Err(refusal) => return ready(refusal),
+        };
+        let update = Update {
+            client: connection.client,
+            incarnation: self.incarnation,
+            seq: connection.last_seq,
+            reply_to: None,
+            op: command.to_bytes(),
+        };
+        if self.requests.send(update).await.is_err() {
+            self.waiting.answer(
+                &key,
+                Reply::Error(crate::connection::LOST_REPLY_ERROR.into()),
+            );
+        }
+        pending
+    }
+}
+
+/// Route the replica's outputs: replies to the connections waiting for them, the rest to
+/// metrics and the log.
+async fn dispatch_outputs(
+    mut outputs: mpsc::Receiver<PrimeOutput>,
+    waiting: Arc<Waiting<(ClientId, u64)>>,
+    me: ParticipantId,
+) {
+    while let Some(output) = outputs.recv().await {
+        match output {
+            PrimeOutput::Reply(reply) => {
+                let answer = Reply::from_bytes(&reply.result, DecodeLimits::MESSAGE)
+                    .unwrap_or_else(|_| Reply::Error("ERR the replica produced no result".into()));
+                waiting.answer(&(reply.client, reply.seq), answer);
+            }
+            PrimeOutput::Rejected {
+                client,
+                seq,
+                reason,
+            } => {
+                let error = format!("ERR the server did not admit the command ({reason:?}); retry");
+                waiting.answer(&(client, seq), Reply::Error(error));
+            }
+            PrimeOutput::Executed { updates, .. } => {
+                metrics::counter!("kv_slots_executed_total", "participant" => me.0.to_string())
+                    .increment(1);
+                metrics::counter!("kv_updates_executed_total", "participant" => me.0.to_string())
+                    .increment(updates as u64);
+            }
+            PrimeOutput::Misbehaviour {
+                participant,
+                evidence,
+            } => {
+                tracing::warn!(?participant, ?evidence, "a server misbehaved");
+            }
+            PrimeOutput::LeaderSuspected { view } => {
+                tracing::info!(view, "suspecting the leader");
+            }
+            PrimeOutput::NewLeaderProven { view } => {
+                tracing::info!(view, "view change proven");
+            }
+        }
+    }
+    waiting.abandon_all();
+}

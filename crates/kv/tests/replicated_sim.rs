@@ -1,0 +1,328 @@
+//! The replicated service in the deterministic simulator: four Prime servers replicating the
+//! key-value state (f = 1) and one voting client, with one server lying in every reply, and a
+//! server that crashes and recovers from its durable store.
+
+use std::time::Duration;
+
+use stockade_core::{Context, MemStore, NodeId, PersistToken, Protocol};
+use stockade_crypto::scheme::SimulationKeys;
+use stockade_crypto::CryptoMode;
+use stockade_kv::replica::KvReplica;
+use stockade_kv::replicated::ReplicatedKv;
+use stockade_kv::voting::{VoteRequest, VotingClient, VotingConfig, VotingOutput, VotingTimer};
+use stockade_kv::{Command, Limits, Reply};
+use stockade_replication::app::{Application, ExecutedUpdate, RestoreError};
+use stockade_replication::{
+    Digest, Ed25519MerkleAuth, Membership, ParticipantId, Prime, PrimeConfig, PrimeMessage,
+    PrimeOutput, PrimeTimer,
+};
+use stockade_sim::{LinkSpec, SimConfig, Topology, World};
+
+const SERVERS: u32 = 4;
+const CLIENT: NodeId = NodeId(4);
+const SEED: u64 = 21;
+
+/// A server that executes correctly (its state and digests stay in step) but signs a forged
+/// result in every reply: the voting client must outvote it.
+struct LyingKv(ReplicatedKv);
+
+impl Application for LyingKv {
+    fn execute(&mut self, updates: &[ExecutedUpdate<'_>], timestamp_ms: u64) -> Vec<Vec<u8>> {
+        let honest = self.0.execute(updates, timestamp_ms);
+        let forged = stockade_core::Wire::to_bytes(&Reply::bulk("forged"));
+        honest.iter().map(|_| forged.clone()).collect()
+    }
+    fn checkpoint(&self) -> Vec<u8> {
+        self.0.checkpoint()
+    }
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
+        self.0.restore(snapshot)
+    }
+    fn digest(&self) -> Digest {
+        self.0.digest()
+    }
+}
+
+enum SimNode {
+    Server(KvReplica),
+    Liar(Box<Prime<LyingKv>>),
+    Client(VotingClient),
+}
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+enum SimTimer {
+    Prime(PrimeTimer),
+    Vote(VotingTimer),
+}
+
+#[derive(Debug)]
+enum SimOutput {
+    Prime(PrimeOutput),
+    Vote(VotingOutput),
+}
+
+fn auth(keys: &SimulationKeys, me: u32) -> Box<Ed25519MerkleAuth> {
+    Box::new(Ed25519MerkleAuth::new(
+        keys.signer(me),
+        (0..SERVERS).map(|i| keys.verifier(i)).collect(),
+    ))
+}
+
+fn membership() -> Membership {
+    Membership::new((0..SERVERS).map(NodeId).collect()).expect("membership")
+}
+
+fn build(id: NodeId, store: &MemStore, liar: Option<u32>) -> SimNode {
+    let keys = SimulationKeys::new(CryptoMode::SimFast, SEED);
+    let cfg = PrimeConfig::new(1, 0);
+    if id == CLIENT {
+        let mut voting = VotingConfig::new((0..SERVERS).map(NodeId).collect(), 1, 1_000, 1);
+        voting.retry_timeout = Duration::from_millis(300);
+        return SimNode::Client(VotingClient::new(voting, auth(&keys, id.0)));
+    }
+    let me = ParticipantId(id.0 as u16);
+    if liar == Some(id.0) {
+        let app = LyingKv(ReplicatedKv::new(Limits::DEFAULT));
+        let prime = Prime::new(cfg, membership(), me, auth(&keys, id.0), app).expect("prime");
+        return SimNode::Liar(Box::new(prime));
+    }
+    let replica = KvReplica::recover(
+        cfg,
+        membership(),
+        me,
+        auth(&keys, id.0),
+        store,
+        Limits::DEFAULT,
+    )
+    .expect("replica");
+    SimNode::Server(replica)
+}
+
+/// Run `call` on a child protocol and hand its outputs on, wrapped.
+fn run_child<C: Protocol<Message = PrimeMessage>>(
+    cx: &mut Context<'_, SimNode>,
+    wrap_timer: impl Fn(C::Timer) -> SimTimer,
+    wrap_output: impl Fn(C::Output) -> SimOutput,
+    call: impl FnOnce(&mut Context<'_, C>),
+) {
+    for output in cx.child(|m| m, wrap_timer, call) {
+        cx.deliver(wrap_output(output));
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $cx:ident, |$p:ident, $pcx:ident| $prime_call:expr, |$v:ident, $vcx:ident| $vote_call:expr) => {
+        match $self {
+            SimNode::Server($p) => {
+                run_child($cx, SimTimer::Prime, SimOutput::Prime, |$pcx| $prime_call)
+            }
+            SimNode::Liar($p) => {
+                run_child($cx, SimTimer::Prime, SimOutput::Prime, |$pcx| $prime_call)
+            }
+            SimNode::Client($v) => {
+                run_child($cx, SimTimer::Vote, SimOutput::Vote, |$vcx| $vote_call)
+            }
+        }
+    };
+}
+
+impl Protocol for SimNode {
+    type Message = PrimeMessage;
+    type Timer = SimTimer;
+    type Request = VoteRequest;
+    type Output = SimOutput;
+
+    fn on_start(&mut self, cx: &mut Context<'_, Self>) {
+        dispatch!(self, cx, |p, c| p.on_start(c), |v, c| v.on_start(c));
+    }
+
+    fn on_message(&mut self, cx: &mut Context<'_, Self>, from: NodeId, message: PrimeMessage) {
+        dispatch!(self, cx, |p, c| p.on_message(c, from, message), |v, c| v
+            .on_message(c, from, message));
+    }
+
+    fn on_timer(&mut self, cx: &mut Context<'_, Self>, timer: SimTimer) {
+        match (self, timer) {
+            (SimNode::Server(p), SimTimer::Prime(t)) => {
+                run_child(cx, SimTimer::Prime, SimOutput::Prime, |c| p.on_timer(c, t))
+            }
+            (SimNode::Liar(p), SimTimer::Prime(t)) => {
+                run_child(cx, SimTimer::Prime, SimOutput::Prime, |c| p.on_timer(c, t))
+            }
+            (SimNode::Client(v), SimTimer::Vote(t)) => {
+                run_child(cx, SimTimer::Vote, SimOutput::Vote, |c| v.on_timer(c, t))
+            }
+            _ => {}
+        }
+    }
+
+    fn on_request(&mut self, cx: &mut Context<'_, Self>, request: VoteRequest) {
+        if let SimNode::Client(v) = self {
+            run_child(cx, SimTimer::Vote, SimOutput::Vote, |c| {
+                v.on_request(c, request)
+            });
+        }
+    }
+
+    fn on_persisted(&mut self, cx: &mut Context<'_, Self>, token: PersistToken) {
+        if let SimNode::Server(p) = self {
+            run_child(cx, SimTimer::Prime, SimOutput::Prime, |c| {
+                p.on_persisted(c, token)
+            });
+        }
+    }
+
+    fn check_invariants(&self) -> Result<(), stockade_core::InvariantViolation> {
+        match self {
+            SimNode::Server(p) => p.check_invariants(),
+            SimNode::Liar(p) => p.check_invariants(),
+            SimNode::Client(v) => v.check_invariants(),
+        }
+    }
+}
+
+fn world(name: &str, liar: Option<u32>) -> World<SimNode> {
+    let topology = Topology::full_mesh(SERVERS + 1, LinkSpec::ideal(Duration::from_millis(2)));
+    World::new(SimConfig::new(name, SEED), topology, move |id, store| {
+        build(id, store, liar)
+    })
+    .expect("world")
+}
+
+fn command(line: &str) -> Command {
+    let args: Vec<Vec<u8>> = line.split(' ').map(|w| w.as_bytes().to_vec()).collect();
+    Command::parse(&args, &Limits::DEFAULT).expect("valid")
+}
+
+/// Submit `lines` at `at` (tags from `first_tag`), run for `run_for`, return the client's outputs.
+fn submit_and_run(
+    world: &mut World<SimNode>,
+    first_tag: u64,
+    lines: &[String],
+    run_for: Duration,
+) -> Vec<VotingOutput> {
+    let at = world.now();
+    for (i, line) in lines.iter().enumerate() {
+        let request = VoteRequest {
+            tag: first_tag + i as u64,
+            command: command(line),
+        };
+        world.request_at(at, CLIENT, request);
+    }
+    world.run_for(run_for).expect("run");
+    world
+        .take_outputs()
+        .into_iter()
+        .filter_map(|d| match d.output {
+            SimOutput::Vote(v) => Some(v),
+            SimOutput::Prime(_) => None,
+        })
+        .collect()
+}
+
+fn answers(outputs: &[VotingOutput]) -> Vec<(u64, Reply)> {
+    let mut answers: Vec<(u64, Reply)> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            VotingOutput::Answer { tag, reply } => Some((*tag, reply.clone())),
+            _ => None,
+        })
+        .collect();
+    answers.sort_by_key(|(tag, _)| *tag);
+    answers
+}
+
+fn client_stats(world: &World<SimNode>) -> stockade_kv::voting::VotingStats {
+    match world.protocol(CLIENT) {
+        Some(SimNode::Client(v)) => v.stats().clone(),
+        _ => panic!("node 4 is the client"),
+    }
+}
+
+fn server_state_digest(world: &World<SimNode>, id: u32) -> (u64, [u8; 32]) {
+    match world.protocol(NodeId(id)) {
+        Some(SimNode::Server(p)) => (p.prime().executed_seq(), p.prime().app().state().digest()),
+        _ => panic!("node {id} is an honest server"),
+    }
+}
+
+#[test]
+fn the_voting_client_outvotes_a_lying_server() {
+    let mut world = world("kv-lying-server", Some(3));
+    let sets: Vec<String> = (0..10).map(|i| format!("SET k{i} v{i}")).collect();
+    let outputs = submit_and_run(&mut world, 0, &sets, Duration::from_secs(2));
+    let set_answers = answers(&outputs);
+    assert_eq!(set_answers.len(), 10, "{outputs:?}");
+    assert!(set_answers.iter().all(|(_, r)| *r == Reply::ok()));
+
+    let gets: Vec<String> = (0..10).map(|i| format!("GET k{i}")).collect();
+    let outputs = submit_and_run(&mut world, 100, &gets, Duration::from_secs(2));
+    let get_answers = answers(&outputs);
+    let expected: Vec<(u64, Reply)> = (0..10)
+        .map(|i| (100 + i, Reply::bulk(format!("v{i}"))))
+        .collect();
+    assert_eq!(get_answers, expected, "the forged value never wins");
+
+    let stats = client_stats(&world);
+    assert_eq!(stats.answered, 20);
+    assert_eq!(stats.lies, 20, "every forged reply was caught: {stats:?}");
+    assert!(outputs.iter().all(|o| !matches!(o,
+        VotingOutput::ServerLied { server, .. } if *server != ParticipantId(3))));
+    assert_eq!(stats.failed, 0);
+}
+
+#[test]
+fn a_crashed_server_recovers_from_its_store_and_catches_up() {
+    let mut world = world("kv-crash-recover", None);
+    let first: Vec<String> = (0..10).map(|i| format!("SET a{i} {i}")).collect();
+    assert_eq!(
+        answers(&submit_and_run(
+            &mut world,
+            0,
+            &first,
+            Duration::from_secs(2)
+        ))
+        .len(),
+        10
+    );
+    world.crash(NodeId(2)).expect("crash");
+    let second: Vec<String> = (0..10).map(|i| format!("INCR a{i}")).collect();
+    let outputs = submit_and_run(&mut world, 100, &second, Duration::from_secs(2));
+    let expected: Vec<(u64, Reply)> = (0..10)
+        .map(|i| (100 + i, Reply::Integer(i as i64 + 1)))
+        .collect();
+    assert_eq!(answers(&outputs), expected, "three servers keep answering");
+
+    world.restart(NodeId(2)).expect("restart");
+    let recovered_slot = match world.protocol(NodeId(2)) {
+        Some(SimNode::Server(p)) => p.prime().app().executed_slot(),
+        _ => panic!("server"),
+    };
+    assert!(
+        recovered_slot > 0,
+        "the store held the slots executed before the crash"
+    );
+    world.run_for(Duration::from_secs(3)).expect("run");
+    let replayed_slots = world
+        .take_outputs()
+        .iter()
+        .filter(|d| d.node == NodeId(2))
+        .filter(|d| matches!(d.output, SimOutput::Prime(PrimeOutput::Executed { .. })))
+        .count() as u64;
+    assert!(
+        replayed_slots >= recovered_slot,
+        "slots re-executed through catch-up"
+    );
+    let (slot_0, digest_0) = server_state_digest(&world, 0);
+    let (slot_2, digest_2) = server_state_digest(&world, 2);
+    assert_eq!(slot_2, slot_0, "the restarted server caught up");
+    assert_eq!(digest_2, digest_0, "with the same state");
+    let skipped = match world.protocol(NodeId(2)) {
+        Some(SimNode::Server(p)) => p.prime().app().skipped_updates(),
+        _ => panic!("server"),
+    };
+    assert_eq!(
+        skipped, 10,
+        "the slots recovered from the store were not re-applied"
+    );
+}
