@@ -27,6 +27,13 @@ pub enum Command {
     /// Run benchmarks that print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run one replica of the replicated KV service from its TOML file (until Ctrl-C or SIGTERM).
+    Server(ConfigArgs),
+    /// Run the KV service's voting proxy (Redis clients connect here) from its TOML file.
+    Proxy(ConfigArgs),
+    /// Start, inspect and stop a local KV cluster of real processes.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// LA-groups: run a live group and print its view and attestation graph (DOT and SVG).
     #[command(subcommand)]
     Groups(GroupsCommand),
@@ -158,4 +165,63 @@ pub struct GroupsDemoArgs {
     /// Write graph.dot and graph.svg here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// A daemon's configuration file.
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    /// The TOML configuration (`stockade cluster up` writes working ones).
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+/// `stockade cluster ...`.
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Write keys and configs under DIR (unless there) and start the servers and the proxy; the
+    /// last line printed is the proxy's RESP address, HOST:PORT.
+    Up(ClusterUpArgs),
+    /// Show each process of the cluster under DIR: role, id, RESP address, pid or stopped.
+    Status(ClusterStatusArgs),
+    /// Stop every process of the cluster under DIR (keys, configs and data stay).
+    Down(ClusterDirArgs),
+}
+
+/// `stockade cluster up`.
+#[derive(Args, Debug)]
+pub struct ClusterUpArgs {
+    /// Directory of the cluster's keys, configs, logs and data.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Sites (only 1 on one machine).
+    #[arg(long, default_value_t = 1)]
+    pub sites: usize,
+    /// Servers (must be 3f + 1; defaults to that).
+    #[arg(long)]
+    pub servers: Option<usize>,
+    /// Byzantine servers tolerated.
+    #[arg(long, default_value_t = 1)]
+    pub f: usize,
+    /// First port: protocol ports from here, RESP ports from here + 100, metrics from + 200.
+    #[arg(long, default_value_t = 7400)]
+    pub base_port: u16,
+}
+
+/// `stockade cluster status`.
+#[derive(Args, Debug)]
+pub struct ClusterStatusArgs {
+    /// Directory of the cluster.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Print one JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `stockade cluster down`.
+#[derive(Args, Debug)]
+pub struct ClusterDirArgs {
+    /// Directory of the cluster.
+    #[arg(long)]
+    pub dir: PathBuf,
 }

@@ -18,6 +18,9 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Transcript(args)) => stockade::bench::transcript(args),
         Command::NoiseReceiver => stockade::bench::noise_receiver(),
         Command::Demo(args) => stockade::demo::run(args),
+        Command::Server(args) => stockade::kv_cmd::server(&args.config),
+        Command::Proxy(args) => stockade::kv_cmd::proxy(&args.config),
+        Command::Cluster(command) => stockade::kv_cmd::cluster(command),
         Command::Groups(GroupsCommand::Demo(args)) => stockade::groups::demo::run(args),
         Command::BroadcastNode(args) => stockade::cluster::node::run(args),
     };
