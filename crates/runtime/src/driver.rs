@@ -224,15 +224,23 @@ impl<P: Protocol> NodeHandle<P> {
     }
 }
 
+/// A protocol a node task can own: it, and everything it exchanges with the task, can move
+/// between the runtime's threads.
+pub trait NodeProtocol:
+    Protocol<Message: Send, Timer: Send, Request: Send, Output: Send> + Send + 'static
+{
+}
+
+impl<P> NodeProtocol for P where
+    P: Protocol<Message: Send, Timer: Send, Request: Send, Output: Send> + Send + 'static
+{
+}
+
 /// Start a node: open its storage, build its protocol from what is durable there with `build`,
 /// bind its socket and spawn its task on the current tokio runtime.
 pub async fn spawn_node<P, F>(setup: NodeSetup, build: F) -> Result<NodeHandle<P>, NodeError>
 where
-    P: Protocol + Send + 'static,
-    P::Message: Send,
-    P::Timer: Send,
-    P::Request: Send,
-    P::Output: Send,
+    P: NodeProtocol,
     F: FnOnce(&RedbStore) -> P,
 {
     let store = RedbStore::open(&setup.data_dir)?;
@@ -358,14 +366,7 @@ enum Wake<R> {
     Deadline,
 }
 
-impl<P> NodeTask<P>
-where
-    P: Protocol + Send + 'static,
-    P::Message: Send,
-    P::Timer: Send,
-    P::Request: Send,
-    P::Output: Send,
-{
+impl<P: NodeProtocol> NodeTask<P> {
     fn now(&self) -> Time {
         Time::from_nanos(u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }

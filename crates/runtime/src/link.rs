@@ -274,6 +274,18 @@ impl Link {
         }
     }
 
+    /// The peer a session index belongs to, with the shared state; counts an unknown index.
+    fn peer_for_index(&mut self, index: u32) -> Option<(&mut Shared, &mut PeerState)> {
+        let s = &mut self.shared;
+        match s.indices.get(&index).and_then(|id| self.peers.get_mut(id)) {
+            Some(peer) => Some((s, peer)),
+            None => {
+                s.stats.dropped_unknown_session += 1;
+                None
+            }
+        }
+    }
+
     fn mac1_ok(&mut self, packet: &[u8], macs: &HandshakeMacs) -> bool {
         let expected = noise::mac(&self.shared.mac1_key, &[&packet[..macs.mac1_at]]);
         let ok = noise::mac_eq(&expected, &macs.mac1);
@@ -402,14 +414,7 @@ impl Link {
         if !self.mac1_ok(datagram, &macs) {
             return;
         }
-        let s = &mut self.shared;
-        let peer = s
-            .indices
-            .get(&response.receiver)
-            .copied()
-            .and_then(|id| self.peers.get_mut(&id));
-        let Some(peer) = peer else {
-            s.stats.dropped_unknown_session += 1;
+        let Some((s, peer)) = self.peer_for_index(response.receiver) else {
             return;
         };
         let Some(mut pending) = peer
@@ -450,14 +455,7 @@ impl Link {
             self.shared.stats.dropped_truncated += 1;
             return;
         };
-        let s = &mut self.shared;
-        let peer = s
-            .indices
-            .get(&reply.receiver)
-            .copied()
-            .and_then(|id| self.peers.get_mut(&id));
-        let Some(peer) = peer else {
-            s.stats.dropped_unknown_session += 1;
+        let Some((s, peer)) = self.peer_for_index(reply.receiver) else {
             return;
         };
         let Some(pending) = peer
@@ -496,14 +494,7 @@ impl Link {
             self.shared.stats.dropped_truncated += 1;
             return;
         };
-        let s = &mut self.shared;
-        let peer = s
-            .indices
-            .get(&header.receiver)
-            .copied()
-            .and_then(|id| self.peers.get_mut(&id));
-        let Some(peer) = peer else {
-            s.stats.dropped_unknown_session += 1;
+        let Some((s, peer)) = self.peer_for_index(header.receiver) else {
             return;
         };
         let reject_after = Duration::from_millis(s.config.reject_after_ms);

@@ -17,6 +17,9 @@ use tokio::sync::mpsc;
 /// The one table a node's protocol state lives in: byte keys to byte values.
 const STATE_TABLE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("protocol_state");
 
+/// Key-value pairs in key order, as reads return them.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Name of the database file inside the node's data directory.
 pub const DATABASE_FILE: &str = "state.redb";
 
@@ -110,11 +113,7 @@ impl RedbStore {
         txn.commit().map_err(|e| err(&e))
     }
 
-    fn read_range(
-        &self,
-        start: &[u8],
-        end: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn read_range(&self, start: &[u8], end: &[u8]) -> Result<Pairs, StorageError> {
         let err = |e: &dyn std::fmt::Display| db_error(&self.path, e);
         let txn = self.db.begin_read().map_err(|e| err(&e))?;
         let table = txn.open_table(STATE_TABLE).map_err(|e| err(&e))?;

@@ -88,15 +88,7 @@ async fn nodes_from_toml_configs_talk_and_their_counters_are_served() {
         output_matching(&mut node, |o| matches!(o, EchoOutput::Restored(_))).await;
         nodes.push(node);
     }
-    request(
-        &nodes[0],
-        EchoRequest::Ping {
-            to: NodeId(1),
-            seq: 1,
-            payload_len: 8,
-        },
-    )
-    .await;
+    ping(&nodes[0], NodeId(1), 1, 8).await;
     output_matching(&mut nodes[0], |o| {
         matches!(o, EchoOutput::Pong { seq: 1, .. })
     })

@@ -26,44 +26,12 @@ async fn ping_pong_fragmentation_limit_and_timers_over_real_links() {
     let mut plan = ClusterPlan::new(2, dir.path(), LinkConfig::default());
     let mut a = plan.start(0).await;
     let b = plan.start(1).await;
-    request(
-        &a,
-        EchoRequest::Ping {
-            to: NodeId(1),
-            seq: 1,
-            payload_len: 10,
-        },
-    )
-    .await;
+    ping(&a, NodeId(1), 1, 10).await;
     // 60,000 bytes of payload: the frame is fragmented over ~44 datagrams and reassembled.
-    request(
-        &a,
-        EchoRequest::Ping {
-            to: NodeId(1),
-            seq: 2,
-            payload_len: 60_000,
-        },
-    )
-    .await;
+    ping(&a, NodeId(1), 2, 60_000).await;
     // Over the 64 KiB message limit: refused at the sender.
-    request(
-        &a,
-        EchoRequest::Ping {
-            to: NodeId(1),
-            seq: 3,
-            payload_len: 70_000,
-        },
-    )
-    .await;
-    request(
-        &a,
-        EchoRequest::Ping {
-            to: NodeId(1),
-            seq: 4,
-            payload_len: 10,
-        },
-    )
-    .await;
+    ping(&a, NodeId(1), 3, 70_000).await;
+    ping(&a, NodeId(1), 4, 10).await;
     let (skipped, last) =
         output_matching(&mut a, |o| matches!(o, EchoOutput::Pong { seq: 4, .. })).await;
     assert_eq!(
@@ -159,15 +127,7 @@ async fn held_sends_leave_only_after_their_persist_is_durable() {
     .await;
     wait_for_stats(&a, |s| s.driver.sends_held == 1).await;
     // A later ping on the same link comes back while the held message is still held.
-    request(
-        &a,
-        EchoRequest::Ping {
-            to: NodeId(1),
-            seq: 1,
-            payload_len: 1,
-        },
-    )
-    .await;
+    ping(&a, NodeId(1), 1, 1).await;
     let (skipped, _) =
         output_matching(&mut a, |o| matches!(o, EchoOutput::Pong { seq: 1, .. })).await;
     assert!(!skipped.iter().any(|o| matches!(o, EchoOutput::Durable(_))));
@@ -202,7 +162,7 @@ async fn a_restarted_node_sees_exactly_what_was_persisted() {
     let (mut a, restored) = plan.start_with(0, |_| {}).await;
     assert!(restored.is_empty());
     let b = plan.start(1).await;
-    let batches = vec![
+    let batches = [
         vec![
             put("k/1", "one"),
             put("k/2", "two"),
@@ -361,15 +321,7 @@ async fn unknown_keys_replays_truncation_and_garbage_are_rejected_and_counted() 
         .expect("starts");
     output_matching(&mut a, |o| matches!(o, EchoOutput::Restored(_))).await;
     let b = plan.start(1).await;
-    request(
-        &a,
-        EchoRequest::Ping {
-            to: NodeId(1),
-            seq: 1,
-            payload_len: 100,
-        },
-    )
-    .await;
+    ping(&a, NodeId(1), 1, 100).await;
     output_matching(&mut a, |o| matches!(o, EchoOutput::Pong { seq: 1, .. })).await;
 
     // Replay, cut and tamper with a recorded data datagram (type 4) from A.
@@ -454,15 +406,7 @@ async fn unknown_keys_replays_truncation_and_garbage_are_rejected_and_counted() 
         "A and the garbler; never the stranger"
     );
     // B keeps working after all of it.
-    request(
-        &a,
-        EchoRequest::Ping {
-            to: NodeId(1),
-            seq: 2,
-            payload_len: 1,
-        },
-    )
-    .await;
+    ping(&a, NodeId(1), 2, 1).await;
     output_matching(&mut a, |o| matches!(o, EchoOutput::Pong { seq: 2, .. })).await;
     forwarder.abort();
     a.shutdown().await.expect("clean stop");
@@ -508,15 +452,7 @@ async fn under_a_handshake_flood_a_real_peer_connects_through_the_cookie() {
     flooder.put_on_wire(&mut io).await;
     wait_for_stats(&b, |s| s.link.cookie_replies_sent >= 150).await;
     let mut a = plan.start(0).await;
-    request(
-        &a,
-        EchoRequest::Ping {
-            to: NodeId(1),
-            seq: 1,
-            payload_len: 1,
-        },
-    )
-    .await;
+    ping(&a, NodeId(1), 1, 1).await;
     output_matching(&mut a, |o| matches!(o, EchoOutput::Pong { seq: 1, .. })).await;
     let (a_stats, b_stats) = (a.stats(), b.stats());
     assert!(a_stats.link.cookies_received >= 1);

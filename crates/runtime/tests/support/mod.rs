@@ -369,3 +369,16 @@ pub async fn request(node: &NodeHandle<Echo>, request: EchoRequest) {
         .await
         .expect("the node takes requests");
 }
+
+/// Ask `node` to ping `to` with `payload_len` bytes.
+pub async fn ping(node: &NodeHandle<Echo>, to: NodeId, seq: u32, payload_len: usize) {
+    request(
+        node,
+        EchoRequest::Ping {
+            to,
+            seq,
+            payload_len,
+        },
+    )
+    .await;
+}
