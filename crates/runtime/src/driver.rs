@@ -396,10 +396,11 @@ impl<P: NodeProtocol> NodeTask<P> {
         let effects = self.call(|p, cx| p.on_start(cx));
         self.apply(effects).await?;
         self.finish_turn().await?;
-        let tick = Duration::from_millis(TICK_MS);
-        let mut next_tick = self.now() + tick;
+        let mut next_tick = self.now() + Duration::from_millis(TICK_MS);
         let mut buf = vec![0u8; RECV_BUFFER_BYTES];
         loop {
+            // Due timers run every turn, so a busy socket cannot starve them.
+            self.run_deadlines(&mut next_tick).await?;
             let wake_at = if self.local_inbox.is_empty() {
                 self.timers
                     .next_deadline()
@@ -408,8 +409,8 @@ impl<P: NodeProtocol> NodeTask<P> {
                 self.now()
             };
             let sleep = tokio::time::sleep_until(self.instant_of(wake_at).into());
+            // Unbiased: tokio polls the branches in random order, so no source starves another.
             let wake = tokio::select! {
-                biased;
                 _ = &mut *shutdown => Wake::Shutdown,
                 report = self.persist_reports.recv() => Wake::Durable(report),
                 received = self.socket.recv_from(&mut buf) => Wake::Datagram(received),
@@ -430,22 +431,26 @@ impl<P: NodeProtocol> NodeTask<P> {
                     self.apply(effects).await?;
                 }
                 Wake::Request(None) => self.requests_open = false,
-                Wake::Deadline => {
-                    let now = self.now();
-                    while let Some(timer) = self.timers.pop_due(now) {
-                        self.stats.timers_fired += 1;
-                        let effects = self.call(|p, cx| p.on_timer(cx, timer));
-                        self.apply(effects).await?;
-                    }
-                    if now >= next_tick {
-                        self.link.tick(now, &mut self.link_io);
-                        next_tick = now + tick;
-                        self.publish();
-                    }
-                }
+                Wake::Deadline => self.run_deadlines(&mut next_tick).await?,
             }
             self.finish_turn().await?;
         }
+    }
+
+    /// Fire the timers due now, and the link's tick when `next_tick` passed.
+    async fn run_deadlines(&mut self, next_tick: &mut Time) -> Result<(), NodeError> {
+        let now = self.now();
+        while let Some(timer) = self.timers.pop_due(now) {
+            self.stats.timers_fired += 1;
+            let effects = self.call(|p, cx| p.on_timer(cx, timer));
+            self.apply(effects).await?;
+        }
+        if now >= *next_tick {
+            self.link.tick(now, &mut self.link_io);
+            *next_tick = now + Duration::from_millis(TICK_MS);
+            self.publish();
+        }
+        Ok(())
     }
 
     /// Handle `first` and whatever else the socket holds right now.
