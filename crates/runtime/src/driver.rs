@@ -395,6 +395,8 @@ impl<P: NodeProtocol> NodeTask<P> {
     async fn serve(&mut self, shutdown: &mut oneshot::Receiver<()>) -> Result<(), NodeError> {
         let effects = self.call(|p, cx| p.on_start(cx));
         self.apply(effects).await?;
+        let now = self.now();
+        self.link.connect_all(now, &mut self.link_io);
         self.finish_turn().await?;
         let mut next_tick = self.now() + Duration::from_millis(TICK_MS);
         let mut buf = vec![0u8; RECV_BUFFER_BYTES];

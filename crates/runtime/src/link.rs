@@ -246,6 +246,19 @@ impl Link {
         }
     }
 
+    /// Start a handshake with every peer that has no session and none under way. A node calls
+    /// this when it (re)starts: its peers still hold sessions from before the restart, which it
+    /// can no longer read, and a completed handshake replaces them at once instead of at the
+    /// peer's next rekey.
+    pub fn connect_all(&mut self, now: Time, io: &mut LinkIo) {
+        for peer in self.peers.values_mut() {
+            let config = &self.shared.config;
+            if !peer.usable_session(now, config) && !peer.handshake_in_progress(now, config) {
+                peer.start_handshake(&mut self.shared, now, 1, io);
+            }
+        }
+    }
+
     /// Periodic work: handshake retries, time-based rekeying, expiry of sessions, partial
     /// messages and cookie secrets.
     pub fn tick(&mut self, now: Time, io: &mut LinkIo) {
