@@ -531,6 +531,10 @@ impl<P: NodeProtocol> NodeTask<P> {
             let effects = self.call(|p, cx| p.on_message(cx, me, message));
             self.apply(effects).await?;
         }
+        if !self.local_inbox.is_empty() {
+            // The rest waits for the next turn, which starts at once (see `serve`).
+            self.stats.local_messages_deferred += 1;
+        }
         let now = self.now();
         self.link.flush(now, &mut self.link_io);
         for (to, datagram) in self.link_io.datagrams.drain(..) {
@@ -587,6 +591,7 @@ impl<P: NodeProtocol> NodeTask<P> {
                     if self.durable_through.is_some_and(|d| d >= token) {
                         self.send_now(to, message);
                     } else if self.held_len >= self.queues.held_sends_max {
+                        self.stats.sends_dropped_held_full += 1;
                         tracing::warn!(node = %self.me, %to, "held-send bound reached; message dropped");
                     } else {
                         self.stats.sends_held += 1;

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use stockade_core::wire::encode_frame;
 use stockade_core::{MemStore, NodeId, PersistToken, StoreOp, Time};
-use stockade_runtime::{Link, LinkConfig, LinkIo, Peer, StaticKeypair};
+use stockade_runtime::{Link, LinkConfig, LinkIo, Peer, QueueLimits, StaticKeypair};
 use support::*;
 use tokio::net::UdpSocket;
 
@@ -491,6 +491,80 @@ async fn under_a_handshake_flood_a_real_peer_connects_through_the_cookie() {
         b_stats.link.dropped_unknown_key, 0,
         "no flood initiation got as far as Diffie-Hellman"
     );
+    a.shutdown().await.expect("clean stop");
+    b.shutdown().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_sends_and_messages_to_self_are_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut plan = ClusterPlan::new(2, dir.path(), LinkConfig::default());
+    plan.queues = QueueLimits {
+        held_sends_max: 2,
+        local_messages_per_turn_max: 1,
+        ..QueueLimits::default()
+    };
+    let mut store = None;
+    let (mut a, _) = plan.start_with(0, |s| store = Some(s.clone())).await;
+    let mut b = plan.start(1).await;
+    let stall = store
+        .expect("the store was shown")
+        .database()
+        .begin_write()
+        .expect("write transaction");
+    for i in 0..3u8 {
+        let key = vec![b'k', b'/', i];
+        let ops = vec![StoreOp::Put {
+            key: key.clone(),
+            value: vec![i],
+        }];
+        request(
+            &a,
+            EchoRequest::Persist {
+                ops,
+                key,
+                notify: NodeId(1),
+            },
+        )
+        .await;
+    }
+    let stats = wait_for_stats(&a, |s| {
+        s.driver.sends_held + s.driver.sends_dropped_held_full == 3
+    })
+    .await;
+    assert_eq!(
+        (
+            stats.driver.sends_held,
+            stats.driver.sends_dropped_held_full
+        ),
+        (2, 1)
+    );
+    drop(stall);
+    for i in 0..2u8 {
+        let (_, stored) =
+            output_matching(&mut b, |o| matches!(o, EchoOutput::StoredAt { .. })).await;
+        assert_eq!(
+            stored,
+            EchoOutput::StoredAt {
+                from: NodeId(0),
+                key: vec![b'k', b'/', i]
+            }
+        );
+    }
+    // Five pings to itself in one call, one handled per turn: all answered, over several turns.
+    request(&a, EchoRequest::SelfBurst { count: 5 }).await;
+    for seq in 0..5 {
+        let (_, pong) = output_matching(&mut a, |o| matches!(o, EchoOutput::Pong { .. })).await;
+        assert_eq!(
+            pong,
+            EchoOutput::Pong {
+                from: NodeId(0),
+                seq,
+                len: 0
+            }
+        );
+    }
+    assert!(a.stats().driver.local_messages_deferred >= 4);
     a.shutdown().await.expect("clean stop");
     b.shutdown().await.expect("clean stop");
 }
