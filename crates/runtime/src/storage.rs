@@ -233,6 +233,41 @@ mod tests {
     }
 
     #[test]
+    fn the_writer_groups_at_most_the_bound_of_batches_per_commit() -> Result<(), StorageError> {
+        let dir = tempfile::tempdir().map_err(|source| StorageError::Directory {
+            path: "tmp".into(),
+            source,
+        })?;
+        let store = RedbStore::open(dir.path())?;
+        let jobs_total = GROUP_COMMIT_BATCHES_MAX + 44;
+        let (jobs, jobs_rx) = mpsc::channel(jobs_total);
+        for i in 0..jobs_total as u64 {
+            let ops = vec![put(&i.to_be_bytes(), b"v")];
+            jobs.try_send(PersistJob {
+                token: PersistToken(i),
+                ops,
+            })
+            .expect("room");
+        }
+        drop(jobs);
+        let (reports_tx, mut reports) = mpsc::unbounded_channel();
+        let writer = spawn_writer(store.clone(), jobs_rx, reports_tx).map_err(|source| {
+            StorageError::Directory {
+                path: "thread".into(),
+                source,
+            }
+        })?;
+        let _ = writer.join();
+        let first = reports.blocking_recv().expect("a report")?;
+        let second = reports.blocking_recv().expect("a report")?;
+        assert_eq!((first.len(), second.len()), (GROUP_COMMIT_BATCHES_MAX, 44));
+        assert_eq!(first[0].0, PersistToken(0), "tokens are reported in order");
+        assert_eq!(second[43].0, PersistToken(jobs_total as u64 - 1));
+        assert_eq!(store.snapshot()?.len(), jobs_total);
+        Ok(())
+    }
+
+    #[test]
     fn redb_applies_batches_like_the_memstore_and_survives_reopen() -> Result<(), StorageError> {
         let dir = tempfile::tempdir().map_err(|source| StorageError::Directory {
             path: "tmp".into(),
