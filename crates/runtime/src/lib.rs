@@ -33,7 +33,7 @@
 //! Start with [`driver::spawn_node`] (with [`driver::NodeSetup::from_config`] for a TOML
 //! [`config::NodeConfig`]), [`keys::StaticKeypair`] for key files, [`metrics_endpoint::serve_metrics`]
 //! for Prometheus, [`local_cluster::write_local_cluster`] for a loopback cluster's keys and
-//! configs, and [`bench`] for the link benchmarks.
+//! configs, and [`mod@bench`] for the link benchmarks.
 
 pub mod bench;
 pub mod config;
