@@ -5,7 +5,8 @@
 //! `cargo run --release -p stockade-runtime --example noise_bench [messages] [datagram_bytes]`
 
 use stockade_runtime::bench::{
-    bench_noise_crypto, bench_noise_two_processes, receiver_child_main, NoiseBenchParams,
+    bench_noise_crypto, bench_noise_two_processes, figures_json, receiver_child_main,
+    NoiseBenchParams,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -45,15 +46,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         crypto.open.as_secs_f64() * 1e6,
         crypto.message_bytes
     );
-    println!(
-        "{{\"gbit_per_s\":{:.3},\"messages_per_s\":{:.0},\"messages_received\":{},\"messages_sent\":{},\"handshake_ms\":{:.4},\"seal_us\":{:.3},\"open_us\":{:.3}}}",
-        report.gbit_per_s,
-        report.messages_per_s,
-        report.messages_received,
-        report.messages_sent,
-        crypto.handshake.as_secs_f64() * 1e3,
-        crypto.seal.as_secs_f64() * 1e6,
-        crypto.open.as_secs_f64() * 1e6
-    );
+    println!("{}", figures_json(&report, &crypto));
     Ok(())
 }

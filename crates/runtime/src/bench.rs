@@ -420,3 +420,44 @@ pub fn bench_noise_crypto(
         message_bytes,
     })
 }
+
+/// The headline figures as one JSON object (what `stockade bench noise` prints last).
+pub fn figures_json(report: &NoiseBenchReport, crypto: &CryptoBenchReport) -> String {
+    format!(
+        "{{\"gbit_per_s\":{:.3},\"messages_per_s\":{:.0},\"messages_received\":{},\"messages_sent\":{},\"datagrams_received\":{},\"handshake_ms\":{:.4},\"seal_us\":{:.3},\"open_us\":{:.3},\"message_bytes\":{}}}",
+        report.gbit_per_s,
+        report.messages_per_s,
+        report.messages_received,
+        report.messages_sent,
+        report.datagrams_received,
+        crypto.handshake.as_secs_f64() * 1e3,
+        crypto.seal.as_secs_f64() * 1e6,
+        crypto.open.as_secs_f64() * 1e6,
+        crypto.message_bytes,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_crypto_benchmark_runs_real_handshakes_and_reports_json() -> Result<(), BenchError> {
+        let crypto = bench_noise_crypto(3, 1024)?;
+        assert!(crypto.handshake > Duration::ZERO && crypto.seal > Duration::ZERO);
+        let report = NoiseBenchReport {
+            messages_received: 1,
+            messages_sent: 1,
+            bytes_received: 1024,
+            datagrams_received: 1,
+            elapsed: Duration::from_millis(1),
+            gbit_per_s: 0.008,
+            messages_per_s: 1000.0,
+        };
+        let json = figures_json(&report, &crypto);
+        assert!(
+            json.starts_with("{\"gbit_per_s\":0.008,") && json.ends_with("\"message_bytes\":1024}")
+        );
+        Ok(())
+    }
+}

@@ -224,15 +224,23 @@ impl<P: Protocol> NodeHandle<P> {
     }
 }
 
+/// A protocol a node task can own: it, and everything it exchanges with the task, can move
+/// between the runtime's threads.
+pub trait NodeProtocol:
+    Protocol<Message: Send, Timer: Send, Request: Send, Output: Send> + Send + 'static
+{
+}
+
+impl<P> NodeProtocol for P where
+    P: Protocol<Message: Send, Timer: Send, Request: Send, Output: Send> + Send + 'static
+{
+}
+
 /// Start a node: open its storage, build its protocol from what is durable there with `build`,
 /// bind its socket and spawn its task on the current tokio runtime.
 pub async fn spawn_node<P, F>(setup: NodeSetup, build: F) -> Result<NodeHandle<P>, NodeError>
 where
-    P: Protocol + Send + 'static,
-    P::Message: Send,
-    P::Timer: Send,
-    P::Request: Send,
-    P::Output: Send,
+    P: NodeProtocol,
     F: FnOnce(&RedbStore) -> P,
 {
     let store = RedbStore::open(&setup.data_dir)?;
@@ -358,14 +366,7 @@ enum Wake<R> {
     Deadline,
 }
 
-impl<P> NodeTask<P>
-where
-    P: Protocol + Send + 'static,
-    P::Message: Send,
-    P::Timer: Send,
-    P::Request: Send,
-    P::Output: Send,
-{
+impl<P: NodeProtocol> NodeTask<P> {
     fn now(&self) -> Time {
         Time::from_nanos(u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
@@ -394,11 +395,14 @@ where
     async fn serve(&mut self, shutdown: &mut oneshot::Receiver<()>) -> Result<(), NodeError> {
         let effects = self.call(|p, cx| p.on_start(cx));
         self.apply(effects).await?;
+        let now = self.now();
+        self.link.connect_all(now, &mut self.link_io);
         self.finish_turn().await?;
-        let tick = Duration::from_millis(TICK_MS);
-        let mut next_tick = self.now() + tick;
+        let mut next_tick = self.now() + Duration::from_millis(TICK_MS);
         let mut buf = vec![0u8; RECV_BUFFER_BYTES];
         loop {
+            // Due timers run every turn, so a busy socket cannot starve them.
+            self.run_deadlines(&mut next_tick).await?;
             let wake_at = if self.local_inbox.is_empty() {
                 self.timers
                     .next_deadline()
@@ -407,8 +411,8 @@ where
                 self.now()
             };
             let sleep = tokio::time::sleep_until(self.instant_of(wake_at).into());
+            // Unbiased: tokio polls the branches in random order, so no source starves another.
             let wake = tokio::select! {
-                biased;
                 _ = &mut *shutdown => Wake::Shutdown,
                 report = self.persist_reports.recv() => Wake::Durable(report),
                 received = self.socket.recv_from(&mut buf) => Wake::Datagram(received),
@@ -429,22 +433,26 @@ where
                     self.apply(effects).await?;
                 }
                 Wake::Request(None) => self.requests_open = false,
-                Wake::Deadline => {
-                    let now = self.now();
-                    while let Some(timer) = self.timers.pop_due(now) {
-                        self.stats.timers_fired += 1;
-                        let effects = self.call(|p, cx| p.on_timer(cx, timer));
-                        self.apply(effects).await?;
-                    }
-                    if now >= next_tick {
-                        self.link.tick(now, &mut self.link_io);
-                        next_tick = now + tick;
-                        self.publish();
-                    }
-                }
+                Wake::Deadline => self.run_deadlines(&mut next_tick).await?,
             }
             self.finish_turn().await?;
         }
+    }
+
+    /// Fire the timers due now, and the link's tick when `next_tick` passed.
+    async fn run_deadlines(&mut self, next_tick: &mut Time) -> Result<(), NodeError> {
+        let now = self.now();
+        while let Some(timer) = self.timers.pop_due(now) {
+            self.stats.timers_fired += 1;
+            let effects = self.call(|p, cx| p.on_timer(cx, timer));
+            self.apply(effects).await?;
+        }
+        if now >= *next_tick {
+            self.link.tick(now, &mut self.link_io);
+            *next_tick = now + Duration::from_millis(TICK_MS);
+            self.publish();
+        }
+        Ok(())
     }
 
     /// Handle `first` and whatever else the socket holds right now.
@@ -523,6 +531,10 @@ where
             let effects = self.call(|p, cx| p.on_message(cx, me, message));
             self.apply(effects).await?;
         }
+        if !self.local_inbox.is_empty() {
+            // The rest waits for the next turn, which starts at once (see `serve`).
+            self.stats.local_messages_deferred += 1;
+        }
         let now = self.now();
         self.link.flush(now, &mut self.link_io);
         for (to, datagram) in self.link_io.datagrams.drain(..) {
@@ -579,6 +591,7 @@ where
                     if self.durable_through.is_some_and(|d| d >= token) {
                         self.send_now(to, message);
                     } else if self.held_len >= self.queues.held_sends_max {
+                        self.stats.sends_dropped_held_full += 1;
                         tracing::warn!(node = %self.me, %to, "held-send bound reached; message dropped");
                     } else {
                         self.stats.sends_held += 1;

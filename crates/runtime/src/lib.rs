@@ -32,13 +32,15 @@
 //!
 //! Start with [`driver::spawn_node`] (with [`driver::NodeSetup::from_config`] for a TOML
 //! [`config::NodeConfig`]), [`keys::StaticKeypair`] for key files, [`metrics_endpoint::serve_metrics`]
-//! for Prometheus, and [`bench`] for the link benchmarks.
+//! for Prometheus, [`local_cluster::write_local_cluster`] for a loopback cluster's keys and
+//! configs, and [`mod@bench`] for the link benchmarks.
 
 pub mod bench;
 pub mod config;
 pub mod driver;
 pub mod keys;
 pub mod link;
+pub mod local_cluster;
 pub mod metrics_endpoint;
 pub mod noise;
 pub mod packet;
@@ -53,5 +55,6 @@ pub use config::{LinkConfig, NodeConfig, Peer, PeerConfig};
 pub use driver::{spawn_node, Listen, NodeError, NodeHandle, NodeSetup, NodeStats, QueueLimits};
 pub use keys::{PublicKey, StaticKeypair};
 pub use link::{Link, LinkIo};
+pub use local_cluster::{write_local_cluster, LocalClusterPlan};
 pub use metrics_endpoint::serve_metrics;
 pub use storage::RedbStore;

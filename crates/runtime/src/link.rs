@@ -246,6 +246,19 @@ impl Link {
         }
     }
 
+    /// Start a handshake with every peer that has no session and none under way. A node calls
+    /// this when it (re)starts: its peers still hold sessions from before the restart, which it
+    /// can no longer read, and a completed handshake replaces them at once instead of at the
+    /// peer's next rekey.
+    pub fn connect_all(&mut self, now: Time, io: &mut LinkIo) {
+        for peer in self.peers.values_mut() {
+            let config = &self.shared.config;
+            if !peer.usable_session(now, config) && !peer.handshake_in_progress(now, config) {
+                peer.start_handshake(&mut self.shared, now, 1, io);
+            }
+        }
+    }
+
     /// Periodic work: handshake retries, time-based rekeying, expiry of sessions, partial
     /// messages and cookie secrets.
     pub fn tick(&mut self, now: Time, io: &mut LinkIo) {
@@ -271,6 +284,18 @@ impl Link {
             Some(&packet::TYPE_COOKIE) => self.on_cookie_reply(now, datagram, io),
             Some(&packet::TYPE_DATA) => self.on_data(now, datagram, io),
             Some(_) => stats.dropped_malformed += 1,
+        }
+    }
+
+    /// The peer a session index belongs to, with the shared state; counts an unknown index.
+    fn peer_for_index(&mut self, index: u32) -> Option<(&mut Shared, &mut PeerState)> {
+        let s = &mut self.shared;
+        match s.indices.get(&index).and_then(|id| self.peers.get_mut(id)) {
+            Some(peer) => Some((s, peer)),
+            None => {
+                s.stats.dropped_unknown_session += 1;
+                None
+            }
         }
     }
 
@@ -402,14 +427,7 @@ impl Link {
         if !self.mac1_ok(datagram, &macs) {
             return;
         }
-        let s = &mut self.shared;
-        let peer = s
-            .indices
-            .get(&response.receiver)
-            .copied()
-            .and_then(|id| self.peers.get_mut(&id));
-        let Some(peer) = peer else {
-            s.stats.dropped_unknown_session += 1;
+        let Some((s, peer)) = self.peer_for_index(response.receiver) else {
             return;
         };
         let Some(mut pending) = peer
@@ -450,14 +468,7 @@ impl Link {
             self.shared.stats.dropped_truncated += 1;
             return;
         };
-        let s = &mut self.shared;
-        let peer = s
-            .indices
-            .get(&reply.receiver)
-            .copied()
-            .and_then(|id| self.peers.get_mut(&id));
-        let Some(peer) = peer else {
-            s.stats.dropped_unknown_session += 1;
+        let Some((s, peer)) = self.peer_for_index(reply.receiver) else {
             return;
         };
         let Some(pending) = peer
@@ -496,14 +507,7 @@ impl Link {
             self.shared.stats.dropped_truncated += 1;
             return;
         };
-        let s = &mut self.shared;
-        let peer = s
-            .indices
-            .get(&header.receiver)
-            .copied()
-            .and_then(|id| self.peers.get_mut(&id));
-        let Some(peer) = peer else {
-            s.stats.dropped_unknown_session += 1;
+        let Some((s, peer)) = self.peer_for_index(header.receiver) else {
             return;
         };
         let reject_after = Duration::from_millis(s.config.reject_after_ms);

@@ -453,6 +453,21 @@ mod tests {
         ] {
             frag.extend_from_slice(field);
         }
+        let mut too_many = vec![TAG_FRAGMENT];
+        let count = FRAGMENTS_PER_MESSAGE_MAX as u16 + 1;
+        for field in [
+            &1u32.to_le_bytes()[..],
+            &0u16.to_le_bytes(),
+            &count.to_le_bytes(),
+            &4u32.to_le_bytes(),
+            &0u32.to_le_bytes(),
+        ] {
+            too_many.extend_from_slice(field);
+        }
+        assert_eq!(
+            RecordReader::new(&too_many).next(),
+            Some(Err(RecordError::BadFragment("too many fragments")))
+        );
         assert!(matches!(
             RecordReader::new(&frag).next(),
             Some(Err(RecordError::BadFragment(_)))

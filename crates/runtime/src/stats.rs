@@ -101,6 +101,10 @@ counters! {
         messages_sent,
         /// Sends held until a persist batch became durable.
         sends_held,
+        /// Sends dropped because `held_sends_max` sends were already held.
+        sends_dropped_held_full,
+        /// Turns that ended with messages to itself still waiting (`local_messages_per_turn_max`).
+        local_messages_deferred,
         /// Persist batches made durable.
         persists,
         /// Bytes of persist batches made durable.

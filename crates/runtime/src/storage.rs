@@ -17,6 +17,9 @@ use tokio::sync::mpsc;
 /// The one table a node's protocol state lives in: byte keys to byte values.
 const STATE_TABLE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("protocol_state");
 
+/// Key-value pairs in key order, as reads return them.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Name of the database file inside the node's data directory.
 pub const DATABASE_FILE: &str = "state.redb";
 
@@ -110,11 +113,7 @@ impl RedbStore {
         txn.commit().map_err(|e| err(&e))
     }
 
-    fn read_range(
-        &self,
-        start: &[u8],
-        end: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn read_range(&self, start: &[u8], end: &[u8]) -> Result<Pairs, StorageError> {
         let err = |e: &dyn std::fmt::Display| db_error(&self.path, e);
         let txn = self.db.begin_read().map_err(|e| err(&e))?;
         let table = txn.open_table(STATE_TABLE).map_err(|e| err(&e))?;
@@ -231,6 +230,41 @@ mod tests {
             key: k.to_vec(),
             value: v.to_vec(),
         }
+    }
+
+    #[test]
+    fn the_writer_groups_at_most_the_bound_of_batches_per_commit() -> Result<(), StorageError> {
+        let dir = tempfile::tempdir().map_err(|source| StorageError::Directory {
+            path: "tmp".into(),
+            source,
+        })?;
+        let store = RedbStore::open(dir.path())?;
+        let jobs_total = GROUP_COMMIT_BATCHES_MAX + 44;
+        let (jobs, jobs_rx) = mpsc::channel(jobs_total);
+        for i in 0..jobs_total as u64 {
+            let ops = vec![put(&i.to_be_bytes(), b"v")];
+            jobs.try_send(PersistJob {
+                token: PersistToken(i),
+                ops,
+            })
+            .expect("room");
+        }
+        drop(jobs);
+        let (reports_tx, mut reports) = mpsc::unbounded_channel();
+        let writer = spawn_writer(store.clone(), jobs_rx, reports_tx).map_err(|source| {
+            StorageError::Directory {
+                path: "thread".into(),
+                source,
+            }
+        })?;
+        let _ = writer.join();
+        let first = reports.blocking_recv().expect("a report")?;
+        let second = reports.blocking_recv().expect("a report")?;
+        assert_eq!((first.len(), second.len()), (GROUP_COMMIT_BATCHES_MAX, 44));
+        assert_eq!(first[0].0, PersistToken(0), "tokens are reported in order");
+        assert_eq!(second[43].0, PersistToken(jobs_total as u64 - 1));
+        assert_eq!(store.snapshot()?.len(), jobs_total);
+        Ok(())
     }
 
     #[test]

@@ -58,6 +58,18 @@ fn nodes(n: usize, config: &LinkConfig) -> Vec<TestNode> {
         .collect()
 }
 
+/// A link with a fresh key that knows node 1's public key (so its mac1 is right) but is not
+/// configured at node 1.
+fn stranger_to_node1(nodes: &[TestNode], config: LinkConfig) -> Link {
+    let node1 = Peer {
+        id: NodeId(1),
+        addr: addr(1),
+        public_key: nodes[1].link.shared.keypair.public(),
+    };
+    let key = StaticKeypair::generate().expect("keygen");
+    Link::new(NodeId(0), key, vec![node1], config, 1_000, seed(9)).expect("valid link")
+}
+
 fn outgoing(from: &TestNode, io: LinkIo) -> Vec<Flight> {
     io.datagrams
         .into_iter()
@@ -140,22 +152,7 @@ fn handshake_then_messages_flow_both_ways() {
 fn a_handshake_from_an_unknown_key_is_dropped_and_counted() {
     let config = LinkConfig::default();
     let mut n = nodes(2, &config);
-    // A stranger who knows node 1's public key (so mac1 is right) but is not configured there.
-    let stranger_key = StaticKeypair::generate().expect("keygen");
-    let node1_key = n[1].link.shared.keypair.public();
-    let stranger = Link::new(
-        NodeId(0),
-        stranger_key,
-        vec![Peer {
-            id: NodeId(1),
-            addr: addr(1),
-            public_key: node1_key,
-        }],
-        config,
-        1_000,
-        seed(9),
-    )
-    .expect("valid link");
+    let stranger = stranger_to_node1(&n, config);
     n[0] = TestNode {
         link: stranger,
         addr: addr(0),
@@ -415,20 +412,7 @@ fn under_a_handshake_flood_cookies_are_demanded_and_a_real_peer_still_connects()
         handshake_attempts_max: u32::MAX,
         ..config
     };
-    let node1_key = n[1].link.shared.keypair.public();
-    let mut attacker = Link::new(
-        NodeId(0),
-        StaticKeypair::generate().expect("keygen"),
-        vec![Peer {
-            id: NodeId(1),
-            addr: addr(1),
-            public_key: node1_key,
-        }],
-        attacker_config,
-        1_000,
-        seed(9),
-    )
-    .expect("valid link");
+    let mut attacker = stranger_to_node1(&n, attacker_config);
     attacker.send(NodeId(1), b"x".to_vec()).expect("queued");
     let mut flood = Vec::new();
     let mut io = LinkIo::default();

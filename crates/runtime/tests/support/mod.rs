@@ -102,6 +102,8 @@ pub enum EchoRequest {
     },
     /// Flood `seq` to every node.
     Flood { seq: u32 },
+    /// Ping itself `count` times in one call.
+    SelfBurst { count: u32 },
 }
 
 /// What a test node delivers.
@@ -205,6 +207,18 @@ impl Protocol for Echo {
                 let token = cx.persist(ops);
                 cx.send_after(token, notify, EchoMsg::Stored { key });
             }
+            EchoRequest::SelfBurst { count } => {
+                let me = cx.me();
+                for seq in 0..count {
+                    cx.send(
+                        me,
+                        EchoMsg::Ping {
+                            seq,
+                            payload: Vec::new(),
+                        },
+                    );
+                }
+            }
             EchoRequest::Flood { seq } => {
                 // Through the node itself, which floods it on.
                 let me = cx.me();
@@ -230,6 +244,7 @@ pub struct NodePlan {
 pub struct ClusterPlan {
     pub nodes: Vec<NodePlan>,
     pub link: LinkConfig,
+    pub queues: QueueLimits,
     sockets: Vec<Option<UdpSocket>>,
 }
 
@@ -251,6 +266,7 @@ impl ClusterPlan {
         ClusterPlan {
             nodes,
             link,
+            queues: QueueLimits::default(),
             sockets,
         }
     }
@@ -289,7 +305,7 @@ impl ClusterPlan {
             listen,
             data_dir: node.data_dir.clone(),
             link: self.link.clone(),
-            queues: QueueLimits::default(),
+            queues: self.queues.clone(),
             rng_seed: None,
         }
     }
@@ -368,4 +384,17 @@ pub async fn request(node: &NodeHandle<Echo>, request: EchoRequest) {
         .send(request)
         .await
         .expect("the node takes requests");
+}
+
+/// Ask `node` to ping `to` with `payload_len` bytes.
+pub async fn ping(node: &NodeHandle<Echo>, to: NodeId, seq: u32, payload_len: usize) {
+    request(
+        node,
+        EchoRequest::Ping {
+            to,
+            seq,
+            payload_len,
+        },
+    )
+    .await;
 }
