@@ -1,29 +1,9 @@
 //! The LA-groups commands as scripts use them: the `la-*` scenarios, `bench transcript`, and
 //! `groups demo`'s view, DOT and SVG.
 
-use std::process::{Command, Output};
+mod common;
 
-fn stockade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stockade"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn last_line_json(output: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout.lines().last().expect("some output");
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"))
-}
-
-fn assert_success(out: &Output) {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::{assert_success, last_line_json, stockade};
 
 #[test]
 fn every_la_scenario_is_listed() {

@@ -1,22 +1,13 @@
 //! The `stockade` binary as scripts use it: `sim --list`, a scenario's last line is one JSON
 //! object, exit statuses, `--seeds` aggregation, `keygen`'s files, and `demo` end to end.
 
+mod common;
+
+use common::{last_line_json, stockade};
+
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn stockade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stockade"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn last_line_json(output: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout.lines().last().expect("some output");
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"))
-}
 
 #[test]
 fn sim_list_names_every_scenario() {

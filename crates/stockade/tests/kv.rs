@@ -2,23 +2,19 @@
 //! and `stockade proxy` processes and prints the proxy's address last, a RESP client writes and
 //! reads through it, `cluster status` shows every process, `cluster down` stops them all.
 
+mod common;
+
+use common::stockade;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// Processes of a 4-server cluster: the servers and the proxy.
 const PROCESSES: u16 = 5;
 /// Port offsets of the protocol, RESP and metrics ports (`stockade_kv::cluster`).
 const PORT_OFFSETS: [u16; 3] = [0, 100, 200];
-
-fn stockade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stockade"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
 
 /// A base port whose protocol, RESP and metrics ports are all free right now.
 fn free_base_port() -> u16 {

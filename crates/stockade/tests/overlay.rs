@@ -1,20 +1,9 @@
 //! The Pastry overlay's scenarios (paper 002) through `stockade sim`: listed, and each one run
 //! small, ending with its figures as one JSON line.
 
-use std::process::{Command, Output};
+mod common;
 
-fn stockade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stockade"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn last_line_json(output: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout.lines().last().expect("some output");
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"))
-}
+use common::{last_line_json, stockade};
 
 fn run(args: &[&str]) -> serde_json::Value {
     let out = stockade(args);
