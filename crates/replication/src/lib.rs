@@ -31,6 +31,8 @@ pub mod messages;
 pub mod order;
 pub mod pre_order;
 pub mod replica;
+#[cfg(any(test, feature = "sim"))]
+pub mod scenarios;
 pub mod suspect;
 pub mod view_change;
 
