@@ -23,8 +23,8 @@ pub(crate) struct CatchupState {
 
 impl<A: Application> Prime<A> {
     /// Reconciliation: when a slot makes PO-REQUESTs eligible, a designated set of 2f+k+1 holders
-    /// (the originator and the next participants in index order) sends each one to every server
-    /// whose acknowledgement it never saw. Faulty servers that sent their PO-REQUESTs to only some
+    /// (the originator and the next participants in index order) sends each one, with its PO
+    /// certificate, to every server whose acknowledgement it never saw. Faulty servers that sent their PO-REQUESTs to only some
     /// servers cannot keep the others from executing.
     pub(crate) fn reconcile_newly_eligible(
         &mut self,
@@ -40,19 +40,22 @@ impl<A: Application> Prime<A> {
             }
             let originator = ParticipantId(i as u16);
             for po_seq in from + 1..=to {
-                let Some(slot) = self.pre.slots.get(&(originator, po_seq)) else {
+                let Some(certificate) = self.po_certificate(&(originator, po_seq)) else {
                     continue;
                 };
-                let Some(request) = slot.request.clone() else {
-                    continue;
+                let acked = |p: &ParticipantId| {
+                    self.pre
+                        .slots
+                        .get(&(originator, po_seq))
+                        .is_some_and(|s| s.acks.contains_key(p))
                 };
                 let unacked: Vec<ParticipantId> = self
                     .membership
                     .participants()
-                    .filter(|p| *p != self.me && !slot.acks.contains_key(p))
+                    .filter(|p| *p != self.me && !acked(p))
                     .collect();
                 for p in unacked {
-                    self.send_to(cx, p, PrimeMessage::PoRequest(request.clone()));
+                    self.send_to(cx, p, PrimeMessage::PoCertificate(certificate.clone()));
                 }
             }
         }
@@ -104,8 +107,8 @@ impl<A: Application> Prime<A> {
         let to = request.signer;
         let items_max = self.cfg.catchup_items_max;
         for key in request.body.missing_po.iter().take(items_max) {
-            if let Some(po) = self.pre.slots.get(key).and_then(|s| s.request.clone()) {
-                self.send_to(cx, to, PrimeMessage::PoRequest(po));
+            if let Some(certificate) = self.po_certificate(key) {
+                self.send_to(cx, to, PrimeMessage::PoCertificate(certificate));
             }
         }
         let first = request.body.executed_seq.saturating_add(1);

@@ -109,12 +109,7 @@ impl<A: Application> Prime<A> {
         for (i, (&from, &to)) in self.exec.last_executed.iter().zip(&eligible).enumerate() {
             let originator = ParticipantId(i as u16);
             for po_seq in from + 1..=to {
-                match self
-                    .pre
-                    .slots
-                    .get(&(originator, po_seq))
-                    .and_then(|s| s.request.as_ref())
-                {
+                match self.certified_request(originator, po_seq) {
                     Some(request) => requests.push(request.clone()),
                     None if missing.len() < self.cfg.catchup_items_max => {
                         missing.push((originator, po_seq))

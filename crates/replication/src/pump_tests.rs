@@ -90,16 +90,17 @@ fn reconciliation_delivers_requests_an_originator_withheld() {
     let forwarded_to_0 = Rc::new(Cell::new(0));
     let counter = forwarded_to_0.clone();
     pump.drop_rule = Box::new(move |from, to, m| {
-        let PrimeMessage::PoRequest(r) = m else {
-            return false;
-        };
-        if r.signer.0 == 3 && to.0 == 0 {
-            if from.0 == 3 {
-                return true; // the originator withholds its requests from server 0
+        match m {
+            // The originator withholds its requests from server 0.
+            PrimeMessage::PoRequest(r) => r.signer.0 == 3 && from.0 == 3 && to.0 == 0,
+            PrimeMessage::PoCertificate(c) => {
+                if c.request.signer.0 == 3 && to.0 == 0 {
+                    counter.set(counter.get() + 1);
+                }
+                false
             }
-            counter.set(counter.get() + 1);
+            _ => false,
         }
-        false
     });
     for seq in 1..=3 {
         pump.submit(3, update(30, seq));

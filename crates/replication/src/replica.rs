@@ -344,6 +344,7 @@ impl<A: Application> Prime<A> {
             PrimeMessage::ClientUpdate(_) | PrimeMessage::Reply(_) => {}
             PrimeMessage::PoRequest(m) => self.on_po_request(cx, m),
             PrimeMessage::PoAck(m) => self.on_po_ack(cx, m),
+            PrimeMessage::PoCertificate(m) => self.on_po_certificate(cx, m),
             PrimeMessage::PoSummary(m) => self.on_po_summary(cx, m),
             PrimeMessage::SummaryMatrix(m) => self.on_summary_matrix(cx, m),
             PrimeMessage::PrePrepare(m) => self.on_pre_prepare(cx, m),
