@@ -84,6 +84,7 @@ impl<A: Application> Prime<A> {
             self.collect_order_garbage();
             self.collect_po_garbage();
             self.collect_prepared_garbage();
+            self.collect_persisted_garbage(cx);
             // Our own PO-REQUESTs executed: more client updates may go out (step 2).
             self.send_po_requests(cx);
         }

@@ -15,6 +15,7 @@
 //! | suspect-leader | [`suspect`] |
 //! | reconciliation and catch-up | [`catchup`] |
 //! | view change | [`view_change`] |
+//! | crash recovery (what is persisted) | [`persist`] |
 //! | the server itself: state, timers, dispatch | [`replica`] |
 //!
 //! The identity of a participant is an index ([`ParticipantId`]) mapped to transport addresses by a
@@ -29,6 +30,7 @@ pub mod config;
 pub mod execute;
 pub mod messages;
 pub mod order;
+pub mod persist;
 pub mod pre_order;
 pub mod replica;
 #[cfg(any(test, feature = "sim"))]
@@ -45,4 +47,5 @@ pub use app::{Application, ExecutedUpdate};
 pub use auth::{AuthTag, Ed25519MerkleAuth, MessageAuth};
 pub use config::{Membership, ParticipantId, PrimeConfig, Quorums};
 pub use messages::{ClientId, Digest, PrimeMessage, Update};
+pub use persist::RecoverError;
 pub use replica::{Prime, PrimeOutput, PrimeTimer};

@@ -25,6 +25,8 @@ pub(crate) struct PoSlot {
     pub(crate) request: Option<Signed<PoRequest>>,
     /// Its digest.
     pub(crate) digest: Option<Digest>,
+    /// The digest this server acknowledged for the slot (remembered across crashes).
+    pub(crate) acked: Option<Digest>,
     /// The first ack each participant sent for the slot.
     pub(crate) acks: BTreeMap<ParticipantId, Signed<AckPart>>,
 }
@@ -156,7 +158,8 @@ impl<A: Application> Prime<A> {
                     updates,
                 },
             );
-            self.broadcast(cx, &PrimeMessage::PoRequest(request.clone()));
+            let durable = self.persist_own_request(cx, &request);
+            self.broadcast_after(cx, durable, &PrimeMessage::PoRequest(request.clone()));
             self.accept_po_request(cx, request);
         }
     }
@@ -188,7 +191,15 @@ impl<A: Application> Prime<A> {
         let quorum = self.cfg.quorums.certificate();
         let slot = self.pre.slots.entry((originator, po_seq)).or_default();
         match slot.digest {
-            Some(held) if held == digest => return,
+            Some(held) if held == digest => {
+                // Known by digest only (our ack survived a crash): keep the request, do not re-ack.
+                if slot.request.is_none() {
+                    slot.request = Some(request);
+                    self.advance_cum_aru(originator);
+                    self.try_execute(cx);
+                }
+                return;
+            }
             Some(held) => {
                 let replace = slot.acks_for(&digest) >= quorum && slot.acks_for(&held) < quorum;
                 if replace {
@@ -210,6 +221,7 @@ impl<A: Application> Prime<A> {
         }
         slot.digest = Some(digest);
         slot.request = Some(request);
+        slot.acked = Some(digest);
         self.pre.pending_acks.push(AckPart {
             originator,
             po_seq,
@@ -230,13 +242,16 @@ impl<A: Application> Prime<A> {
             return;
         }
         let parts = std::mem::take(&mut self.pre.pending_acks);
+        let records: Vec<_> = parts
+            .iter()
+            .map(|p| (p.originator, p.po_seq, p.digest))
+            .collect();
+        let durable = self.persist_acks(cx, &records);
         let parts = self.sign_many(cx, parts);
-        self.broadcast(
-            cx,
-            &PrimeMessage::PoAck(PoAck {
-                parts: parts.clone(),
-            }),
-        );
+        let ack = PrimeMessage::PoAck(PoAck {
+            parts: parts.clone(),
+        });
+        self.broadcast_after(cx, durable, &ack);
         for part in parts {
             self.record_ack(part);
         }
@@ -380,8 +395,9 @@ impl<A: Application> Prime<A> {
             counter: self.pre.summary_counter,
             cum_aru: self.pre.cum_aru.clone(),
         };
+        let durable = self.persist_summary(cx, &body);
         let summary = self.sign(cx, body);
-        self.broadcast(cx, &PrimeMessage::PoSummary(summary.clone()));
+        self.broadcast_after(cx, durable, &PrimeMessage::PoSummary(summary.clone()));
         self.absorb_summary(cx, summary);
     }
 

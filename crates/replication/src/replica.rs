@@ -15,6 +15,7 @@ use crate::config::{ConfigError, Membership, ParticipantId, PrimeConfig};
 use crate::execute::ExecState;
 use crate::messages::{ClientId, Digest, PrepareCertificate, PrimeMessage, Reply, Update};
 use crate::order::OrderState;
+use crate::persist::Votes;
 use crate::pre_order::PreOrderState;
 use crate::suspect::SuspectState;
 use crate::view_change::ViewChangeState;
@@ -156,6 +157,8 @@ pub struct Prime<A: Application> {
     pub(crate) vc: ViewChangeState,
     /// Prepare certificates of slots prepared here and not yet executed (reported at a view change).
     pub(crate) vc_prepared: BTreeMap<u64, PrepareCertificate>,
+    /// Every vote cast in the order window, persisted (see [`crate::persist`]).
+    pub(crate) votes: Votes,
     pub(crate) misbehaving: BTreeSet<ParticipantId>,
     pub(crate) drops: DropCounters,
 }
@@ -188,6 +191,7 @@ impl<A: Application> Prime<A> {
             auth,
             app,
             view: 0,
+            votes: Votes::new(),
             misbehaving: BTreeSet::new(),
             drops: DropCounters::default(),
         })

@@ -13,8 +13,8 @@ use stockade_core::{CostTable, NodeId, Time};
 use stockade_crypto::scheme::SimulationKeys;
 use stockade_crypto::CryptoMode;
 use stockade_sim::{
-    Checker, LinkSpec, OutputSink, RunOptions, Scenario, ScenarioError, ScenarioOutcome, SimConfig,
-    Topology, World,
+    Checker, Fault, LinkSpec, OutputSink, RunOptions, Scenario, ScenarioError, ScenarioOutcome,
+    SimConfig, Topology, World,
 };
 
 use crate::app::{Application, ExecutedUpdate, RestoreError};
@@ -79,9 +79,13 @@ impl Application for LedgerApp {
     }
 }
 
+/// Slots whose agreed content the agreement checker remembers (64 bytes each).
+pub const AGREEMENT_SLOTS_KEPT_MAX: usize = 100_000;
+
 /// Agreement and total order (PRIME.md safety): each server executes slots 1, 2, 3, ... in order,
-/// and all servers that execute a slot report the same content and the same state digest. Slots
-/// every server has passed are forgotten, so memory stays bounded by the spread between servers.
+/// and all servers that execute a slot report the same content and the same state digest. A server
+/// restarted after a crash keeps no execution state and executes again from slot 1; its re-run is
+/// checked against the same record. The record keeps the latest `AGREEMENT_SLOTS_KEPT_MAX` slots.
 pub struct AgreementChecker {
     last_executed: Vec<u64>,
     slots: BTreeMap<u64, (Digest, Digest)>,
@@ -116,6 +120,10 @@ impl Checker<Prime<LedgerApp>> for AgreementChecker {
             .last_executed
             .get_mut(node.index())
             .ok_or_else(|| format!("output from unknown node {node}"))?;
+        if *global_seq == 1 {
+            // A fresh start (or a restart: execution state is rebuilt from slot 1).
+            *last = 0;
+        }
         if *global_seq != *last + 1 {
             return Err(format!(
                 "{node} executed slot {global_seq} after slot {last}"
@@ -126,13 +134,22 @@ impl Checker<Prime<LedgerApp>> for AgreementChecker {
         if *agreed != (*content, *state) {
             return Err(format!("{node} executed different content or reached a different state at slot {global_seq}"));
         }
-        let everyone_past = self.last_executed.iter().copied().min().unwrap_or(0);
-        self.slots = self.slots.split_off(&(everyone_past + 1));
+        if self.slots.len() > AGREEMENT_SLOTS_KEPT_MAX {
+            self.slots.pop_first();
+        }
         Ok(())
     }
 }
 
-const PRIME_NORMAL_ARGS: [&str; 6] = ["f", "seconds", "rate", "latency-ms", "crypto", "op-bytes"];
+const PRIME_NORMAL_ARGS: [&str; 7] = [
+    "f",
+    "seconds",
+    "rate",
+    "latency-ms",
+    "crypto",
+    "op-bytes",
+    "crash-server",
+];
 
 /// `stockade sim prime-normal`.
 pub struct PrimeNormalScenario;
@@ -155,6 +172,11 @@ impl Scenario for PrimeNormalScenario {
         let rate = options.u64_arg("rate", 200)?;
         let latency_ms = options.u64_arg("latency-ms", 1)?;
         let op_bytes = options.u64_arg("op-bytes", 200)? as usize;
+        // A server to crash at a third of the run and restart from its store at half of it.
+        let crash_server = match options.args.get("crash-server") {
+            None => None,
+            Some(_) => Some(options.u64_arg("crash-server", 0)?),
+        };
         let mode = match options.args.get("crypto").map(String::as_str) {
             None | Some("sim-fast") => CryptoMode::SimFast,
             Some("real") => CryptoMode::Real,
@@ -182,12 +204,16 @@ impl Scenario for PrimeNormalScenario {
         if op_bytes > crate::messages::UPDATE_OP_BYTES_MAX {
             return Err(out_of_range("op-bytes", "at most 16384"));
         }
+        if crash_server.is_some_and(|s| s > 3 * f as u64) {
+            return Err(out_of_range("crash-server", "a server index below 3f+1"));
+        }
+        let crash_arg = crash_server.map_or(String::new(), |s| format!(" --crash-server {s}"));
 
         let cfg = PrimeConfig::new(f, 0);
         let n = cfg.quorums.n();
         let mut config = SimConfig::new("prime-normal", options.seed);
         config.repro_command = format!(
-            "stockade sim prime-normal --seed {{seed}} --f {f} --seconds {seconds} --rate {rate} --latency-ms {latency_ms} --op-bytes {op_bytes} --crypto {mode}"
+            "stockade sim prime-normal --seed {{seed}} --f {f} --seconds {seconds} --rate {rate} --latency-ms {latency_ms} --op-bytes {op_bytes} --crypto {mode}{crash_arg}"
         );
         config.crypto_mode = mode.describe().to_string();
         config.cost_table = CostTable::design_defaults();
@@ -200,22 +226,26 @@ impl Scenario for PrimeNormalScenario {
         let membership = Membership::new((0..n as u32).map(NodeId).collect()).map_err(setup)?;
         cfg.validate(&membership).map_err(setup)?;
         let factory_cfg = cfg.clone();
-        let mut world = World::new(config, topology, move |id, _store| {
+        let mut world = World::new(config, topology, move |id, store| {
             let auth = Ed25519MerkleAuth::new(
                 keys.signer(id.0),
                 (0..n as u32).map(|i| keys.verifier(i)).collect(),
             );
             let me = ParticipantId(id.0 as u16);
-            match Prime::new(
+            // An empty store gives a fresh server; a restarted one recovers what it persisted.
+            let recovered = Prime::recover(
                 factory_cfg.clone(),
                 membership.clone(),
                 me,
                 Box::new(auth),
                 LedgerApp::default(),
-            ) {
+                store,
+            );
+            match recovered {
                 Ok(prime) => prime,
-                // The configuration was validated before the world was built.
-                Err(e) => unreachable!("validated Prime configuration rejected: {e}"),
+                // The configuration was validated above and the store holds only what Prime
+                // wrote in this run: failing here is a bug in Prime, and the run must stop.
+                Err(e) => panic!("{id}: cannot rebuild Prime in simulation: {e}"),
             }
         })
         .map_err(|e| ScenarioError::Setup(e.to_string()))?;
@@ -228,7 +258,9 @@ impl Scenario for PrimeNormalScenario {
             Time::from_nanos(seq * interval_ns + client * interval_ns / n as u64)
         };
         let per_server = seconds * rate;
-        for server in 0..n as u64 {
+        // The crashed server's clients are elsewhere: it only takes part in the protocol.
+        let client_servers: Vec<u64> = (0..n as u64).filter(|s| Some(*s) != crash_server).collect();
+        for &server in &client_servers {
             for seq in 1..=per_server {
                 let update = Update {
                     client: ClientId(server),
@@ -266,7 +298,12 @@ impl Scenario for PrimeNormalScenario {
         }
 
         let repro = world.config().repro();
-        let total = per_server * n as u64;
+        let total = per_server * client_servers.len() as u64;
+        if let Some(server) = crash_server {
+            let node = NodeId(server as u32);
+            world.schedule_fault(Time::from_millis(seconds * 1000 / 3), Fault::Crash(node));
+            world.schedule_fault(Time::from_millis(seconds * 1000 / 2), Fault::Restart(node));
+        }
         let safety = world.run_until(Time::from_secs(seconds));
         let liveness = safety.and_then(|()| {
             world.liveness(
@@ -345,6 +382,21 @@ mod tests {
         );
     }
 
+    /// A server crashed mid-run restarts from what it persisted, catches up, and the run stays in
+    /// agreement; the interesting event (the crash and a restart that then executed) did happen.
+    #[test]
+    fn crashed_server_recovers_and_catches_up() {
+        let options = RunOptions::with_seed(5)
+            .arg("seconds", 3)
+            .arg("rate", 40)
+            .arg("crash-server", 2);
+        let outcome = PrimeNormalScenario.run(&options).expect("runs");
+        assert!(outcome.passed, "{:?}", outcome.failure);
+        assert_eq!(outcome.headline["updates_submitted"], 360);
+        assert_eq!(outcome.headline["replies"], 360);
+        assert!(outcome.repro.contains("--crash-server 2"));
+    }
+
     #[test]
     fn agreement_checker_catches_divergence_and_gaps() {
         let mut checker = AgreementChecker::new(2);
@@ -368,6 +420,13 @@ mod tests {
                 .on_output(Time::ZERO, NodeId(0), &executed(3, 1))
                 .is_err(),
             "gap"
+        );
+        let restart = checker.on_output(Time::ZERO, NodeId(0), &executed(1, 1));
+        assert!(restart.is_ok(), "a restart executes again from slot 1");
+        let diverging = checker.on_output(Time::ZERO, NodeId(1), &executed(1, 3));
+        assert!(
+            diverging.is_err(),
+            "a restarted run is checked against the record too"
         );
     }
 

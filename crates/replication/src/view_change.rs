@@ -113,7 +113,8 @@ impl<A: Application> Prime<A> {
                 certificates: named,
             },
         );
-        self.broadcast(cx, &PrimeMessage::VcReport(report.clone()));
+        let durable = self.persist_view(cx);
+        self.broadcast_after(cx, durable, &PrimeMessage::VcReport(report.clone()));
         for certificate in certificates {
             self.broadcast(cx, &PrimeMessage::VcCertificate(certificate.clone()));
             self.vc
@@ -443,10 +444,7 @@ impl<A: Application> Prime<A> {
                     timestamp_ms: content.timestamp_ms,
                     matrix: content.matrix,
                 };
-                let pre_prepare = self.sign(cx, body);
-                self.ord.last_proposed_seq = seq;
-                self.broadcast(cx, &PrimeMessage::PrePrepare(pre_prepare.clone()));
-                self.store_pre_prepare(cx, pre_prepare);
+                self.send_proposal(cx, body);
             }
             self.ord.last_proposed_eligible = eligible;
         }
