@@ -94,7 +94,7 @@ impl Fixture {
             .collect();
         let members = secrets
             .iter()
-            .filter_map(|s| s.public_key().verify_possession(&s.prove_possession()).ok())
+            .map(BlsSecretKey::verified_public_key)
             .collect();
         let member_signatures: Vec<BlsSignature> =
             secrets.iter().map(|s| s.sign(&message)).collect();

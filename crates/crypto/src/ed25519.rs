@@ -25,6 +25,8 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::hash::hash_parts;
+use crate::key_text::fixed_from_hex;
+pub use crate::key_text::KeyParseError;
 
 /// Bytes in a secret signing key (the RFC 8032 seed).
 pub const SIGNING_KEY_BYTES: usize = 32;
@@ -39,45 +41,6 @@ pub const BATCH_ITEMS_MAX: usize = 4096;
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Error)]
 #[error("signature does not verify (wrong key, wrong message, or tampered signature)")]
 pub struct InvalidSignature;
-
-/// A key could not be read from bytes or hex (a key file, a config).
-#[derive(Clone, PartialEq, Eq, Debug, Error)]
-pub enum KeyParseError {
-    /// The text is not hex.
-    #[error("key is not valid hex: {0}")]
-    BadHex(String),
-    /// The bytes have the wrong length.
-    #[error("key has {found} bytes, expected {expected}")]
-    WrongLength {
-        /// Bytes a key of this kind has.
-        expected: usize,
-        /// Bytes found.
-        found: usize,
-    },
-    /// The bytes do not encode a valid public key.
-    #[error("bytes do not encode a valid {0} public key")]
-    NotAPublicKey(&'static str),
-    /// The bytes do not encode a valid secret key (zero or out of range).
-    #[error("bytes do not encode a valid {0} secret key")]
-    NotASecretKey(&'static str),
-}
-
-/// Decode `text` as hex into exactly `N` bytes (shared by every key type's `from_hex`).
-pub(crate) fn fixed_from_hex<const N: usize>(
-    text: &str,
-) -> Result<Zeroizing<[u8; N]>, KeyParseError> {
-    let bytes =
-        Zeroizing::new(hex::decode(text.trim()).map_err(|e| KeyParseError::BadHex(e.to_string()))?);
-    if bytes.len() != N {
-        return Err(KeyParseError::WrongLength {
-            expected: N,
-            found: bytes.len(),
-        });
-    }
-    let mut out = Zeroizing::new([0u8; N]);
-    out.copy_from_slice(&bytes);
-    Ok(out)
-}
 
 /// A secret Ed25519 key. `Debug` never prints the secret.
 #[derive(Clone)]
@@ -196,23 +159,9 @@ impl Wire for VerifyingKey {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Signature(pub [u8; SIGNATURE_BYTES]);
 
-impl fmt::Debug for Signature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sig:{}", hex::encode(&self.0[..4]))
-    }
-}
+short_hex_debug!(Signature, "sig");
 
-impl Wire for Signature {
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.0);
-    }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Signature(r.array()?))
-    }
-    fn wire_len(&self) -> usize {
-        SIGNATURE_BYTES
-    }
-}
+fixed_bytes_wire!(Signature, SIGNATURE_BYTES);
 
 /// One signature to check in a batch.
 #[derive(Clone, Copy, Debug)]

@@ -6,7 +6,6 @@
 use std::fmt;
 
 use sha2::{Digest as _, Sha256};
-use stockade_core::wire::{DecodeError, Reader, Wire};
 
 /// Bytes in a [`Digest`].
 pub const DIGEST_BYTES: usize = 32;
@@ -39,17 +38,7 @@ impl fmt::Display for Digest {
     }
 }
 
-impl Wire for Digest {
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.0);
-    }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Digest(r.array()?))
-    }
-    fn wire_len(&self) -> usize {
-        DIGEST_BYTES
-    }
-}
+fixed_bytes_wire!(Digest, DIGEST_BYTES);
 
 /// Plain SHA-256 of `bytes`. Prefer [`hash_parts`] for anything that is signed or compared across
 /// message types; this is for content addressing of opaque blobs.
@@ -77,6 +66,7 @@ pub fn hash_parts(domain: &[u8], parts: &[&[u8]]) -> Digest {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use stockade_core::wire::{DecodeError, Wire};
     use stockade_core::DecodeLimits;
 
     #[test]

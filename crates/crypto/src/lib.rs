@@ -8,23 +8,56 @@
 //! - [`mac`]: HMAC-SHA256 and pairwise key derivation.
 //! - [`erasure`]: Reed-Solomon coding for the erasure-coded logical link (paper 004, section 4.1).
 //! - [`scheme`]: one signing API over real crypto or the simulation's fast stand-in ([`CryptoMode`]).
-//! - [`calibrate`]: measure every `CostKind` on this machine for the simulator's virtual CPU.
+//! - [`mod@calibrate`]: measure every `CostKind` on this machine for the simulator's virtual CPU.
 //!
-//! Nothing here reads a clock or OS randomness except [`calibrate`] (which times operations) and
+//! Nothing here reads a clock or OS randomness except [`mod@calibrate`] (which times operations) and
 //! key generation functions that take a caller's RNG. The crate does not depend on the simulator:
 //! operations document (or, in [`scheme`], report) the `stockade_core::CpuWork` to charge.
+
+/// `Wire` for a newtype over `[u8; N]` (field 0): the bytes as they are, decoded without checks.
+macro_rules! fixed_bytes_wire {
+    ($type:ident, $len:expr) => {
+        impl stockade_core::Wire for $type {
+            fn encode(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.0);
+            }
+            fn decode(
+                r: &mut stockade_core::Reader<'_>,
+            ) -> Result<Self, stockade_core::DecodeError> {
+                Ok($type(r.array()?))
+            }
+            fn wire_len(&self) -> usize {
+                $len
+            }
+        }
+    };
+}
+
+/// `Debug` as a prefix and the first four bytes in hex (enough to tell values apart in logs).
+macro_rules! short_hex_debug {
+    ($type:ident, $prefix:literal) => {
+        impl std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!($prefix, ":{}"), hex::encode(&self.0[..4]))
+            }
+        }
+    };
+}
 
 pub mod bls;
 pub mod calibrate;
 pub mod ed25519;
 pub mod erasure;
 pub mod hash;
+pub mod key_text;
 pub mod mac;
 pub mod merkle;
 pub mod scheme;
 pub mod threshold;
 
+pub use calibrate::{bench_report, calibrate, BenchLine};
 pub use hash::{hash_parts, Digest};
+pub use key_text::KeyParseError;
 pub use scheme::CryptoMode;
 
 #[cfg(test)]

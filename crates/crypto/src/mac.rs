@@ -10,12 +10,11 @@ use std::fmt;
 
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
-use stockade_core::wire::{DecodeError, Reader, Wire};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::ed25519::{fixed_from_hex, KeyParseError};
+use crate::key_text::{fixed_from_hex, KeyParseError};
 
 /// Bytes in a MAC key.
 pub const MAC_KEY_BYTES: usize = 32;
@@ -113,28 +112,14 @@ impl fmt::Debug for MacKey {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MacTag(pub [u8; MAC_TAG_BYTES]);
 
-impl fmt::Debug for MacTag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "mac:{}", hex::encode(&self.0[..4]))
-    }
-}
+short_hex_debug!(MacTag, "mac");
 
-impl Wire for MacTag {
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.0);
-    }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(MacTag(r.array()?))
-    }
-    fn wire_len(&self) -> usize {
-        MAC_TAG_BYTES
-    }
-}
+fixed_bytes_wire!(MacTag, MAC_TAG_BYTES);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stockade_core::DecodeLimits;
+    use stockade_core::{DecodeLimits, Wire};
 
     #[test]
     fn rfc_4231_test_case_2() {

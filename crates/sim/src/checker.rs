@@ -100,6 +100,18 @@ pub enum SimError {
         /// The command that reproduces the run.
         repro: String,
     },
+    /// More events were pending than `pending_events_max`: something sends without bound.
+    #[error("{pending} events pending at {at}, more than pending_events_max {max}: a protocol or workload sends without bound\nreproduce with: {repro}")]
+    EventQueueFull {
+        /// Events pending.
+        pending: usize,
+        /// The bound.
+        max: usize,
+        /// When.
+        at: Time,
+        /// The command that reproduces the run.
+        repro: String,
+    },
     /// A fault or topology change named a node or link that does not exist.
     #[error("bad topology request: {0}")]
     Topology(#[from] TopologyError),
@@ -111,7 +123,8 @@ impl SimError {
         match self {
             SimError::Invariant { repro, .. }
             | SimError::Checker { repro, .. }
-            | SimError::Liveness { repro, .. } => Some(repro),
+            | SimError::Liveness { repro, .. }
+            | SimError::EventQueueFull { repro, .. } => Some(repro),
             SimError::Topology(_) => None,
         }
     }

@@ -35,9 +35,21 @@ pub struct SimConfig {
     /// Outputs kept for [`crate::World::take_outputs`] when the sink is `Record`; beyond it they
     /// are counted and discarded.
     pub output_log_len_max: usize,
-    /// Call each node's `check_invariants()` after each of its handlers.
+    /// Call each node's `check_invariants()` after each of its handlers (a node's state changes
+    /// only in its handlers, so this checks every live node after every event).
     pub check_invariants: bool,
+    /// Events pending at once; beyond it the run stops with [`crate::SimError::EventQueueFull`]
+    /// (a protocol that sends without bound would otherwise exhaust memory).
+    pub pending_events_max: usize,
+    /// Links with traffic a report lists one by one (`links.csv`); beyond it the report
+    /// aggregates per sender (`senders.csv`), so a 1.6-million-link run does not write 40 MB.
+    pub link_csv_rows_max: usize,
 }
+
+/// Default for [`SimConfig::pending_events_max`]: 20 million events, about 1.2 GB of queue.
+pub const PENDING_EVENTS_MAX_DEFAULT: usize = 20_000_000;
+/// Default for [`SimConfig::link_csv_rows_max`].
+pub const LINK_CSV_ROWS_MAX_DEFAULT: usize = 100_000;
 
 /// Default bound on a node's inbox.
 pub const INBOX_LEN_MAX_DEFAULT: usize = 100_000;
@@ -60,6 +72,8 @@ impl SimConfig {
             inbox_len_max: INBOX_LEN_MAX_DEFAULT,
             output_log_len_max: OUTPUT_LOG_LEN_MAX_DEFAULT,
             check_invariants: true,
+            link_csv_rows_max: LINK_CSV_ROWS_MAX_DEFAULT,
+            pending_events_max: PENDING_EVENTS_MAX_DEFAULT,
         }
     }
 

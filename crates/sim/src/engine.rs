@@ -83,9 +83,20 @@ impl<P: Protocol> World<P> {
             return Ok(false);
         };
         debug_assert!(at >= self.now, "time never goes backwards");
+        if let Some(sampler) = &mut self.counter_sampler {
+            sampler.before_event(&mut self.metrics, at);
+        }
         self.now = at;
         self.metrics.sim.events += 1;
         self.handle(event)?;
+        if self.queue.len() > self.config.pending_events_max {
+            return Err(SimError::EventQueueFull {
+                pending: self.queue.len(),
+                max: self.config.pending_events_max,
+                at: self.now,
+                repro: self.config.repro(),
+            });
+        }
         if !self.checkers.is_empty() {
             let view = WorldView {
                 now: self.now,
@@ -98,6 +109,12 @@ impl<P: Protocol> World<P> {
                 })?;
             }
         }
+        self.tick_progress();
+        Ok(true)
+    }
+
+    /// Call the progress hook if simulated time passed its next mark.
+    pub(crate) fn tick_progress(&mut self) {
         if let Some(hook) = &mut self.progress {
             if self.now >= hook.next_at {
                 while hook.next_at <= self.now {
@@ -111,7 +128,6 @@ impl<P: Protocol> World<P> {
                 });
             }
         }
-        Ok(true)
     }
 
     fn handle(&mut self, event: Event<P>) -> Result<(), SimError> {
@@ -328,6 +344,9 @@ impl<P: Protocol> World<P> {
             node.timers.remove(timer);
             self.metrics.sim.timers_fired += 1;
         }
+        if let Some(tracer) = &mut self.tracer {
+            tracer(now, id, format_args!("input {input:?}"));
+        }
         let local_now = node.local_now(now);
         let Some(protocol) = node.protocol.as_mut() else {
             return Ok(());
@@ -408,6 +427,9 @@ impl<P: Protocol> World<P> {
 
     fn apply_effect(&mut self, i: usize, effect: Effect<P>) -> Result<(), SimError> {
         let now = self.now;
+        if let Some(tracer) = &mut self.tracer {
+            tracer(now, NodeId(i as u32), format_args!("effect {effect:?}"));
+        }
         match effect {
             Effect::Send { to, message, after } => {
                 self.send(
@@ -495,13 +517,22 @@ impl<P: Protocol> World<P> {
             .network
             .transmit(self.now, from, to, bytes, &mut self.rng)
         {
-            Transmission::Dropped(reason) => match reason {
-                DropReason::Partitioned => sim.dropped_partitioned += 1,
-                DropReason::NoLink => sim.dropped_no_link += 1,
-                DropReason::LinkBuffer => sim.dropped_link_buffer += 1,
-                DropReason::SiteBuffer => sim.dropped_site_buffer += 1,
-                DropReason::Loss => sim.dropped_loss += 1,
-            },
+            Transmission::Dropped(reason) => {
+                if let Some(tracer) = &mut self.tracer {
+                    tracer(
+                        self.now,
+                        from,
+                        format_args!("dropped packet to {to}: {reason:?}"),
+                    );
+                }
+                match reason {
+                    DropReason::Partitioned => sim.dropped_partitioned += 1,
+                    DropReason::NoLink => sim.dropped_no_link += 1,
+                    DropReason::LinkBuffer => sim.dropped_link_buffer += 1,
+                    DropReason::SiteBuffer => sim.dropped_site_buffer += 1,
+                    DropReason::Loss => sim.dropped_loss += 1,
+                }
+            }
             Transmission::Sent { arrival, duplicate } => {
                 if let Some(copy_at) = duplicate {
                     sim.duplicated += 1;
@@ -545,7 +576,14 @@ impl<P: Protocol> World<P> {
             Payload::Raw(bytes) => {
                 match P::Message::from_bytes(&bytes, self.config.decode_limits) {
                     Ok(m) => m,
-                    Err(_) => {
+                    Err(error) => {
+                        if let Some(tracer) = &mut self.tracer {
+                            tracer(
+                                self.now,
+                                to,
+                                format_args!("undecodable bytes from {from}: {error}"),
+                            );
+                        }
                         self.metrics.sim.decode_failures += 1;
                         return Ok(());
                     }

@@ -89,8 +89,8 @@ impl LinkSpec {
     }
 }
 
-/// A [`LinkSpec`] in the form the hot path uses.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// A [`LinkSpec`] in the form the hot path uses (all integers, so it can key a map).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub(crate) struct LinkParams {
     pub latency_ns: u64,
     pub bandwidth_bps: u64,

@@ -1,9 +1,14 @@
-//! Metrics of one run: the simulator's own counters, scenario counters, and latency histograms
-//! with percentiles, written as CSV.
+//! Metrics of one run: the simulator's own counters, scenario counters, latency histograms with
+//! percentiles, and time series, written as CSV.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
+
+use stockade_core::Time;
+
+use crate::series::{write_series_csv, SeriesId, SeriesKind, TimeSeries};
 
 /// Counters the simulator keeps itself (fields, not map entries, because the hot path bumps them).
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
@@ -59,6 +64,18 @@ pub struct SimCounters {
 }
 
 impl SimCounters {
+    /// Packets dropped for any reason.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_partitioned
+            + self.dropped_no_link
+            + self.dropped_link_buffer
+            + self.dropped_site_buffer
+            + self.dropped_loss
+            + self.dropped_receiver_down
+            + self.dropped_inbox_full
+            + self.dropped_by_adversary
+    }
+
     /// Every counter as `(name, value)`, in a fixed order.
     pub fn entries(&self) -> [(&'static str, u64); 24] {
         [
@@ -90,13 +107,13 @@ impl SimCounters {
     }
 }
 
-/// Sub-buckets per power of two: values are kept to within 1/16 (6.25%).
-const SUB_BUCKET_BITS: u32 = 4;
+/// Sub-buckets per power of two: values are kept to within 1/128 (0.8%).
+const SUB_BUCKET_BITS: u32 = 7;
 const SUB_BUCKETS: u64 = 1 << SUB_BUCKET_BITS;
 const BUCKETS: usize = (SUB_BUCKETS + (64 - SUB_BUCKET_BITS as u64) * SUB_BUCKETS) as usize;
 
-/// A log-linear histogram of `u64` values (nanoseconds, bytes, hops): fixed 7.8 KiB, relative
-/// error at most 1/16, exact count, sum, min and max.
+/// A log-linear histogram of `u64` values (nanoseconds, bytes, hops): fixed 58 KiB once used,
+/// relative error at most 1/128, exact count, sum, min and max.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Histogram {
     buckets: Vec<u64>,
@@ -187,7 +204,7 @@ impl Histogram {
         }
     }
 
-    /// The value at quantile `q` in `[0, 1]`: an upper bound within 1/16 of the true value, never
+    /// The value at quantile `q` in `[0, 1]`: an upper bound within 1/128 of the true value, never
     /// above the maximum recorded.
     pub fn quantile(&self, q: f64) -> u64 {
         if self.count == 0 {
@@ -202,6 +219,23 @@ impl Histogram {
             }
         }
         self.max
+    }
+
+    /// The cumulative distribution: for each non-empty bucket in increasing order, `(value,
+    /// fraction of values <= value)`, values being bucket tops capped at the maximum recorded
+    /// (at most one point per bucket, 7,296 at most).
+    pub fn cdf(&self) -> Vec<(u64, f64)> {
+        let mut seen = 0u64;
+        let mut points = Vec::new();
+        for (b, &n) in self.buckets.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            seen += n;
+            let value = bucket_high(b).min(self.max).max(self.min);
+            points.push((value, seen as f64 / self.count as f64));
+        }
+        points
     }
 
     /// Merge another histogram into this one.
@@ -222,13 +256,15 @@ impl Histogram {
     }
 }
 
-/// All metrics of a run: the simulator's counters, the scenario's named counters and histograms.
+/// All metrics of a run: the simulator's counters, the scenario's named counters, histograms
+/// and time series.
 #[derive(Clone, Default, Debug)]
 pub struct Metrics {
     /// The simulator's own counters.
     pub sim: SimCounters,
     counters: BTreeMap<String, u64>,
     histograms: BTreeMap<String, Histogram>,
+    series: Vec<TimeSeries>,
 }
 
 impl Metrics {
@@ -274,8 +310,66 @@ impl Metrics {
         &self.histograms
     }
 
-    /// Write `counters.csv` (`name,value`, simulator counters first) and `histograms.csv`
-    /// (`name,count,min,mean,p50,p90,p99,p999,max`) into `dir`.
+    /// Declare series `name` summing what is added per `interval` of simulated time
+    /// (`metrics.series_per_interval("delivered", Duration::from_secs(1))` for a rate per second),
+    /// keeping [`crate::SERIES_POINTS_MAX_DEFAULT`] points. A name already declared returns its
+    /// existing handle, kind unchanged.
+    pub fn series_per_interval(&mut self, name: &str, interval: Duration) -> SeriesId {
+        self.declare_series(name, SeriesKind::SumPerInterval { interval })
+    }
+
+    /// Declare series `name` of sampled points, keeping [`crate::SERIES_POINTS_MAX_DEFAULT`]. A
+    /// name already declared returns its existing handle, kind unchanged.
+    pub fn series_of_samples(&mut self, name: &str) -> SeriesId {
+        self.declare_series(name, SeriesKind::Samples)
+    }
+
+    fn declare_series(&mut self, name: &str, kind: SeriesKind) -> SeriesId {
+        if let Some(i) = self.series.iter().position(|s| s.name() == name) {
+            return SeriesId(i as u32);
+        }
+        self.series.push(TimeSeries::new(name, kind));
+        SeriesId(self.series.len() as u32 - 1)
+    }
+
+    /// Keep at most `points_max` points of series `id` (points already beyond are dropped and
+    /// counted).
+    pub fn set_series_points_max(&mut self, id: SeriesId, points_max: usize) {
+        if let Some(s) = self.series.get_mut(id.0 as usize) {
+            s.set_points_max(points_max);
+        }
+    }
+
+    /// Add `n` to series `id` at simulated time `at`: O(1). A handle from another `Metrics` that
+    /// names no series here is ignored.
+    #[inline]
+    pub fn series_add(&mut self, id: SeriesId, at: Time, n: u64) {
+        if let Some(s) = self.series.get_mut(id.0 as usize) {
+            s.add(at, n);
+        }
+    }
+
+    /// Record `value` in series `id` at simulated time `at`: O(1).
+    #[inline]
+    pub fn series_sample(&mut self, id: SeriesId, at: Time, value: f64) {
+        if let Some(s) = self.series.get_mut(id.0 as usize) {
+            s.sample(at, value);
+        }
+    }
+
+    /// Every declared series, in declaration order.
+    pub fn series(&self) -> &[TimeSeries] {
+        &self.series
+    }
+
+    /// Series `name`, if declared.
+    pub fn series_named(&self, name: &str) -> Option<&TimeSeries> {
+        self.series.iter().find(|s| s.name() == name)
+    }
+
+    /// Write `counters.csv` (`name,value`, simulator counters first), `histograms.csv`
+    /// (`name,count,min,mean,p50,p90,p99,p999,max`), `series.csv` and `series_summary.csv` (see
+    /// [`TimeSeries`]) into `dir`.
     pub fn write_csv(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("counters.csv"))?);
@@ -304,7 +398,8 @@ impl Metrics {
                 h.max()
             )?;
         }
-        out.flush()
+        out.flush()?;
+        write_series_csv(&self.series, dir)
     }
 }
 
@@ -331,7 +426,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantiles_are_within_a_sixteenth() {
+    fn quantiles_are_within_a_128th() {
         let mut h = Histogram::new();
         for v in 1..=10_000u64 {
             h.record(v);
@@ -351,8 +446,18 @@ mod tests {
     }
 
     #[test]
+    fn cdf_rises_to_one_at_the_maximum() {
+        let mut h = Histogram::new();
+        for v in [10u64, 10, 20, 1_000] {
+            h.record(v);
+        }
+        assert_eq!(h.cdf(), vec![(10, 0.5), (20, 0.75), (1_000, 1.0)]);
+        assert!(Histogram::new().cdf().is_empty());
+    }
+
+    #[test]
     fn buckets_cover_the_whole_range() {
-        for v in [0u64, 1, 15, 16, 17, 1 << 40, u64::MAX] {
+        for v in [0u64, 1, 127, 128, 129, 1 << 40, u64::MAX] {
             let b = bucket_of(v);
             assert!(b < BUCKETS);
             assert!(bucket_high(b) >= v, "{v} fits under its bucket's top");
@@ -366,7 +471,23 @@ mod tests {
         m.sim.events = 3;
         m.add("commits", 2);
         m.record("latency_ns", 100);
+        let delivered = m.series_per_interval("delivered", Duration::from_secs(1));
+        assert_eq!(
+            m.series_per_interval("delivered", Duration::from_secs(9)),
+            delivered
+        );
+        m.series_add(delivered, Time::from_millis(1_500), 4);
         m.write_csv(&dir).expect("writable temp dir");
+        let series = std::fs::read_to_string(dir.join("series.csv")).expect("written");
+        assert_eq!(
+            series,
+            "series,time_s,value\ndelivered,0,0\ndelivered,1,4\n"
+        );
+        let summary = std::fs::read_to_string(dir.join("series_summary.csv")).expect("written");
+        assert!(
+            summary.contains("delivered,sum_per_interval,1,2,100000,0"),
+            "{summary}"
+        );
         let counters = std::fs::read_to_string(dir.join("counters.csv")).expect("written");
         assert!(counters.contains("events,3") && counters.contains("commits,2"));
         let hist = std::fs::read_to_string(dir.join("histograms.csv")).expect("written");

@@ -7,7 +7,7 @@ use stockade_core::{NodeId, Time};
 use crate::hash::FxHashMap;
 use crate::link::{LinkParams, LinkSpec, Serializer, SiteCap};
 use crate::rng::SimRng;
-use crate::topology::{Shape, Topology, TopologyError};
+use crate::topology::{Shape, Topology, TopologyError, FULL_MESH_NODES_MAX};
 
 /// Why the network dropped a packet.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -87,16 +87,29 @@ pub struct Network {
     shape: Shape,
     specs: Vec<LinkSpec>,
     params: Vec<LinkParams>,
+    /// Finds a spec's index in `params` when it is set again.
+    spec_index: FxHashMap<LinkParams, u16>,
     links: Vec<LinkState>,
     site_of: Vec<u32>,
     sites: Vec<SiteState>,
     partition_of: Vec<u32>,
+    /// Clogged paths, keyed by link index (or `from * nodes + to` on a computed topology).
     clogged_until: FxHashMap<usize, Time>,
+    /// `(packets, bytes)` per sender, kept only on a computed topology (it has no link state).
+    sender_totals: Vec<(u64, u64)>,
 }
 
 impl Network {
     /// The network described by `topology`.
     pub fn new(topology: &Topology) -> Result<Network, TopologyError> {
+        if let Shape::FullMesh { nodes } = topology.shape {
+            if nodes > FULL_MESH_NODES_MAX {
+                return Err(TopologyError::MeshTooLarge {
+                    nodes,
+                    max: FULL_MESH_NODES_MAX,
+                });
+            }
+        }
         let mut net = Network {
             shape: topology.shape.clone(),
             specs: vec![topology.default_spec],
@@ -113,6 +126,11 @@ impl Network {
                 .collect(),
             partition_of: Vec::new(),
             clogged_until: FxHashMap::default(),
+            spec_index: [(topology.default_spec.compile(), 0)].into_iter().collect(),
+            sender_totals: match &topology.shape {
+                Shape::Computed { nodes, .. } => vec![(0, 0); *nodes as usize],
+                _ => Vec::new(),
+            },
         };
         for &(from, to, spec) in &topology.overrides {
             net.set_link(from, to, spec)?;
@@ -136,11 +154,14 @@ impl Network {
             .shape
             .link_index(from, to)
             .ok_or(TopologyError::NoSuchLink { from, to })?;
-        let spec_index = match self.specs.iter().position(|s| *s == spec) {
-            Some(i) => i,
+        let params = spec.compile();
+        let spec_index = match self.spec_index.get(&params) {
+            Some(&i) => i as usize,
             None if self.specs.len() < LINK_SPECS_MAX => {
                 self.specs.push(spec);
-                self.params.push(spec.compile());
+                self.params.push(params);
+                self.spec_index
+                    .insert(params, (self.specs.len() - 1) as u16);
                 self.specs.len() - 1
             }
             None => {
@@ -186,11 +207,15 @@ impl Network {
     /// Hold every packet entering link `from -> to` until `until` (it arrives no earlier than
     /// `until + latency`; order on the link is kept).
     pub fn clog(&mut self, from: NodeId, to: NodeId, until: Time) -> Result<(), TopologyError> {
-        let index = self
-            .shape
-            .link_index(from, to)
-            .ok_or(TopologyError::NoSuchLink { from, to })?;
-        self.clogged_until.insert(index, until);
+        let key = match &self.shape {
+            Shape::Computed { nodes, .. } if from.0 < *nodes && to.0 < *nodes => {
+                from.index() * *nodes as usize + to.index()
+            }
+            shape => shape
+                .link_index(from, to)
+                .ok_or(TopologyError::NoSuchLink { from, to })?,
+        };
+        self.clogged_until.insert(key, until);
         Ok(())
     }
 
@@ -228,25 +253,12 @@ impl Network {
             return Transmission::Dropped(DropReason::Partitioned);
         }
         let Some(index) = self.shape.link_index(from, to) else {
-            return Transmission::Dropped(DropReason::NoLink);
+            return self.transmit_computed(now, from, to, bytes, rng);
         };
-        let mut enter_ns = now.as_nanos();
-        if let Some(site_index) = self.site_leaving(from, to) {
-            let site = &mut self.sites[site_index];
-            if let Some(cap) = site.cap {
-                match site
-                    .serializer
-                    .admit(enter_ns, bytes, cap.bandwidth_bps, cap.buffer_bytes)
-                {
-                    Some(left_site_ns) => {
-                        site.bytes += bytes;
-                        site.messages += 1;
-                        enter_ns = left_site_ns;
-                    }
-                    None => return Transmission::Dropped(DropReason::SiteBuffer),
-                }
-            }
-        }
+        let enter_ns = match self.through_site(now.as_nanos(), from, to, bytes) {
+            Ok(t) => t,
+            Err(reason) => return Transmission::Dropped(reason),
+        };
         let link = &mut self.links[index];
         let params = &self.params[link.spec as usize];
         let Some(departed_ns) =
@@ -261,10 +273,84 @@ impl Network {
         if rng.chance(params.loss_threshold) {
             return Transmission::Dropped(DropReason::Loss);
         }
-        let mut earliest_ns = departed_ns.saturating_add(params.latency_ns);
+        let params = *params;
+        let latency_ns = params.latency_ns;
+        self.arrivals(index, departed_ns, latency_ns, &params, rng)
+    }
+
+    /// A packet on a computed topology: any pair talks, no link queue.
+    fn transmit_computed(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        to: NodeId,
+        bytes: u64,
+        rng: &mut SimRng,
+    ) -> Transmission {
+        let Shape::Computed { nodes, latency } = &self.shape else {
+            return Transmission::Dropped(DropReason::NoLink);
+        };
+        if from.0 >= *nodes || to.0 >= *nodes {
+            return Transmission::Dropped(DropReason::NoLink);
+        }
+        let latency_ns = stockade_core::time::duration_nanos((latency.0)(from, to));
+        let key = from.index() * *nodes as usize + to.index();
+        let departed_ns = match self.through_site(now.as_nanos(), from, to, bytes) {
+            Ok(t) => t,
+            Err(reason) => return Transmission::Dropped(reason),
+        };
+        if let Some(sent) = self.sender_totals.get_mut(from.index()) {
+            sent.0 += 1;
+            sent.1 += bytes;
+        }
+        let params = self.params[0];
+        if rng.chance(params.loss_threshold) {
+            return Transmission::Dropped(DropReason::Loss);
+        }
+        self.arrivals(key, departed_ns, latency_ns, &params, rng)
+    }
+
+    /// Pass the sending site's capped uplink, if the packet leaves a capped site: the time it
+    /// leaves the site, or the drop.
+    #[inline]
+    fn through_site(
+        &mut self,
+        enter_ns: u64,
+        from: NodeId,
+        to: NodeId,
+        bytes: u64,
+    ) -> Result<u64, DropReason> {
+        let Some(site_index) = self.site_leaving(from, to) else {
+            return Ok(enter_ns);
+        };
+        let site = &mut self.sites[site_index];
+        let Some(cap) = site.cap else {
+            return Ok(enter_ns);
+        };
+        let left_ns = site
+            .serializer
+            .admit(enter_ns, bytes, cap.bandwidth_bps, cap.buffer_bytes)
+            .ok_or(DropReason::SiteBuffer)?;
+        site.bytes += bytes;
+        site.messages += 1;
+        Ok(left_ns)
+    }
+
+    /// Arrival (and duplicate) times of a packet that left its last serializer at `departed_ns`
+    /// on the path keyed `clog_key`.
+    #[inline]
+    fn arrivals(
+        &self,
+        clog_key: usize,
+        departed_ns: u64,
+        latency_ns: u64,
+        params: &LinkParams,
+        rng: &mut SimRng,
+    ) -> Transmission {
+        let mut earliest_ns = departed_ns.saturating_add(latency_ns);
         if !self.clogged_until.is_empty() {
-            if let Some(until) = self.clogged_until.get(&index) {
-                earliest_ns = earliest_ns.max(until.as_nanos().saturating_add(params.latency_ns));
+            if let Some(until) = self.clogged_until.get(&clog_key) {
+                earliest_ns = earliest_ns.max(until.as_nanos().saturating_add(latency_ns));
             }
         }
         let jitter_ns = params.jitter_ns;
@@ -306,6 +392,33 @@ impl Network {
         })
     }
 
+    /// `(sender, packets, bytes)` for every node that sent, summed over its links.
+    pub fn sender_stats(&self) -> Vec<(NodeId, u64, u64)> {
+        let mut totals = if self.sender_totals.is_empty() {
+            let mut totals = vec![(0u64, 0u64); self.node_count() as usize];
+            for l in self.link_stats() {
+                if let Some(t) = totals.get_mut(l.from.index()) {
+                    t.0 += l.messages as u64;
+                    t.1 += l.bytes;
+                }
+            }
+            totals
+        } else {
+            self.sender_totals.clone()
+        };
+        totals
+            .drain(..)
+            .enumerate()
+            .filter(|(_, (m, _))| *m > 0)
+            .map(|(i, (m, b))| (NodeId(i as u32), m, b))
+            .collect()
+    }
+
+    /// Whether traffic is counted per sender only (a computed topology has no links to count on).
+    pub fn counts_per_sender_only(&self) -> bool {
+        !self.sender_totals.is_empty()
+    }
+
     /// Counters of every capped site uplink.
     pub fn site_stats(&self) -> impl Iterator<Item = SiteStats> + '_ {
         self.sites
@@ -330,6 +443,13 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn sent_at(arrival: Time) -> Transmission {
+        Transmission::Sent {
+            arrival,
+            duplicate: None,
+        }
+    }
+
     fn mesh(spec: LinkSpec) -> Network {
         Network::new(&Topology::full_mesh(3, spec)).expect("valid")
     }
@@ -340,31 +460,11 @@ mod tests {
         let mut rng = SimRng::new(1);
         // 1000 bytes at one byte per microsecond: 1 ms on the wire, then 50 ms.
         let t = net.transmit(Time::ZERO, NodeId(0), NodeId(1), 1000, &mut rng);
-        assert_eq!(
-            t,
-            Transmission::Sent {
-                arrival: Time::from_millis(51),
-                duplicate: None
-            }
-        );
+        assert_eq!(t, sent_at(Time::from_millis(51)));
         let t = net.transmit(Time::ZERO, NodeId(0), NodeId(1), 1000, &mut rng);
-        assert_eq!(
-            t,
-            Transmission::Sent {
-                arrival: Time::from_millis(52),
-                duplicate: None
-            },
-            "FIFO"
-        );
+        assert_eq!(t, sent_at(Time::from_millis(52)), "FIFO");
         let t = net.transmit(Time::ZERO, NodeId(0), NodeId(2), 1000, &mut rng);
-        assert_eq!(
-            t,
-            Transmission::Sent {
-                arrival: Time::from_millis(51),
-                duplicate: None
-            },
-            "own link"
-        );
+        assert_eq!(t, sent_at(Time::from_millis(51)), "own link");
     }
 
     #[test]
@@ -381,19 +481,114 @@ mod tests {
             .expect("link exists");
         assert_eq!(
             net.transmit(Time::ZERO, NodeId(1), NodeId(2), 10, &mut rng),
-            Transmission::Sent {
-                arrival: Time::from_millis(1010),
-                duplicate: None
-            }
+            sent_at(Time::from_millis(1010))
         );
         net.heal();
         assert_eq!(
             net.transmit(Time::ZERO, NodeId(0), NodeId(1), 10, &mut rng),
-            Transmission::Sent {
-                arrival: Time::from_millis(10),
-                duplicate: None
-            }
+            sent_at(Time::from_millis(10))
         );
+    }
+
+    #[test]
+    fn a_full_site_uplink_drops_at_the_tail() {
+        let mut topology = Topology::full_mesh(3, LinkSpec::ideal(Duration::from_millis(1)));
+        topology.assign_site(NodeId(2), 1).expect("exists");
+        topology.set_site_cap(
+            0,
+            SiteCap {
+                bandwidth_bps: 8_000_000,
+                buffer_bytes: 2_500,
+            },
+        );
+        let mut net = Network::new(&topology).expect("valid");
+        let mut rng = SimRng::new(1);
+        let mut outcomes = Vec::new();
+        for from in [0, 1, 0, 1] {
+            outcomes.push(net.transmit(Time::ZERO, NodeId(from), NodeId(2), 1_000, &mut rng));
+        }
+        // One byte per microsecond through the uplink, both senders sharing it.
+        assert_eq!(outcomes[0], sent_at(Time::from_millis(2)));
+        assert_eq!(outcomes[1], sent_at(Time::from_millis(3)));
+        assert_eq!(outcomes[2], Transmission::Dropped(DropReason::SiteBuffer));
+        assert_eq!(outcomes[3], Transmission::Dropped(DropReason::SiteBuffer));
+        assert_eq!(
+            net.transmit(Time::ZERO, NodeId(0), NodeId(1), 1_000, &mut rng),
+            sent_at(Time::from_millis(1)),
+            "traffic inside the site does not use the uplink"
+        );
+    }
+
+    #[test]
+    fn computed_topologies_take_latency_from_the_function() {
+        let latency: crate::topology::LatencyFn = std::sync::Arc::new(|a: NodeId, b: NodeId| {
+            Duration::from_millis(a.0.abs_diff(b.0) as u64)
+        });
+        let mut topology = Topology::computed(100_000, LinkSpec::ideal(Duration::ZERO), latency);
+        topology.assign_site(NodeId(7), 7).expect("exists");
+        topology.set_site_cap(
+            7,
+            SiteCap {
+                bandwidth_bps: 8_000_000,
+                buffer_bytes: u64::MAX,
+            },
+        );
+        let mut net = Network::new(&topology).expect("valid");
+        assert_eq!(net.link_count(), 0, "no per-link state");
+        let mut rng = SimRng::new(1);
+        assert_eq!(
+            net.transmit(Time::ZERO, NodeId(10), NodeId(99_990), 100, &mut rng),
+            sent_at(Time::from_millis(99_980))
+        );
+        // Node 7's access link: 1,000 bytes at one byte per microsecond, then 3 ms.
+        assert_eq!(
+            net.transmit(Time::ZERO, NodeId(7), NodeId(4), 1_000, &mut rng),
+            sent_at(Time::from_millis(4))
+        );
+        net.clog(NodeId(10), NodeId(11), Time::from_secs(1))
+            .expect("any pair");
+        assert_eq!(
+            net.transmit(Time::ZERO, NodeId(10), NodeId(11), 1, &mut rng),
+            sent_at(Time::from_millis(1_001))
+        );
+        assert_eq!(
+            net.transmit(Time::ZERO, NodeId(10), NodeId(100_000), 1, &mut rng),
+            Transmission::Dropped(DropReason::NoLink)
+        );
+        assert!(net
+            .set_link(NodeId(1), NodeId(2), LinkSpec::ideal(Duration::ZERO))
+            .is_err());
+        assert!(net.counts_per_sender_only());
+        assert_eq!(
+            net.sender_stats(),
+            vec![(NodeId(7), 1, 1_000), (NodeId(10), 2, 101)]
+        );
+    }
+
+    #[test]
+    fn full_mesh_size_is_bounded() {
+        let spec = LinkSpec::ideal(Duration::ZERO);
+        assert!(Network::new(&Topology::full_mesh(FULL_MESH_NODES_MAX, spec)).is_ok());
+        assert!(matches!(
+            Network::new(&Topology::full_mesh(FULL_MESH_NODES_MAX + 1, spec)),
+            Err(TopologyError::MeshTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn site_meshes_use_lan_inside_and_wan_between_sites() {
+        let lan = LinkSpec::ideal(Duration::from_micros(100));
+        let wan = LinkSpec::wan(Duration::from_millis(50), 10_000_000);
+        let topology = Topology::full_mesh_sites(&[2, 3], lan, wan);
+        assert_eq!(
+            (topology.site_of(NodeId(1)), topology.site_of(NodeId(2))),
+            (0, 1)
+        );
+        let net = Network::new(&topology).expect("valid");
+        assert_eq!(net.link_spec(NodeId(0), NodeId(1)), Some(lan));
+        assert_eq!(net.link_spec(NodeId(2), NodeId(4)), Some(lan));
+        assert_eq!(net.link_spec(NodeId(1), NodeId(2)), Some(wan));
+        assert_eq!(net.link_spec(NodeId(0), NodeId(0)), None, "no self link");
     }
 
     #[test]
@@ -403,6 +598,29 @@ mod tests {
         net.set_link(NodeId(0), NodeId(1), lossy).expect("exists");
         net.set_link(NodeId(1), NodeId(0), lossy).expect("exists");
         assert_eq!(net.specs.len(), 2);
+        for i in 2..LINK_SPECS_MAX as u64 {
+            net.set_link(
+                NodeId(0),
+                NodeId(2),
+                LinkSpec::ideal(Duration::from_nanos(i)),
+            )
+            .expect("room for it");
+        }
+        assert_eq!(net.specs.len(), LINK_SPECS_MAX);
+        assert_eq!(
+            net.set_link(
+                NodeId(0),
+                NodeId(2),
+                LinkSpec::ideal(Duration::from_secs(9))
+            ),
+            Err(TopologyError::TooManyLinkSpecs {
+                max: LINK_SPECS_MAX
+            })
+        );
+        assert!(
+            net.set_link(NodeId(0), NodeId(2), lossy).is_ok(),
+            "a known spec still fits"
+        );
         let mut rng = SimRng::new(1);
         assert_eq!(
             net.transmit(Time::ZERO, NodeId(1), NodeId(0), 10, &mut rng),

@@ -29,6 +29,20 @@ pub(crate) enum Input<P: Protocol> {
     Request(P::Request),
 }
 
+impl<P: Protocol> std::fmt::Debug for Input<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Start => f.write_str("start"),
+            Input::Message { from, message } => write!(f, "message from {from}: {message:?}"),
+            Input::Timer { timer, generation } => {
+                write!(f, "timer {timer:?} (generation {generation})")
+            }
+            Input::Persisted(token) => write!(f, "persisted {token:?}"),
+            Input::Request(request) => write!(f, "request {request:?}"),
+        }
+    }
+}
+
 impl<P: Protocol> Input<P> {
     /// Kind code for the event digest.
     pub(crate) fn is_message(&self) -> bool {

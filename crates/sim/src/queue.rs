@@ -115,11 +115,11 @@ impl<E> EventQueue<E> {
             } else {
                 self.cursor_slot += 1;
             }
+            // The emptied heap's allocation is dropped, not recycled into the ring: a ring of 4,096
+            // buckets each keeping its peak capacity held 130 MB on the scale run.
             let bucket = std::mem::take(&mut self.ring[(self.cursor_slot % RING_SLOTS) as usize]);
             self.ring_len -= bucket.len();
-            // Reuse the emptied heap's allocation for the next bucket that fills.
-            let spare = std::mem::replace(&mut self.current, BinaryHeap::from(bucket)).into_vec();
-            self.ring[(self.cursor_slot % RING_SLOTS) as usize] = spare;
+            self.current = BinaryHeap::from(bucket);
             // The ring's horizon moved one slot: bring far events that now fit into it.
             while self
                 .far
@@ -167,6 +167,16 @@ impl<E> EventQueue<E> {
 mod tests {
     use super::*;
     use crate::rng::SimRng;
+
+    #[test]
+    fn entry_sizes_stay_small() {
+        // Printed for the record; the scale scenario's events are 40 bytes plus the 16-byte key.
+        eprintln!(
+            "entry of 40-byte event: {} bytes",
+            std::mem::size_of::<Entry<[u64; 5]>>()
+        );
+        assert_eq!(std::mem::size_of::<Entry<[u64; 5]>>(), 56);
+    }
 
     #[test]
     fn earliest_first_ties_in_insertion_order() {

@@ -1,8 +1,8 @@
 //! The report of one run: a JSON headline (the last line a `stockade sim` command prints) and the
-//! full metrics, written as CSV files.
+//! full metrics, written as CSV files (plots are drawn in `plot.rs`).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -11,10 +11,6 @@ use stockade_core::{NodeId, Protocol, Time};
 use crate::metrics::{csv_field, peak_rss_bytes, Metrics};
 use crate::network::{LinkStats, SiteStats};
 use crate::world::World;
-
-/// Links with traffic listed one by one in `links.csv`; beyond this the CSV aggregates per sender
-/// (`senders.csv`) so a 1.6-million-link run does not write a 40 MB file.
-pub const LINK_ROWS_MAX: usize = 100_000;
 
 /// Traffic per link, or per sending node for big networks.
 #[derive(Clone, Debug)]
@@ -56,25 +52,15 @@ impl Report {
     pub(crate) fn from_world<P: Protocol>(world: &World<P>, extra: Value) -> Report {
         let config = world.config();
         let network = world.network();
-        let link_rows = network.link_stats().take(LINK_ROWS_MAX + 1).count();
-        let links = if link_rows <= LINK_ROWS_MAX {
+        let rows_max = config.link_csv_rows_max;
+        let link_rows = network
+            .link_stats()
+            .take(rows_max.saturating_add(1))
+            .count();
+        let links = if link_rows <= rows_max && !network.counts_per_sender_only() {
             LinkTraffic::PerLink(network.link_stats().collect())
         } else {
-            let mut per_sender = vec![(0u64, 0u64); world.node_count()];
-            for l in network.link_stats() {
-                if let Some(slot) = per_sender.get_mut(l.from.index()) {
-                    slot.0 += l.messages as u64;
-                    slot.1 += l.bytes;
-                }
-            }
-            LinkTraffic::PerSender(
-                per_sender
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(_, (m, _))| *m > 0)
-                    .map(|(i, (m, b))| (NodeId(i as u32), m, b))
-                    .collect(),
-            )
+            LinkTraffic::PerSender(network.sender_stats())
         };
         let metrics = world.metrics().clone();
         let wall = world.wall_time();
@@ -92,9 +78,7 @@ impl Report {
             "messages_sent": sim.messages_sent,
             "messages_delivered": sim.messages_delivered,
             "bytes_sent": sim.bytes_sent,
-            "dropped": sim.dropped_partitioned + sim.dropped_no_link + sim.dropped_link_buffer
-                + sim.dropped_site_buffer + sim.dropped_loss + sim.dropped_receiver_down
-                + sim.dropped_inbox_full + sim.dropped_by_adversary,
+            "dropped": sim.dropped(),
             "decode_failures": sim.decode_failures,
             "digest": format!("{:016x}", world.digest()),
         });
@@ -120,6 +104,13 @@ impl Report {
     /// The headline as one line of JSON.
     pub fn headline_line(&self) -> String {
         self.headline.to_string()
+    }
+
+    /// Write every CSV file ([`Report::write_csv`]) and every plot ([`Report::write_plots`]) into
+    /// `dir`; returns the plots' paths. What `stockade sim --out DIR` writes.
+    pub fn write_all(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        self.write_csv(dir)?;
+        self.write_plots(dir).map_err(std::io::Error::other)
     }
 
     /// Write `headline.json`, `counters.csv`, `histograms.csv`, `links.csv` (or `senders.csv`) and

@@ -5,6 +5,7 @@
 //! [`crate::network::Network`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use stockade_core::NodeId;
 use thiserror::Error;
@@ -36,6 +37,14 @@ pub enum TopologyError {
     TooManyLinkSpecs {
         /// The bound.
         max: usize,
+    },
+    /// A full mesh too big to hold one state per ordered pair.
+    #[error("a full mesh of {nodes} nodes needs {} links; use at most {max} nodes or a sparse topology", *nodes as u64 * *nodes as u64)]
+    MeshTooLarge {
+        /// Nodes asked for.
+        nodes: u32,
+        /// The bound.
+        max: u32,
     },
     /// A random graph asked for more neighbours than there are other nodes.
     #[error("out-degree {degree} needs at least {} nodes, have {nodes}", degree + 1)]
@@ -161,6 +170,20 @@ impl Adjacency {
     }
 }
 
+/// The one-way latency between two nodes of a computed topology (a coordinate model, a
+/// transit-stub model...). It must be a pure function of its arguments.
+pub type LatencyFn = Arc<dyn Fn(NodeId, NodeId) -> Duration + Send + Sync>;
+
+/// A [`LatencyFn`] with a `Debug` impl.
+#[derive(Clone)]
+pub(crate) struct PathLatency(pub LatencyFn);
+
+impl std::fmt::Debug for PathLatency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PathLatency(fn)")
+    }
+}
+
 /// The shape of the link graph.
 #[derive(Clone, Debug)]
 pub(crate) enum Shape {
@@ -169,12 +192,16 @@ pub(crate) enum Shape {
     FullMesh { nodes: u32 },
     /// Only the adjacency's links exist.
     Sparse(Arc<Adjacency>),
+    /// Every pair can talk (the Internet as an overlay sees it), latency computed per packet, no
+    /// per-link state: no per-link queues or overrides. Cap each node's access bandwidth by putting
+    /// it in its own site.
+    Computed { nodes: u32, latency: PathLatency },
 }
 
 impl Shape {
     pub(crate) fn node_count(&self) -> u32 {
         match self {
-            Shape::FullMesh { nodes } => *nodes,
+            Shape::FullMesh { nodes } | Shape::Computed { nodes, .. } => *nodes,
             Shape::Sparse(adj) => adj.node_count(),
         }
     }
@@ -183,6 +210,7 @@ impl Shape {
         match self {
             Shape::FullMesh { nodes } => *nodes as usize * *nodes as usize,
             Shape::Sparse(adj) => adj.link_count(),
+            Shape::Computed { .. } => 0,
         }
     }
 
@@ -192,6 +220,7 @@ impl Shape {
             Shape::FullMesh { nodes } => (from.0 < *nodes && to.0 < *nodes && from != to)
                 .then(|| from.index() * *nodes as usize + to.index()),
             Shape::Sparse(adj) => adj.link_index(from, to),
+            Shape::Computed { .. } => None,
         }
     }
 
@@ -207,9 +236,13 @@ impl Shape {
                 }))
             }
             Shape::Sparse(adj) => Box::new(adj.links().enumerate().map(|(i, (a, b))| (i, a, b))),
+            Shape::Computed { .. } => Box::new(std::iter::empty()),
         }
     }
 }
+
+/// The largest full mesh: 4,096 nodes are 16.8 million link slots, 400 MB of link state.
+pub const FULL_MESH_NODES_MAX: u32 = 4_096;
 
 /// The network a world is built on: shape, the default link spec, per-link overrides, and sites.
 #[derive(Clone, Debug)]
@@ -225,6 +258,46 @@ impl Topology {
     /// `nodes` nodes, each pair linked both ways with `default_spec`.
     pub fn full_mesh(nodes: u32, default_spec: LinkSpec) -> Topology {
         Topology::with_shape(Shape::FullMesh { nodes }, default_spec)
+    }
+
+    /// A full mesh of sites: `site_sizes[s]` nodes in site `s` (ids assigned in site order),
+    /// `lan` between nodes of one site and `wan` between sites. Cap a site's aggregate outgoing
+    /// bandwidth with [`Topology::set_site_cap`] (paper 004's 10 Mbps per site).
+    pub fn full_mesh_sites(site_sizes: &[u32], lan: LinkSpec, wan: LinkSpec) -> Topology {
+        let nodes: u32 = site_sizes.iter().sum();
+        let mut topology = Topology::full_mesh(nodes, wan);
+        let mut site_of = Vec::with_capacity(nodes as usize);
+        for (site, &size) in site_sizes.iter().enumerate() {
+            site_of.extend(std::iter::repeat_n(site as u32, size as usize));
+        }
+        for a in 0..nodes {
+            for b in 0..nodes {
+                if a != b && site_of[a as usize] == site_of[b as usize] {
+                    topology.overrides.push((NodeId(a), NodeId(b), lan));
+                }
+            }
+        }
+        topology.site_of = site_of;
+        topology
+    }
+
+    /// `nodes` nodes that can all reach each other, one-way latency `latency(from, to)` per
+    /// packet; loss, duplication and jitter from `spec` (its bandwidth and buffer are not used:
+    /// there is no per-link state). For 100,000-node overlays on a coordinate model; give each
+    /// node its own site with a [`SiteCap`] to model access-link bandwidth.
+    pub fn computed(nodes: u32, spec: LinkSpec, latency: LatencyFn) -> Topology {
+        Topology::with_shape(
+            Shape::Computed {
+                nodes,
+                latency: PathLatency(latency),
+            },
+            spec,
+        )
+    }
+
+    /// The site of `node` (0 when sites are not used).
+    pub fn site_of(&self, node: NodeId) -> u32 {
+        self.site_of.get(node.index()).copied().unwrap_or(0)
     }
 
     /// Only the links of `adjacency`, each with `default_spec`.
@@ -311,7 +384,6 @@ impl Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn adjacency_rows_are_sorted_and_deduplicated() {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use stockade_core::{Effect, MemStore, NodeId, Protocol, Time};
 
-use crate::byzantine::{Action, Adversary};
+use crate::byzantine::{Action, Adversary, Payload};
 use crate::checker::{Checker, SimError, WorldView};
 use crate::clock::ClockSpec;
 use crate::config::{Fault, SimConfig};
@@ -17,6 +17,7 @@ use crate::node::{Node, NodeStatus, NodeView};
 use crate::queue::EventQueue;
 use crate::report::Report;
 use crate::rng::SimRng;
+use crate::sampler::CounterSampler;
 use crate::topology::Topology;
 
 /// Builds a node's protocol: at start from an empty store, at restart from exactly the persist
@@ -60,6 +61,10 @@ pub struct Progress {
     pub wall: Duration,
 }
 
+/// Receives one line per input a node handles, per effect it emits and per packet dropped:
+/// `(true time, node, what)`. For reading a failing seed; costs nothing when not set.
+pub type Tracer = Box<dyn FnMut(Time, NodeId, std::fmt::Arguments<'_>)>;
+
 pub(crate) struct ProgressHook {
     pub every: Duration,
     pub next_at: Time,
@@ -88,6 +93,8 @@ pub struct World<P: Protocol> {
     pub(crate) effects_buf: Vec<Effect<P>>,
     pub(crate) action_buf: Vec<Action<P>>,
     pub(crate) progress: Option<ProgressHook>,
+    pub(crate) counter_sampler: Option<CounterSampler>,
+    pub(crate) tracer: Option<Tracer>,
     pub(crate) wall: Duration,
 }
 
@@ -131,6 +138,8 @@ impl<P: Protocol> World<P> {
             effects_buf: Vec::new(),
             action_buf: Vec::new(),
             progress: None,
+            counter_sampler: None,
+            tracer: None,
             wall: Duration::ZERO,
         })
     }
@@ -165,11 +174,11 @@ impl<P: Protocol> World<P> {
     pub fn wall_time(&self) -> Duration {
         self.wall
     }
-    /// Counters and histograms.
+    /// Counters, histograms and time series.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
-    /// Counters and histograms, for scenario code to add its own.
+    /// Counters, histograms and time series, for scenario code to add its own.
     pub fn metrics_mut(&mut self) -> &mut Metrics {
         &mut self.metrics
     }
@@ -191,6 +200,18 @@ impl<P: Protocol> World<P> {
     /// A live node's protocol state.
     pub fn protocol(&self, id: NodeId) -> Option<&P> {
         self.nodes.get(id.index()).and_then(|n| n.protocol.as_ref())
+    }
+    /// A live node's protocol state, mutably: for scenario setup (bootstrapping state a real
+    /// deployment would build by joining). Invariants are checked again at the node's next event.
+    pub fn protocol_mut(&mut self, id: NodeId) -> Option<&mut P> {
+        self.nodes
+            .get_mut(id.index())
+            .and_then(|n| n.protocol.as_mut())
+    }
+    /// The world's RNG, for scenario-level randomness (random faults, workloads). Draws happen in
+    /// the scenario's call order, so they stay reproducible from the seed.
+    pub fn rng(&mut self) -> &mut SimRng {
+        &mut self.rng
     }
     /// A node's status (`None` for an unknown id).
     pub fn status(&self, id: NodeId) -> Option<NodeStatus> {
@@ -234,6 +255,24 @@ impl<P: Protocol> World<P> {
         });
     }
 
+    /// Record the simulator's counters as time series summed per `interval` of simulated time,
+    /// from now on: `sim_messages_sent`, `sim_messages_delivered`, `sim_bytes_sent`,
+    /// `sim_dropped` in [`Metrics::series`] (each bounded by
+    /// [`crate::SERIES_POINTS_MAX_DEFAULT`] points). The last interval is brought up to date
+    /// whenever a run call returns. Off unless asked; calling again restarts the intervals.
+    pub fn record_counter_series(&mut self, interval: Duration) {
+        self.counter_sampler = Some(CounterSampler::new(&mut self.metrics, interval, self.now));
+    }
+
+    /// Trace every input, effect and drop to `tracer`
+    /// (`world.set_tracer(|at, node, what| eprintln!("{at} {node} {what}"))`).
+    pub fn set_tracer(
+        &mut self,
+        tracer: impl FnMut(Time, NodeId, std::fmt::Arguments<'_>) + 'static,
+    ) {
+        self.tracer = Some(Box::new(tracer));
+    }
+
     pub(crate) fn node_mut(&mut self, id: NodeId) -> Result<&mut Node<P>, SimError> {
         let nodes = self.nodes.len() as u32;
         self.nodes.get_mut(id.index()).ok_or(SimError::Topology(
@@ -257,6 +296,14 @@ impl<P: Protocol> World<P> {
             },
         );
     }
+    /// Put `payload` on the link `from -> to` at `at`, as if `from` had sent it: for attacks that
+    /// need no protocol at all (a forged or malformed message from a Byzantine node). It takes the
+    /// link's bandwidth, loss and partitions like any send.
+    pub fn inject_at(&mut self, at: Time, from: NodeId, to: NodeId, payload: Payload<P::Message>) {
+        self.queue
+            .push(at.max(self.now), Event::Transmit { from, to, payload });
+    }
+
     /// Apply `fault` at `at`, unless the liveness phase started by then.
     pub fn schedule_fault(&mut self, at: Time, fault: Fault) {
         self.queue
@@ -315,8 +362,16 @@ impl<P: Protocol> World<P> {
             Ok(())
         })();
         self.now = self.now.max(until);
+        self.flush_counter_series();
         self.wall += started.elapsed();
+        self.tick_progress();
         result
+    }
+
+    fn flush_counter_series(&mut self) {
+        if let Some(sampler) = &mut self.counter_sampler {
+            sampler.flush(&mut self.metrics);
+        }
     }
 
     /// Run for `duration` of simulated time.
@@ -344,6 +399,7 @@ impl<P: Protocol> World<P> {
         if matches!(result, Ok(false)) {
             self.now = self.now.max(deadline);
         }
+        self.flush_counter_series();
         self.wall += started.elapsed();
         result
     }

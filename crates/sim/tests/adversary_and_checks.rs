@@ -3,9 +3,10 @@
 mod common;
 
 use common::*;
+use stockade_core::Wire;
 use stockade_core::{NodeId, Time};
 use stockade_sim::{
-    Byzantine, Checker, Corruption, Fault, LinkSpec, SimConfig, SimError, Topology, World,
+    Byzantine, Checker, Corruption, Fault, LinkSpec, Payload, SimConfig, SimError, Topology, World,
     WorldView,
 };
 
@@ -284,4 +285,54 @@ fn liveness_failure_reports_the_predicate_and_repro() {
         world.metrics().sim.dropped_loss >= 19,
         "the pings were really sent"
     );
+}
+
+#[test]
+fn a_runaway_protocol_hits_the_event_queue_bound() {
+    let mut config = SimConfig::new("probe", 4);
+    config.pending_events_max = 1_000;
+    let mut world = probe_world_with(config, Topology::full_mesh(2, LinkSpec::ideal(ms(5))));
+    world.request(NodeId(0), blobs(NodeId(1), 0, 999, 0));
+    world.run_until(at_ms(100)).expect("999 pending fit");
+    world.request(NodeId(0), blobs(NodeId(1), 0, 1_001, 0));
+    match world.run_until(at_ms(200)) {
+        Err(SimError::EventQueueFull {
+            pending,
+            max,
+            repro,
+            ..
+        }) => {
+            assert_eq!((pending, max), (1_001, 1_000));
+            assert_eq!(repro, "stockade sim probe --seed 4");
+        }
+        other => panic!("expected the queue bound, got {other:?}"),
+    }
+}
+
+#[test]
+fn injected_packets_travel_the_link_and_raw_ones_are_decoded_under_limits() {
+    let mut world = probe_world(1, 3, LinkSpec::ideal(ms(5)));
+    world.inject_at(
+        at_ms(10),
+        NodeId(2),
+        NodeId(1),
+        Payload::Message(Blob { seq: 77, pad: 0 }),
+    );
+    let forged = Blob { seq: 78, pad: 2 }.to_bytes();
+    world.inject_at(
+        at_ms(10),
+        NodeId(2),
+        NodeId(1),
+        Payload::Raw(forged.into_boxed_slice()),
+    );
+    world.inject_at(
+        at_ms(10),
+        NodeId(2),
+        NodeId(1),
+        Payload::Raw(vec![1, 2, 3].into_boxed_slice()),
+    );
+    world.run_until(at_ms(100)).expect("runs");
+    let got = received_by(&world.take_outputs(), NodeId(1));
+    assert_eq!(got, vec![(at_ms(15), 77), (at_ms(15), 78)]);
+    assert_eq!(world.metrics().sim.decode_failures, 1);
 }

@@ -26,8 +26,8 @@ use zeroize::Zeroizing;
 pub use bitmap::{SignerBitmap, SIGNER_BITMAP_MEMBERS_MAX};
 pub use multisig::{verify_multi, MultiSignature};
 
-use crate::ed25519::{fixed_from_hex, KeyParseError};
 use crate::hash::hash_parts;
+use crate::key_text::{fixed_from_hex, KeyParseError};
 
 /// Bytes in a compressed public key (G1).
 pub const BLS_PUBLIC_KEY_BYTES: usize = 48;
@@ -151,6 +151,12 @@ impl BlsSecretKey {
         BlsPublicKey(self.0.sk_to_pk())
     }
 
+    /// This key's own public key, marked verified: holding the secret is what a proof of
+    /// possession proves, so the holder (a dealer, a simulation, the node itself) needs no proof.
+    pub fn verified_public_key(&self) -> VerifiedPublicKey {
+        VerifiedPublicKey(self.public_key())
+    }
+
     /// Sign `message`.
     pub fn sign(&self, message: &[u8]) -> BlsSignature {
         BlsSignature::from_raw(self.0.sign(message, SIGNATURE_DST, &[]))
@@ -251,8 +257,9 @@ impl Wire for BlsPublicKey {
     }
 }
 
-/// A public key whose proof of possession verified. There is deliberately no other constructor
-/// and no `Wire` decode: a key read from the network must come with its proof.
+/// A public key whose proof of possession verified (or taken from its own secret key with
+/// [`BlsSecretKey::verified_public_key`]). There is deliberately no `Wire` decode: a key read from
+/// the network must come with its proof.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct VerifiedPublicKey(BlsPublicKey);
 
@@ -285,23 +292,9 @@ impl BlsSignature {
     }
 }
 
-impl fmt::Debug for BlsSignature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "blssig:{}", hex::encode(&self.0[..4]))
-    }
-}
+short_hex_debug!(BlsSignature, "blssig");
 
-impl Wire for BlsSignature {
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.0);
-    }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(BlsSignature(r.array()?))
-    }
-    fn wire_len(&self) -> usize {
-        BLS_SIGNATURE_BYTES
-    }
-}
+fixed_bytes_wire!(BlsSignature, BLS_SIGNATURE_BYTES);
 
 /// A proof that the holder of a public key knows its secret (a signature on the key under
 /// [`POSSESSION_DST`]).
@@ -359,6 +352,7 @@ mod tests {
             .verify_possession(&proof)
             .expect("own proof verifies");
         assert_eq!(verified.public_key(), &k.public_key());
+        assert_eq!(verified, k.verified_public_key());
         assert_eq!(
             other.public_key().verify_possession(&proof),
             Err(BlsError::InvalidPossessionProof)

@@ -13,7 +13,7 @@ use super::threshold::{
     SimFastShareSigner, SimFastThresholdGroup, ThresholdSigner, ThresholdVerifier,
 };
 use super::CryptoMode;
-use crate::bls::{BlsSecretKey, VerifiedPublicKey};
+use crate::bls::BlsSecretKey;
 use crate::ed25519::SigningKey;
 use crate::hash::hash_parts;
 use crate::mac::MacKey;
@@ -55,8 +55,16 @@ impl SimFastKeyRegistry {
             StandInScheme::ThresholdShare { group } => (b"threshold-share", group),
             StandInScheme::ThresholdGroup { group } => (b"threshold-group", group),
         };
-        self.master
-            .derive_pairwise(label, group as u64, owner as u64)
+        // Ordered fields (not a pairwise key, which is symmetric): group 3's share 5 and group
+        // 5's share 3 must get different keys.
+        let derived = self.master.tag_parts(&[
+            b"stockade/simfast/key",
+            &(label.len() as u64).to_le_bytes(),
+            label,
+            &group.to_le_bytes(),
+            &owner.to_le_bytes(),
+        ]);
+        MacKey::from_bytes(derived.0)
     }
 }
 
@@ -135,21 +143,18 @@ impl SimulationKeys {
     }
 
     /// The ordered membership `nodes` for verifying multi-signatures; bitmap position `i` is
-    /// `nodes[i]`. In real mode each key's proof of possession is made and checked here, as a
-    /// node joining a group would.
+    /// `nodes[i]`. The registry holds every secret, so keys need no proof of possession here;
+    /// protocols that learn keys from the network check proofs with
+    /// [`crate::bls::BlsPublicKey::verify_possession`].
     pub fn membership(&self, nodes: &[u32]) -> Membership {
         match self.mode {
             CryptoMode::Real => Membership::Real(
                 nodes
                     .iter()
-                    .filter_map(|&node| {
-                        let secret = BlsSecretKey::for_simulation(self.run_seed, node);
-                        secret
-                            .public_key()
-                            .verify_possession(&secret.prove_possession())
-                            .ok()
+                    .map(|&node| {
+                        BlsSecretKey::for_simulation(self.run_seed, node).verified_public_key()
                     })
-                    .collect::<Vec<VerifiedPublicKey>>(),
+                    .collect(),
             ),
             CryptoMode::SimFast => {
                 Membership::SimFast(SimFastMembership::new(&self.registry, nodes))
@@ -194,5 +199,29 @@ impl SimulationKeys {
 impl std::fmt::Debug for SimulationKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SimulationKeys({}, seed {})", self.mode, self.run_seed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stand_in_keys_are_distinct_across_schemes_groups_and_owners() {
+        let registry = SimFastKeyRegistry::new(1);
+        let keys = [
+            registry.key(StandInScheme::ThresholdShare { group: 3 }, 5),
+            registry.key(StandInScheme::ThresholdShare { group: 5 }, 3),
+            registry.key(StandInScheme::ThresholdGroup { group: 3 }, 5),
+            registry.key(StandInScheme::Ed25519, 5),
+            registry.key(StandInScheme::BlsMulti, 5),
+            registry.key(StandInScheme::Ed25519, 3),
+            SimFastKeyRegistry::new(2).key(StandInScheme::Ed25519, 5),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
     }
 }

@@ -1,0 +1,34 @@
+//! The Redis-compatible key-value service that stockade replicates (paper 004, section 5: the
+//! replicated service; DESIGN.md section 7: unmodified Redis clients must work).
+//!
+//! - [`command`]: RESP argument vectors parsed into typed, validated [`Command`]s, classified as
+//!   read, write or connection-local, with a canonical binary encoding.
+//! - [`state`]: the deterministic [`StateMachine`] that executes ordered commands at agreed times.
+//! - [`reply`]: [`Reply`], independent of RESP version, with a binary encoding for votes.
+//! - [`resp`]: the server-side RESP2/RESP3 codec with bounded frames and pipelining.
+//! - [`session`]: one client connection's local state and the answers to PING, HELLO, CONFIG, ...
+//! - [`checkpoint`]: deterministic snapshots, digests, restore, and incremental persistence.
+//! - `unreplicated` (feature `net`): a single-node TCP server, the baseline for paper 001's
+//!   "replicated within 25% of unreplicated" comparison. Not the product.
+
+pub mod checkpoint;
+pub mod command;
+pub mod error;
+pub mod glob;
+pub mod limits;
+pub mod number;
+pub mod reply;
+pub mod resp;
+pub mod session;
+pub mod state;
+#[cfg(feature = "net")]
+pub mod unreplicated;
+
+pub use checkpoint::{CheckpointError, Digest};
+pub use command::{Command, CommandClass, LocalCommand};
+pub use error::KvError;
+pub use limits::Limits;
+pub use reply::Reply;
+pub use resp::{ProtocolError, RequestDecoder, RespLimits, RespVersion};
+pub use session::Session;
+pub use state::StateMachine;

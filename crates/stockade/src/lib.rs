@@ -1,0 +1,16 @@
+//! The `stockade` command line as a library, so integration tests reach its parts: the grammar
+//! ([`cli`]), the simulation scenarios ([`scenarios`]), the broadcast cluster of real processes
+//! ([`cluster`]), the conformance suite both drivers pass ([`conformance`]), and how commands
+//! report ([`headline`]).
+
+pub mod attack;
+pub mod bench;
+pub mod cli;
+pub mod cluster;
+pub mod conformance;
+pub mod demo;
+pub mod headline;
+pub mod keygen;
+pub mod scenario_args;
+pub mod scenarios;
+pub mod sim_cmd;
