@@ -111,6 +111,7 @@ impl<A: Application> Prime<A> {
                 self.send_to(cx, to, PrimeMessage::PoCertificate(certificate));
             }
         }
+        self.jump_if_needed(cx, to, request.body.executed_seq);
         let first = request.body.executed_seq.saturating_add(1);
         let certificates: Vec<OrderCertificate> = self
             .ord

@@ -203,6 +203,7 @@ impl<A: Application> Prime<A> {
         for (node, signed) in nodes.into_iter().zip(self.sign_many(cx, bodies)) {
             cx.send(node, PrimeMessage::Reply(signed));
         }
+        self.checkpoint_if_due(cx);
         let state = self.app.digest();
         cx.deliver(PrimeOutput::Executed {
             global_seq: seq,

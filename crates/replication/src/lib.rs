@@ -14,6 +14,7 @@
 //! | execution, step 11, and the application boundary | [`execute`], [`app`] |
 //! | suspect-leader | [`suspect`] |
 //! | reconciliation and catch-up | [`catchup`] |
+//! | checkpoints and state transfer (JUMP) | [`checkpoint`] |
 //! | view change | [`view_change`] |
 //! | crash recovery (what is persisted) | [`persist`] |
 //! | the server itself: state, timers, dispatch | [`replica`] |
@@ -26,6 +27,7 @@
 pub mod app;
 pub mod auth;
 pub mod catchup;
+pub mod checkpoint;
 pub mod config;
 pub mod execute;
 pub mod messages;

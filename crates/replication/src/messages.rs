@@ -546,6 +546,10 @@ pub enum PrimeMessage {
     VcPartialSig(Signed<VcPartialSig>),
     /// View change.
     Replay(Replay),
+    /// Checkpoint vote.
+    Checkpoint(Signed<crate::checkpoint::Checkpoint>),
+    /// State transfer to a server too far behind.
+    Jump(crate::checkpoint::Jump),
 }
 
 macro_rules! message_codec {
@@ -597,6 +601,8 @@ message_codec! {
     22 => VcPartialSig,
     23 => Replay,
     24 => PoCertificate,
+    25 => Checkpoint,
+    26 => Jump,
 }
 
 #[cfg(test)]
@@ -755,6 +761,23 @@ mod tests {
                 agreed: partial,
                 proof: vec![signed(1, partial)],
             }),
+            PrimeMessage::Checkpoint(signed(
+                1,
+                crate::checkpoint::Checkpoint {
+                    seq: 100,
+                    digest: [5; 32],
+                },
+            )),
+            PrimeMessage::Jump(crate::checkpoint::Jump {
+                proof: vec![signed(
+                    1,
+                    crate::checkpoint::Checkpoint {
+                        seq: 100,
+                        digest: [5; 32],
+                    },
+                )],
+                snapshot: vec![1, 2, 3],
+            }),
         ]
     }
 
@@ -811,7 +834,7 @@ mod tests {
         }
 
         #[test]
-        fn truncations_of_valid_messages_fail_cleanly(cut in 0usize..200, which in 0usize..25) {
+        fn truncations_of_valid_messages_fail_cleanly(cut in 0usize..200, which in 0usize..27) {
             let samples = samples();
             let bytes = encode_frame(&samples[which % samples.len()]);
             let cut = cut.min(bytes.len().saturating_sub(1));

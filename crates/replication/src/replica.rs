@@ -11,6 +11,7 @@ use stockade_core::{Context, InvariantViolation, NodeId, Protocol};
 use crate::app::Application;
 use crate::auth::{body_digest, MessageAuth, Signed, SignedBody};
 use crate::catchup::CatchupState;
+use crate::checkpoint::CheckpointState;
 use crate::config::{ConfigError, Membership, ParticipantId, PrimeConfig};
 use crate::execute::ExecState;
 use crate::messages::{ClientId, Digest, PrepareCertificate, PrimeMessage, Reply, Update};
@@ -155,6 +156,7 @@ pub struct Prime<A: Application> {
     pub(crate) suspect: SuspectState,
     pub(crate) catchup: CatchupState,
     pub(crate) vc: ViewChangeState,
+    pub(crate) checkpoints: CheckpointState,
     /// Prepare certificates of slots prepared here and not yet executed (reported at a view change).
     pub(crate) vc_prepared: BTreeMap<u64, PrepareCertificate>,
     /// Every vote cast in the order window, persisted (see [`crate::persist`]).
@@ -184,6 +186,7 @@ impl<A: Application> Prime<A> {
             suspect: SuspectState::new(n),
             catchup: CatchupState::default(),
             vc: ViewChangeState::default(),
+            checkpoints: CheckpointState::default(),
             vc_prepared: BTreeMap::new(),
             cfg,
             membership,
@@ -369,6 +372,8 @@ impl<A: Application> Prime<A> {
             PrimeMessage::VcList(m) => self.on_vc_list(cx, m),
             PrimeMessage::VcPartialSig(m) => self.on_vc_partial_sig(cx, m),
             PrimeMessage::Replay(m) => self.on_replay(cx, m),
+            PrimeMessage::Checkpoint(m) => self.on_checkpoint(cx, m),
+            PrimeMessage::Jump(m) => self.on_jump(cx, m),
         }
     }
 }
