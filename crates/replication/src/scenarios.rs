@@ -141,7 +141,8 @@ impl Checker<Prime<LedgerApp>> for AgreementChecker {
     }
 }
 
-const PRIME_NORMAL_ARGS: [&str; 7] = [
+const PRIME_NORMAL_ARGS: [&str; 8] = [
+    "loss",
     "f",
     "seconds",
     "rate",
@@ -162,7 +163,7 @@ impl Scenario for PrimeNormalScenario {
     fn description(&self) -> &'static str {
         "Prime with 3f+1 correct servers, every server's clients submitting updates; checks agreement, \
          total order, and that every update executes everywhere \
-         [--f 1 --seconds 5 --rate 200 (updates/s per server) --latency-ms 1 --op-bytes 200 --crypto sim-fast|real]"
+         [--f 1 --seconds 5 --rate 200 --loss 0 (updates/s per server) --latency-ms 1 --op-bytes 200 --crypto sim-fast|real]"
     }
 
     fn run(&self, options: &RunOptions) -> Result<ScenarioOutcome, ScenarioError> {
@@ -172,6 +173,7 @@ impl Scenario for PrimeNormalScenario {
         let rate = options.u64_arg("rate", 200)?;
         let latency_ms = options.u64_arg("latency-ms", 1)?;
         let op_bytes = options.u64_arg("op-bytes", 200)? as usize;
+        let loss = options.f64_arg("loss", 0.0)?;
         // A server to crash at a third of the run and restart from its store at half of it.
         let crash_server = match options.args.get("crash-server") {
             None => None,
@@ -201,6 +203,9 @@ impl Scenario for PrimeNormalScenario {
                 "between 1 and 100000 updates per second per server",
             ));
         }
+        if !(0.0..=0.2).contains(&loss) {
+            return Err(out_of_range("loss", "a probability between 0 and 0.2"));
+        }
         if op_bytes > crate::messages::UPDATE_OP_BYTES_MAX {
             return Err(out_of_range("op-bytes", "at most 16384"));
         }
@@ -213,13 +218,13 @@ impl Scenario for PrimeNormalScenario {
         let n = cfg.quorums.n();
         let mut config = SimConfig::new("prime-normal", options.seed);
         config.repro_command = format!(
-            "stockade sim prime-normal --seed {{seed}} --f {f} --seconds {seconds} --rate {rate} --latency-ms {latency_ms} --op-bytes {op_bytes} --crypto {mode}{crash_arg}"
+            "stockade sim prime-normal --seed {{seed}} --f {f} --seconds {seconds} --rate {rate} --latency-ms {latency_ms} --op-bytes {op_bytes} --crypto {mode} --loss {loss}{crash_arg}"
         );
         config.crypto_mode = mode.describe().to_string();
         config.cost_table = CostTable::design_defaults();
         let topology = Topology::full_mesh(
             n as u32,
-            LinkSpec::wan(Duration::from_millis(latency_ms), 1_000_000_000),
+            LinkSpec::wan(Duration::from_millis(latency_ms), 1_000_000_000).with_loss(loss),
         );
         let keys = SimulationKeys::new(mode, options.seed);
         let setup = |e: crate::config::ConfigError| ScenarioError::Setup(e.to_string());
@@ -395,6 +400,24 @@ mod tests {
         assert_eq!(outcome.headline["updates_submitted"], 360);
         assert_eq!(outcome.headline["replies"], 360);
         assert!(outcome.repro.contains("--crash-server 2"));
+    }
+
+    /// With 1% message loss on every link, the repairs (votes sent again for a stuck slot,
+    /// requests and acks sent again to peers whose summaries lag) keep every update executing.
+    #[test]
+    fn lossy_links_still_execute_everything() {
+        for seed in 1..=3 {
+            let options = RunOptions::with_seed(seed)
+                .arg("seconds", 2)
+                .arg("rate", 50)
+                .arg("loss", 0.01);
+            let outcome = PrimeNormalScenario.run(&options).expect("runs");
+            assert!(outcome.passed, "seed {seed}: {:?}", outcome.failure);
+            assert!(
+                outcome.headline["dropped"].as_u64().unwrap_or(0) > 0,
+                "seed {seed}: messages were lost"
+            );
+        }
     }
 
     #[test]

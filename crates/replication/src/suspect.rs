@@ -180,6 +180,11 @@ impl<A: Application> Prime<A> {
         }
     }
 
+    /// When the oldest unanswered turnaround challenge started.
+    pub(crate) fn suspect_oldest_challenge(&self) -> Option<Time> {
+        self.suspect.challenges.front().map(|c| c.started)
+    }
+
     /// Whether the in-order pre-prepares seen so far already make `eligible` eligible.
     pub(crate) fn already_ordered(&self, eligible: &[u64]) -> bool {
         eligible
