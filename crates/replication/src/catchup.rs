@@ -212,7 +212,17 @@ impl<A: Application> Prime<A> {
                 self.send_to(cx, to, PrimeMessage::PoCertificate(certificate));
             }
         }
-        self.jump_if_needed(cx, to, request.body.executed_seq);
+        // PO-REQUESTs we executed and already forgot can only be replaced by a checkpoint.
+        let forgotten = request.body.missing_po.iter().any(|(originator, po_seq)| {
+            let executed = self
+                .exec
+                .last_executed
+                .get(originator.index())
+                .copied()
+                .unwrap_or(0);
+            *po_seq <= executed && !self.pre.slots.contains_key(&(*originator, *po_seq))
+        });
+        self.jump_if_needed(cx, to, request.body.executed_seq, forgotten);
         let first = request.body.executed_seq.saturating_add(1);
         let certificates: Vec<OrderCertificate> = self
             .ord

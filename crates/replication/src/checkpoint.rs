@@ -189,13 +189,14 @@ impl<A: Application> Prime<A> {
         }
     }
 
-    /// Catch-up: a requester whose next slot is no longer retained here gets a JUMP to our stable
-    /// checkpoint, if that is ahead of it.
+    /// Catch-up: a requester whose next slot (or a PO-REQUEST it lacks, `forgotten`) is no longer
+    /// retained here gets a JUMP to our stable checkpoint, if that is ahead of it.
     pub(crate) fn jump_if_needed(
         &mut self,
         cx: &mut Context<'_, Self>,
         to: ParticipantId,
         requester_executed: u64,
+        forgotten: bool,
     ) {
         let oldest_retained = self
             .ord
@@ -204,7 +205,7 @@ impl<A: Application> Prime<A> {
             .next()
             .copied()
             .unwrap_or(self.exec.executed_seq + 1);
-        if requester_executed + 1 >= oldest_retained {
+        if requester_executed + 1 >= oldest_retained && !forgotten {
             return;
         }
         let Some((seq, proof, snapshot)) = self.checkpoints.stable.clone() else {
@@ -280,6 +281,11 @@ impl<A: Application> Prime<A> {
         self.checkpoints.own = Some((first.seq, first.digest, jump.snapshot.clone()));
         self.checkpoints.stable = Some((first.seq, jump.proof, jump.snapshot));
         self.checkpoints.jumps += 1;
+        let state = self.app.digest();
+        cx.deliver(crate::replica::PrimeOutput::Jumped {
+            global_seq: first.seq,
+            state,
+        });
         self.collect_po_garbage();
         self.try_execute(cx);
         self.request_catchup(cx);

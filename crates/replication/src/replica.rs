@@ -103,6 +103,13 @@ pub enum PrimeOutput {
         /// The application's state digest afterwards.
         state: Digest,
     },
+    /// This server restored a stable checkpoint (JUMP) instead of executing the slots up to it.
+    Jumped {
+        /// The checkpoint's slot: execution continues after it.
+        global_seq: u64,
+        /// The application's state digest after the restore.
+        state: Digest,
+    },
     /// A participant was caught misbehaving.
     Misbehaviour {
         /// Who.
