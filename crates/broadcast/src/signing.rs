@@ -290,16 +290,34 @@ mod tests {
     fn simulation_stand_in_signs_and_rejects_forgeries_like_the_real_scheme() {
         let rings = KeyRing::for_simulation(4, 7, CryptoMode::SimFast);
         assert_eq!(rings[0].mode(), CryptoMode::SimFast);
-        let inst = InstanceId { origin: NodeId(0), seq: 1 };
+        let inst = InstanceId {
+            origin: NodeId(0),
+            seq: 1,
+        };
         let d = payload_digest(b"v");
         let sig = rings[2].sign(Phase::Ready, inst, &d);
         assert!(rings[0].verify(NodeId(2), Phase::Ready, inst, &d, &sig));
-        assert!(!rings[0].verify(NodeId(1), Phase::Ready, inst, &d, &sig), "not n1's tag");
-        assert!(!rings[0].verify(NodeId(2), Phase::Echo, inst, &d, &sig), "other phase");
+        assert!(
+            !rings[0].verify(NodeId(1), Phase::Ready, inst, &d, &sig),
+            "not n1's tag"
+        );
+        assert!(
+            !rings[0].verify(NodeId(2), Phase::Echo, inst, &d, &sig),
+            "other phase"
+        );
         let other_run = KeyRing::for_simulation(4, 8, CryptoMode::SimFast);
-        assert!(!other_run[0].verify(NodeId(2), Phase::Ready, inst, &d, &sig), "keys differ per run");
+        assert!(
+            !other_run[0].verify(NodeId(2), Phase::Ready, inst, &d, &sig),
+            "keys differ per run"
+        );
         let real = KeyRing::for_simulation(4, 7, CryptoMode::Real);
         assert_eq!(real[0].mode(), CryptoMode::Real);
-        assert!(real[1].verify(NodeId(3), Phase::Echo, inst, &d, &real[3].sign(Phase::Echo, inst, &d)));
+        assert!(real[1].verify(
+            NodeId(3),
+            Phase::Echo,
+            inst,
+            &d,
+            &real[3].sign(Phase::Echo, inst, &d)
+        ));
     }
 }

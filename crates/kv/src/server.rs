@@ -291,6 +291,15 @@ async fn dispatch_outputs(
                 metrics::counter!("kv_updates_executed_total", "participant" => me.0.to_string())
                     .increment(updates as u64);
             }
+            PrimeOutput::Jumped { global_seq, state } => {
+                metrics::counter!("kv_checkpoint_jumps_total", "participant" => me.0.to_string())
+                    .increment(1);
+                tracing::info!(
+                    global_seq,
+                    ?state,
+                    "caught up by state transfer from a checkpoint"
+                );
+            }
             PrimeOutput::Misbehaviour {
                 participant,
                 evidence,

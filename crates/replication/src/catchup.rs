@@ -6,7 +6,7 @@ use stockade_core::Context;
 use crate::app::Application;
 use crate::auth::Signed;
 use crate::config::ParticipantId;
-use crate::messages::{CatchupRequest, OrderCertificate, PrimeMessage};
+use crate::messages::{CatchupRequest, OrderCertificate, PoAck, PrimeMessage};
 use crate::replica::Prime;
 
 /// Catch-up state.
@@ -17,14 +17,18 @@ pub(crate) struct CatchupState {
     executed_at_last_period: u64,
     /// Catch-up periods since the last request.
     idle_periods: u32,
+    /// Requests and acks sent again to peers that had not pre-ordered them (for metrics).
+    pub(crate) pre_order_repairs: u64,
+    /// Own votes sent again for a stuck slot (for tests and metrics).
+    pub(crate) votes_resent: u64,
     /// CATCHUP-REQUESTs sent (for tests and metrics).
     pub(crate) requests_sent: u64,
 }
 
 impl<A: Application> Prime<A> {
     /// Reconciliation: when a slot makes PO-REQUESTs eligible, a designated set of 2f+k+1 holders
-    /// (the originator and the next participants in index order) sends each one to every server
-    /// whose acknowledgement it never saw. Faulty servers that sent their PO-REQUESTs to only some
+    /// (the originator and the next participants in index order) sends each one, with its PO
+    /// certificate, to every server whose acknowledgement it never saw. Faulty servers that sent their PO-REQUESTs to only some
     /// servers cannot keep the others from executing.
     pub(crate) fn reconcile_newly_eligible(
         &mut self,
@@ -40,19 +44,22 @@ impl<A: Application> Prime<A> {
             }
             let originator = ParticipantId(i as u16);
             for po_seq in from + 1..=to {
-                let Some(slot) = self.pre.slots.get(&(originator, po_seq)) else {
+                let Some(certificate) = self.po_certificate(&(originator, po_seq)) else {
                     continue;
                 };
-                let Some(request) = slot.request.clone() else {
-                    continue;
+                let acked = |p: &ParticipantId| {
+                    self.pre
+                        .slots
+                        .get(&(originator, po_seq))
+                        .is_some_and(|s| s.acks.contains_key(p))
                 };
                 let unacked: Vec<ParticipantId> = self
                     .membership
                     .participants()
-                    .filter(|p| *p != self.me && !slot.acks.contains_key(p))
+                    .filter(|p| *p != self.me && !acked(p))
                     .collect();
                 for p in unacked {
-                    self.send_to(cx, p, PrimeMessage::PoRequest(request.clone()));
+                    self.send_to(cx, p, PrimeMessage::PoCertificate(certificate.clone()));
                 }
             }
         }
@@ -89,6 +96,103 @@ impl<A: Application> Prime<A> {
             self.catchup.idle_periods = 0;
             self.request_catchup(cx);
         }
+        if stalled {
+            self.resend_own_votes(cx, self.exec.executed_seq + 1);
+        }
+        self.repair_lost_pre_ordering(cx);
+    }
+
+    /// Links may lose messages: a peer whose latest PO-SUMMARY shows it has not pre-ordered a slot
+    /// we pre-ordered, and whose ack we never saw, gets the request and our signed ack again (at
+    /// most `catchup_items_max` slots per peer per period). Our own latest summary goes out again,
+    /// and the leader gets our matrix again if a turnaround challenge waits longer than a period.
+    fn repair_lost_pre_ordering(&mut self, cx: &mut Context<'_, Self>) {
+        let peers: Vec<ParticipantId> = self
+            .membership
+            .participants()
+            .filter(|p| *p != self.me)
+            .collect();
+        for peer in peers {
+            let Some(theirs) = self.pre.latest_summaries[peer.index()]
+                .as_ref()
+                .map(|s| s.body.cum_aru.clone())
+            else {
+                continue;
+            };
+            let mut budget = self.cfg.catchup_items_max;
+            for (i, (&their_aru, &our_aru)) in theirs.iter().zip(&self.pre.cum_aru).enumerate() {
+                let originator = ParticipantId(i as u16);
+                let from = their_aru.max(self.exec.last_executed[i]) + 1;
+                // Our own requests are repaired up to the last one sent: nobody else may hold them.
+                let to = if originator == self.me {
+                    self.pre.last_sent_po_seq
+                } else {
+                    our_aru
+                };
+                for po_seq in from..=to {
+                    if budget == 0 {
+                        break;
+                    }
+                    let Some(slot) = self.pre.slots.get(&(originator, po_seq)) else {
+                        continue;
+                    };
+                    budget -= 1;
+                    // They lack the request if we never saw their ack; they may lack our ack anyway.
+                    let request = slot
+                        .request
+                        .clone()
+                        .filter(|_| !slot.acks.contains_key(&peer));
+                    let ack = slot.acks.get(&self.me).cloned();
+                    if let Some(request) = request {
+                        self.send_to(cx, peer, PrimeMessage::PoRequest(request));
+                    }
+                    if let Some(ack) = ack {
+                        self.send_to(cx, peer, PrimeMessage::PoAck(PoAck { parts: vec![ack] }));
+                    }
+                    self.catchup.pre_order_repairs += 1;
+                }
+            }
+        }
+        if let Some(summary) = self.pre.latest_summaries[self.me.index()].clone() {
+            self.broadcast(cx, &PrimeMessage::PoSummary(summary));
+        }
+        let now = cx.now();
+        let waiting = self
+            .suspect_oldest_challenge()
+            .is_some_and(|started| now.since(started) > self.cfg.catchup_period);
+        if waiting {
+            // The matrix that started the challenge may have been lost: send the next one anyway.
+            self.pre.matrix_sent_eligible = vec![0; self.n()];
+        }
+    }
+
+    /// Links may lose messages: when the next slot is stuck, send again what we already said about
+    /// it (the leader's pre-prepare, our prepare and commit), so that a slot whose votes were lost
+    /// everywhere still completes. The copies are the signed, persisted originals.
+    fn resend_own_votes(&mut self, cx: &mut Context<'_, Self>, seq: u64) {
+        let Some(slot) = self.ord.slots.get(&seq) else {
+            return;
+        };
+        let mut again = Vec::new();
+        if self.is_leader() {
+            again.extend(slot.pre_prepare.clone().map(PrimeMessage::PrePrepare));
+        }
+        again.extend(
+            slot.prepares
+                .get(&self.me)
+                .cloned()
+                .map(PrimeMessage::Prepare),
+        );
+        again.extend(
+            slot.commits
+                .get(&self.me)
+                .cloned()
+                .map(PrimeMessage::Commit),
+        );
+        self.catchup.votes_resent += again.len() as u64;
+        for message in again {
+            self.broadcast(cx, &message);
+        }
     }
 
     /// Answer with the PO-REQUESTs asked for that we hold, and with ordering certificates for the
@@ -104,10 +208,21 @@ impl<A: Application> Prime<A> {
         let to = request.signer;
         let items_max = self.cfg.catchup_items_max;
         for key in request.body.missing_po.iter().take(items_max) {
-            if let Some(po) = self.pre.slots.get(key).and_then(|s| s.request.clone()) {
-                self.send_to(cx, to, PrimeMessage::PoRequest(po));
+            if let Some(certificate) = self.po_certificate(key) {
+                self.send_to(cx, to, PrimeMessage::PoCertificate(certificate));
             }
         }
+        // PO-REQUESTs we executed and already forgot can only be replaced by a checkpoint.
+        let forgotten = request.body.missing_po.iter().any(|(originator, po_seq)| {
+            let executed = self
+                .exec
+                .last_executed
+                .get(originator.index())
+                .copied()
+                .unwrap_or(0);
+            *po_seq <= executed && !self.pre.slots.contains_key(&(*originator, *po_seq))
+        });
+        self.jump_if_needed(cx, to, request.body.executed_seq, forgotten);
         let first = request.body.executed_seq.saturating_add(1);
         let certificates: Vec<OrderCertificate> = self
             .ord

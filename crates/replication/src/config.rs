@@ -110,6 +110,17 @@ pub enum ConfigError {
     /// Two participants share one transport address.
     #[error("transport address {0:?} appears twice in the membership table")]
     DuplicateNode(NodeId),
+    /// Checkpoints are rarer than ordering certificates are retained: a lagging server could
+    /// neither catch up from certificates nor jump to a checkpoint.
+    #[error(
+        "checkpoint_interval {interval} exceeds retained_slots_max {retained}; lower the interval"
+    )]
+    CheckpointsTooRare {
+        /// The interval.
+        interval: u64,
+        /// The retention.
+        retained: u64,
+    },
     /// A bound is zero, which would stop the protocol.
     #[error("parameter {0} must be at least 1")]
     ZeroBound(&'static str),
@@ -207,6 +218,9 @@ pub struct PrimeConfig {
     pub new_leader_resend_period: Duration,
     /// Catch-up request period while execution is blocked.
     pub catchup_period: Duration,
+    /// A checkpoint is taken every this many executed slots (below `retained_slots_max`, so that
+    /// the slots after a stable checkpoint are still retained for catch-up).
+    pub checkpoint_interval: u64,
     /// Without a known lag, a catch-up request still goes out every this many periods.
     pub catchup_idle_periods: u32,
     /// Missing items named in one CATCHUP-REQUEST.
@@ -238,6 +252,7 @@ impl PrimeConfig {
             k_lat: (5, 2),
             new_leader_resend_period: Duration::from_secs(1),
             catchup_period: Duration::from_millis(100),
+            checkpoint_interval: 100,
             catchup_idle_periods: 10,
             catchup_items_max: 64,
         }
@@ -254,7 +269,8 @@ impl PrimeConfig {
                 k: self.quorums.k,
             });
         }
-        let bounds: [(&'static str, u64); 9] = [
+        let bounds: [(&'static str, u64); 10] = [
+            ("checkpoint_interval", self.checkpoint_interval),
             ("po_requests_in_flight_max", self.po_requests_in_flight_max),
             (
                 "updates_per_po_request_max",
@@ -275,6 +291,12 @@ impl PrimeConfig {
             if value == 0 {
                 return Err(ConfigError::ZeroBound(name));
             }
+        }
+        if self.checkpoint_interval > self.retained_slots_max {
+            return Err(ConfigError::CheckpointsTooRare {
+                interval: self.checkpoint_interval,
+                retained: self.retained_slots_max,
+            });
         }
         Ok(())
     }
@@ -341,5 +363,11 @@ mod tests {
             zero.validate(&m),
             Err(ConfigError::ZeroBound("po_window_max"))
         );
+        let mut rare = PrimeConfig::new(1, 0);
+        rare.checkpoint_interval = rare.retained_slots_max + 1;
+        assert!(matches!(
+            rare.validate(&m),
+            Err(ConfigError::CheckpointsTooRare { .. })
+        ));
     }
 }

@@ -84,6 +84,7 @@ impl<A: Application> Prime<A> {
             self.collect_order_garbage();
             self.collect_po_garbage();
             self.collect_prepared_garbage();
+            self.collect_persisted_garbage(cx);
             // Our own PO-REQUESTs executed: more client updates may go out (step 2).
             self.send_po_requests(cx);
         }
@@ -109,12 +110,7 @@ impl<A: Application> Prime<A> {
         for (i, (&from, &to)) in self.exec.last_executed.iter().zip(&eligible).enumerate() {
             let originator = ParticipantId(i as u16);
             for po_seq in from + 1..=to {
-                match self
-                    .pre
-                    .slots
-                    .get(&(originator, po_seq))
-                    .and_then(|s| s.request.as_ref())
-                {
+                match self.certified_request(originator, po_seq) {
                     Some(request) => requests.push(request.clone()),
                     None if missing.len() < self.cfg.catchup_items_max => {
                         missing.push((originator, po_seq))
@@ -207,6 +203,7 @@ impl<A: Application> Prime<A> {
         for (node, signed) in nodes.into_iter().zip(self.sign_many(cx, bodies)) {
             cx.send(node, PrimeMessage::Reply(signed));
         }
+        self.checkpoint_if_due(cx);
         let state = self.app.digest();
         cx.deliver(PrimeOutput::Executed {
             global_seq: seq,

@@ -14,7 +14,9 @@
 //! | execution, step 11, and the application boundary | [`execute`], [`app`] |
 //! | suspect-leader | [`suspect`] |
 //! | reconciliation and catch-up | [`catchup`] |
+//! | checkpoints and state transfer (JUMP) | [`checkpoint`] |
 //! | view change | [`view_change`] |
+//! | crash recovery (what is persisted) | [`persist`] |
 //! | the server itself: state, timers, dispatch | [`replica`] |
 //!
 //! The identity of a participant is an index ([`ParticipantId`]) mapped to transport addresses by a
@@ -25,12 +27,16 @@
 pub mod app;
 pub mod auth;
 pub mod catchup;
+pub mod checkpoint;
 pub mod config;
 pub mod execute;
 pub mod messages;
 pub mod order;
+pub mod persist;
 pub mod pre_order;
 pub mod replica;
+#[cfg(any(test, feature = "sim"))]
+pub mod scenarios;
 pub mod suspect;
 pub mod view_change;
 
@@ -43,4 +49,5 @@ pub use app::{Application, ExecutedUpdate};
 pub use auth::{AuthTag, Ed25519MerkleAuth, MessageAuth};
 pub use config::{Membership, ParticipantId, PrimeConfig, Quorums};
 pub use messages::{ClientId, Digest, PrimeMessage, Update};
+pub use persist::RecoverError;
 pub use replica::{Prime, PrimeOutput, PrimeTimer};

@@ -123,11 +123,13 @@ impl_wire!(AckPart {
     digest: Wire::decode
 });
 
-/// PO-ACK: the PO-REQUESTs a server received since its last PO-ACK (step 4).
-#[derive(Clone, PartialEq, Eq, Debug)]
+/// PO-ACK: the PO-REQUESTs a server received since its last PO-ACK (step 4). Each part is
+/// signed on its own (one Merkle batch signature for the whole PO-ACK, each part carrying its
+/// path), so that parts can be forwarded inside PO certificates.
+#[derive(Clone, PartialEq, Debug)]
 pub struct PoAck {
     /// The acknowledgements.
-    pub parts: Vec<AckPart>,
+    pub parts: Vec<Signed<AckPart>>,
 }
 impl_wire!(PoAck {
     parts: |r| r.vec_of("po-ack parts", ACK_PARTS_WIRE_MAX)
@@ -144,6 +146,21 @@ pub struct PoSummary {
 impl_wire!(PoSummary {
     counter: Wire::decode,
     cum_aru: |r| r.vec_of("po-summary vector", PARTICIPANTS_MAX),
+});
+
+/// A PO certificate (step 5): a PO-REQUEST and 2f+k+1 matching signed ack parts. Sent by
+/// reconciliation and catch-up so that the receiver executes the certified request, never another
+/// version an equivocating originator showed it.
+#[derive(Clone, PartialEq, Debug)]
+pub struct PoCertificate {
+    /// The request.
+    pub request: Signed<PoRequest>,
+    /// Matching acks from distinct participants.
+    pub acks: Vec<Signed<AckPart>>,
+}
+impl_wire!(PoCertificate {
+    request: Wire::decode,
+    acks: |r| r.vec_of("po certificate acks", PARTICIPANTS_MAX),
 });
 
 /// One signed summary per participant, `None` where none is known (steps 7 and 8).
@@ -457,7 +474,7 @@ impl PrePrepare {
 
 signed_body! {
     PoRequest => b"prime/po-request",
-    PoAck => b"prime/po-ack",
+    AckPart => b"prime/ack-part",
     PoSummary => b"prime/po-summary",
     PrePrepare => b"prime/pre-prepare",
     Prepare => b"prime/prepare",
@@ -486,7 +503,9 @@ pub enum PrimeMessage {
     /// Step 2.
     PoRequest(Signed<PoRequest>),
     /// Step 4.
-    PoAck(Signed<PoAck>),
+    PoAck(PoAck),
+    /// Reconciliation and catch-up: a certified PO-REQUEST.
+    PoCertificate(PoCertificate),
     /// Step 6.
     PoSummary(Signed<PoSummary>),
     /// Step 7.
@@ -527,6 +546,10 @@ pub enum PrimeMessage {
     VcPartialSig(Signed<VcPartialSig>),
     /// View change.
     Replay(Replay),
+    /// Checkpoint vote.
+    Checkpoint(Signed<crate::checkpoint::Checkpoint>),
+    /// State transfer to a server too far behind.
+    Jump(crate::checkpoint::Jump),
 }
 
 macro_rules! message_codec {
@@ -577,6 +600,9 @@ message_codec! {
     21 => VcList,
     22 => VcPartialSig,
     23 => Replay,
+    24 => PoCertificate,
+    25 => Checkpoint,
+    26 => Jump,
 }
 
 #[cfg(test)]
@@ -635,6 +661,11 @@ mod tests {
                 certificates: vec![(5, [4; 32])],
             },
         );
+        let part = AckPart {
+            originator: ParticipantId(0),
+            po_seq: 1,
+            digest: [1; 32],
+        };
         let partial = VcPartialSig {
             view: 2,
             members: 0b1011,
@@ -659,16 +690,19 @@ mod tests {
                     updates: vec![update],
                 },
             )),
-            PrimeMessage::PoAck(signed(
-                3,
-                PoAck {
-                    parts: vec![AckPart {
-                        originator: ParticipantId(0),
+            PrimeMessage::PoAck(PoAck {
+                parts: vec![signed(3, part)],
+            }),
+            PrimeMessage::PoCertificate(PoCertificate {
+                request: signed(
+                    0,
+                    PoRequest {
                         po_seq: 1,
-                        digest: [1; 32],
-                    }],
-                },
-            )),
+                        updates: vec![],
+                    },
+                ),
+                acks: vec![signed(3, part), signed(2, part)],
+            }),
             PrimeMessage::PoSummary(summary(2)),
             PrimeMessage::SummaryMatrix(SummaryMatrix {
                 summaries: vec![None, Some(summary(1))],
@@ -727,6 +761,23 @@ mod tests {
                 agreed: partial,
                 proof: vec![signed(1, partial)],
             }),
+            PrimeMessage::Checkpoint(signed(
+                1,
+                crate::checkpoint::Checkpoint {
+                    seq: 100,
+                    digest: [5; 32],
+                },
+            )),
+            PrimeMessage::Jump(crate::checkpoint::Jump {
+                proof: vec![signed(
+                    1,
+                    crate::checkpoint::Checkpoint {
+                        seq: 100,
+                        digest: [5; 32],
+                    },
+                )],
+                snapshot: vec![1, 2, 3],
+            }),
         ]
     }
 
@@ -783,7 +834,7 @@ mod tests {
         }
 
         #[test]
-        fn truncations_of_valid_messages_fail_cleanly(cut in 0usize..200, which in 0usize..24) {
+        fn truncations_of_valid_messages_fail_cleanly(cut in 0usize..200, which in 0usize..27) {
             let samples = samples();
             let bytes = encode_frame(&samples[which % samples.len()]);
             let cut = cut.min(bytes.len().saturating_sub(1));

@@ -10,6 +10,7 @@ use crate::auth::Signed;
 use crate::config::ParticipantId;
 use crate::execute::made_eligible;
 use crate::messages::{Commit, Digest, PrePrepare, Prepare, PrimeMessage, Vote};
+use crate::persist::VoteKind;
 use crate::replica::{Misbehaviour, Prime};
 
 /// What one global slot holds in the current view.
@@ -115,10 +116,18 @@ impl<A: Application> Prime<A> {
             timestamp_ms: cx.now().as_nanos() / 1_000_000,
             matrix: self.pre.latest_summaries.clone(),
         };
+        self.ord.last_proposed_eligible = eligible;
+        self.send_proposal(cx, body);
+    }
+
+    /// Sign, persist (a leader never proposes two pre-prepares for one slot of a view) and send a
+    /// proposal, then handle it as received.
+    pub(crate) fn send_proposal(&mut self, cx: &mut Context<'_, Self>, body: PrePrepare) {
+        let seq = body.seq;
         let pre_prepare = self.sign(cx, body);
         self.ord.last_proposed_seq = seq;
-        self.ord.last_proposed_eligible = eligible;
-        self.broadcast(cx, &PrimeMessage::PrePrepare(pre_prepare.clone()));
+        let durable = self.persist_vote(cx, seq, VoteKind::PrePrepare, pre_prepare.digest());
+        self.broadcast_after(cx, durable, &PrimeMessage::PrePrepare(pre_prepare.clone()));
         self.store_pre_prepare(cx, pre_prepare);
     }
 
@@ -212,6 +221,11 @@ impl<A: Application> Prime<A> {
             if self.is_leader() {
                 continue;
             }
+            if !self.may_vote(seq, VoteKind::Prepare, &digest) {
+                // Before a crash we prepared another proposal for this slot in this view.
+                return;
+            }
+            let durable = self.persist_vote(cx, seq, VoteKind::Prepare, digest);
             let prepare = self.sign(
                 cx,
                 Prepare(Vote {
@@ -220,7 +234,7 @@ impl<A: Application> Prime<A> {
                     digest,
                 }),
             );
-            self.broadcast(cx, &PrimeMessage::Prepare(prepare.clone()));
+            self.broadcast_after(cx, durable, &PrimeMessage::Prepare(prepare.clone()));
             self.ord
                 .slots
                 .entry(seq)
@@ -302,7 +316,11 @@ impl<A: Application> Prime<A> {
             return;
         };
         let Some(digest) = slot.digest else { return };
-        if !slot.commit_sent && slot.matching_prepares() >= quorums.prepares_from_non_leaders() {
+        if !slot.commit_sent
+            && slot.matching_prepares() >= quorums.prepares_from_non_leaders()
+            && self.may_vote(seq, VoteKind::Commit, &digest)
+        {
+            let durable = self.persist_vote(cx, seq, VoteKind::Commit, digest);
             let commit = self.sign(
                 cx,
                 Commit(Vote {
@@ -311,7 +329,7 @@ impl<A: Application> Prime<A> {
                     digest,
                 }),
             );
-            self.broadcast(cx, &PrimeMessage::Commit(commit.clone()));
+            self.broadcast_after(cx, durable, &PrimeMessage::Commit(commit.clone()));
             let slot = self.ord.slots.entry(seq).or_default();
             slot.commit_sent = true;
             slot.commits.insert(self.me, commit);

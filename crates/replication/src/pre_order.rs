@@ -13,7 +13,8 @@ use crate::auth::Signed;
 use crate::config::ParticipantId;
 use crate::execute::made_eligible;
 use crate::messages::{
-    AckPart, ClientId, Digest, PoAck, PoRequest, PoSummary, PrimeMessage, SummaryMatrix, Update,
+    AckPart, ClientId, Digest, PoAck, PoCertificate, PoRequest, PoSummary, PrimeMessage,
+    SummaryMatrix, Update,
 };
 use crate::replica::{Misbehaviour, Prime, PrimeOutput, RejectReason};
 
@@ -24,16 +25,21 @@ pub(crate) struct PoSlot {
     pub(crate) request: Option<Signed<PoRequest>>,
     /// Its digest.
     pub(crate) digest: Option<Digest>,
-    /// The first digest each participant acknowledged for the slot.
-    pub(crate) acks: BTreeMap<ParticipantId, Digest>,
+    /// The digest this server acknowledged for the slot (remembered across crashes).
+    pub(crate) acked: Option<Digest>,
+    /// The first ack each participant sent for the slot.
+    pub(crate) acks: BTreeMap<ParticipantId, Signed<AckPart>>,
 }
 
 impl PoSlot {
     fn matching_acks(&self) -> usize {
-        match self.digest {
-            Some(d) => self.acks.values().filter(|a| **a == d).count(),
-            None => 0,
-        }
+        self.digest.map_or(0, |d| self.acks_for(&d))
+    }
+    fn acks_for(&self, digest: &Digest) -> usize {
+        self.acks
+            .values()
+            .filter(|a| a.body.digest == *digest)
+            .count()
     }
 }
 
@@ -152,7 +158,8 @@ impl<A: Application> Prime<A> {
                     updates,
                 },
             );
-            self.broadcast(cx, &PrimeMessage::PoRequest(request.clone()));
+            let durable = self.persist_own_request(cx, &request);
+            self.broadcast_after(cx, durable, &PrimeMessage::PoRequest(request.clone()));
             self.accept_po_request(cx, request);
         }
     }
@@ -174,25 +181,47 @@ impl<A: Application> Prime<A> {
     }
 
     /// Step 3: store the first PO-REQUEST per slot and acknowledge only that one; a second,
-    /// different one signed by the originator is proof of equivocation.
+    /// different one signed by the originator is proof of equivocation. The held request is
+    /// replaced only by one that carries a PO certificate while the held one has none, so that a
+    /// server shown a minority version still executes the certified one.
     fn accept_po_request(&mut self, cx: &mut Context<'_, Self>, request: Signed<PoRequest>) {
         let originator = request.signer;
         let po_seq = request.body.po_seq;
         let digest = request.digest();
+        let quorum = self.cfg.quorums.certificate();
         let slot = self.pre.slots.entry((originator, po_seq)).or_default();
         match slot.digest {
-            Some(held) if held == digest => return,
-            Some(_) => {
-                return self.report_misbehaviour(
+            Some(held) if held == digest => {
+                // Known by digest only (our ack survived a crash): keep the request, do not re-ack.
+                if slot.request.is_none() {
+                    slot.request = Some(request);
+                    self.advance_cum_aru(originator);
+                    self.try_execute(cx);
+                }
+                return;
+            }
+            Some(held) => {
+                let replace = slot.acks_for(&digest) >= quorum && slot.acks_for(&held) < quorum;
+                if replace {
+                    slot.digest = Some(digest);
+                    slot.request = Some(request);
+                }
+                self.report_misbehaviour(
                     cx,
                     originator,
                     Misbehaviour::PoRequestEquivocation { po_seq },
-                )
+                );
+                if replace {
+                    self.advance_cum_aru(originator);
+                    self.try_execute(cx);
+                }
+                return;
             }
             None => {}
         }
         slot.digest = Some(digest);
         slot.request = Some(request);
+        slot.acked = Some(digest);
         self.pre.pending_acks.push(AckPart {
             originator,
             po_seq,
@@ -206,45 +235,133 @@ impl<A: Application> Prime<A> {
         self.try_execute(cx);
     }
 
-    /// Step 4: acknowledge everything received since the last PO-ACK, to everyone and to ourselves.
+    /// Step 4: acknowledge everything received since the last PO-ACK, to everyone and to
+    /// ourselves; one batch signature covers all parts.
     pub(crate) fn flush_po_ack(&mut self, cx: &mut Context<'_, Self>) {
         if self.pre.pending_acks.is_empty() {
             return;
         }
         let parts = std::mem::take(&mut self.pre.pending_acks);
-        let ack = self.sign(cx, PoAck { parts });
-        self.broadcast(cx, &PrimeMessage::PoAck(ack.clone()));
-        self.apply_po_ack(ack.signer, &ack.body);
-    }
-
-    /// A PO-ACK from the network.
-    pub(crate) fn on_po_ack(&mut self, cx: &mut Context<'_, Self>, ack: Signed<PoAck>) {
-        if self.verify(cx, &ack) {
-            self.apply_po_ack(ack.signer, &ack.body);
+        let records: Vec<_> = parts
+            .iter()
+            .map(|p| (p.originator, p.po_seq, p.digest))
+            .collect();
+        let durable = self.persist_acks(cx, &records);
+        let parts = self.sign_many(cx, parts);
+        let ack = PrimeMessage::PoAck(PoAck {
+            parts: parts.clone(),
+        });
+        self.broadcast_after(cx, durable, &ack);
+        for part in parts {
+            self.record_ack(part);
         }
     }
 
-    /// Record each in-window part (only the first digest per acker and slot counts), then step 5.
-    fn apply_po_ack(&mut self, acker: ParticipantId, ack: &PoAck) {
-        let mut touched = Vec::new();
-        for part in &ack.parts {
-            if !self.in_po_window(part.originator, part.po_seq) {
+    /// A PO-ACK from the network: each in-window part not yet held from its signer is verified
+    /// and recorded, then step 5.
+    pub(crate) fn on_po_ack(&mut self, cx: &mut Context<'_, Self>, ack: PoAck) {
+        for part in ack.parts {
+            let body = part.body;
+            if !self.in_po_window(body.originator, body.po_seq) {
                 self.drops.out_of_window += 1;
                 continue;
             }
-            let slot = self
-                .pre
-                .slots
-                .entry((part.originator, part.po_seq))
-                .or_default();
-            slot.acks.entry(acker).or_insert(part.digest);
-            touched.push(part.originator);
+            let held = self.pre.slots.get(&(body.originator, body.po_seq));
+            if held.is_some_and(|s| s.acks.contains_key(&part.signer)) {
+                continue;
+            }
+            if self.verify(cx, &part) {
+                self.record_ack(part);
+            }
         }
-        touched.sort();
-        touched.dedup();
-        for originator in touched {
-            self.advance_cum_aru(originator);
+    }
+
+    /// Keep the first ack of each participant for a slot (a correct one never sends two).
+    fn record_ack(&mut self, part: Signed<AckPart>) {
+        let originator = part.body.originator;
+        let slot = self
+            .pre
+            .slots
+            .entry((originator, part.body.po_seq))
+            .or_default();
+        slot.acks.entry(part.signer).or_insert(part);
+        self.advance_cum_aru(originator);
+    }
+
+    /// The PO certificate of a slot, if held: the request and its matching acks.
+    pub(crate) fn po_certificate(&self, key: &(ParticipantId, u64)) -> Option<PoCertificate> {
+        let slot = self.pre.slots.get(key)?;
+        let digest = slot.digest?;
+        let acks: Vec<Signed<AckPart>> = slot
+            .acks
+            .values()
+            .filter(|a| a.body.digest == digest)
+            .cloned()
+            .collect();
+        if acks.len() < self.cfg.quorums.certificate() {
+            return None;
         }
+        Some(PoCertificate {
+            request: slot.request.clone()?,
+            acks,
+        })
+    }
+
+    /// A PO certificate from reconciliation or catch-up: a validly signed request and 2f+k+1
+    /// distinct valid acks of its digest.
+    pub(crate) fn on_po_certificate(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        certificate: PoCertificate,
+    ) {
+        let request = certificate.request;
+        let (originator, po_seq) = (request.signer, request.body.po_seq);
+        if !self.in_po_window(originator, po_seq) {
+            self.drops.out_of_window += 1;
+            return;
+        }
+        if self.certified_request(originator, po_seq).is_some() || !self.verify(cx, &request) {
+            return;
+        }
+        let digest = request.digest();
+        let mut valid = Vec::new();
+        for ack in certificate.acks {
+            let body = ack.body;
+            let fits =
+                body.originator == originator && body.po_seq == po_seq && body.digest == digest;
+            if fits
+                && !valid
+                    .iter()
+                    .any(|v: &Signed<AckPart>| v.signer == ack.signer)
+                && self.verify(cx, &ack)
+            {
+                valid.push(ack);
+            }
+        }
+        if valid.len() < self.cfg.quorums.certificate() {
+            self.drops.malformed += 1;
+            return;
+        }
+        let slot = self.pre.slots.entry((originator, po_seq)).or_default();
+        for ack in valid {
+            // The certificate's acks replace none we hold: a signer's first ack stays.
+            slot.acks.entry(ack.signer).or_insert(ack);
+        }
+        self.accept_po_request(cx, request);
+        self.advance_cum_aru(originator);
+        self.try_execute(cx);
+    }
+
+    /// The request of a slot, if it is held with a PO certificate (2f+k+1 matching acks): only such
+    /// a request may execute (step 11).
+    pub(crate) fn certified_request(
+        &self,
+        originator: ParticipantId,
+        po_seq: u64,
+    ) -> Option<&Signed<PoRequest>> {
+        let slot = self.pre.slots.get(&(originator, po_seq))?;
+        let digest = slot.digest?;
+        (slot.acks_for(&digest) >= self.cfg.quorums.certificate()).then_some(slot.request.as_ref()?)
     }
 
     /// Step 5: a PO-REQUEST is pre-ordered once held with 2f+k+1 matching acks; `cum_aru` advances
@@ -278,8 +395,9 @@ impl<A: Application> Prime<A> {
             counter: self.pre.summary_counter,
             cum_aru: self.pre.cum_aru.clone(),
         };
+        let durable = self.persist_summary(cx, &body);
         let summary = self.sign(cx, body);
-        self.broadcast(cx, &PrimeMessage::PoSummary(summary.clone()));
+        self.broadcast_after(cx, durable, &PrimeMessage::PoSummary(summary.clone()));
         self.absorb_summary(cx, summary);
     }
 
@@ -538,7 +656,7 @@ mod tests {
         assert_eq!(
             count(
                 &acks,
-                |m| matches!(m, PrimeMessage::PoAck(a) if a.body.parts[0].digest == digest)
+                |m| matches!(m, PrimeMessage::PoAck(a) if a.parts[0].body.digest == digest)
             ),
             3
         );
@@ -548,7 +666,12 @@ mod tests {
             digest,
         };
         call(&mut p, T, |p, cx| {
-            p.on_po_ack(cx, signed_by(1, PoAck { parts: vec![part] }))
+            p.on_po_ack(
+                cx,
+                PoAck {
+                    parts: vec![signed_by(1, part)],
+                },
+            )
         });
         assert_eq!(
             p.pre.cum_aru,
@@ -556,7 +679,12 @@ mod tests {
             "two acks are not 2f+k+1 = 3"
         );
         call(&mut p, T, |p, cx| {
-            p.on_po_ack(cx, signed_by(2, PoAck { parts: vec![part] }))
+            p.on_po_ack(
+                cx,
+                PoAck {
+                    parts: vec![signed_by(2, part)],
+                },
+            )
         });
         assert_eq!(
             p.pre.cum_aru,
@@ -616,6 +744,59 @@ mod tests {
         );
         assert_eq!(p.pre.pending_acks.len(), 1);
         assert_eq!(p.pre.pending_acks[0].digest, first.digest());
+    }
+
+    #[test]
+    fn a_server_shown_a_minority_version_executes_the_certified_one() {
+        let mut p = node(&PrimeConfig::new(1, 0), 0);
+        let minority = signed_by(
+            3,
+            PoRequest {
+                po_seq: 1,
+                updates: vec![update(9, 1)],
+            },
+        );
+        let certified = signed_by(
+            3,
+            PoRequest {
+                po_seq: 1,
+                updates: vec![update(9, 2)],
+            },
+        );
+        call(&mut p, T, |p, cx| p.on_po_request(cx, minority));
+        assert!(p.certified_request(ParticipantId(3), 1).is_none());
+        let part = AckPart {
+            originator: ParticipantId(3),
+            po_seq: 1,
+            digest: certified.digest(),
+        };
+        let acks = vec![signed_by(1, part), signed_by(2, part)];
+        let short = PoCertificate {
+            request: certified.clone(),
+            acks: acks.clone(),
+        };
+        call(&mut p, T, |p, cx| p.on_po_certificate(cx, short));
+        assert!(
+            p.certified_request(ParticipantId(3), 1).is_none(),
+            "two acks are no certificate"
+        );
+        let mut acks = acks;
+        acks.push(signed_by(3, part));
+        let effects = call(&mut p, T, |p, cx| {
+            p.on_po_certificate(
+                cx,
+                PoCertificate {
+                    request: certified.clone(),
+                    acks,
+                },
+            )
+        });
+        assert_eq!(p.certified_request(ParticipantId(3), 1), Some(&certified));
+        assert!(outputs(&effects).contains(&PrimeOutput::Misbehaviour {
+            participant: ParticipantId(3),
+            evidence: Misbehaviour::PoRequestEquivocation { po_seq: 1 }
+        }));
+        assert_eq!(p.pre.cum_aru[3], 1, "pre-ordered through the certificate");
     }
 
     #[test]
@@ -725,7 +906,7 @@ mod tests {
         assert_eq!(
             count(
                 &sent,
-                |m| matches!(m, PrimeMessage::PoAck(a) if a.body.parts.len() == 2)
+                |m| matches!(m, PrimeMessage::PoAck(a) if a.parts.len() == 2)
             ),
             3
         );

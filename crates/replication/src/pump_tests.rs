@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use stockade_core::Time;
 
+use crate::app::Application;
 use crate::config::PrimeConfig;
 use crate::messages::PrimeMessage;
 use crate::replica::PrimeOutput;
@@ -90,16 +91,17 @@ fn reconciliation_delivers_requests_an_originator_withheld() {
     let forwarded_to_0 = Rc::new(Cell::new(0));
     let counter = forwarded_to_0.clone();
     pump.drop_rule = Box::new(move |from, to, m| {
-        let PrimeMessage::PoRequest(r) = m else {
-            return false;
-        };
-        if r.signer.0 == 3 && to.0 == 0 {
-            if from.0 == 3 {
-                return true; // the originator withholds its requests from server 0
+        match m {
+            // The originator withholds its requests from server 0.
+            PrimeMessage::PoRequest(r) => r.signer.0 == 3 && from.0 == 3 && to.0 == 0,
+            PrimeMessage::PoCertificate(c) => {
+                if c.request.signer.0 == 3 && to.0 == 0 {
+                    counter.set(counter.get() + 1);
+                }
+                false
             }
-            counter.set(counter.get() + 1);
+            _ => false,
         }
-        false
     });
     for seq in 1..=3 {
         pump.submit(3, update(30, seq));
@@ -307,4 +309,42 @@ fn view_change_replays_prepared_slots() {
         );
         assert!(node.executed_seq() >= prepared as u64);
     }
+}
+
+/// PRIME.md "Catch-up and recovery": a server cut off for longer than the certificates others
+/// retain receives a JUMP to a stable checkpoint, restores the application from it, and then
+/// executes the rest from ordering certificates.
+#[test]
+fn far_behind_server_jumps_to_a_stable_checkpoint() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let mut cfg = PrimeConfig::new(1, 0);
+    cfg.retained_slots_max = 6;
+    cfg.checkpoint_interval = 4;
+    let mut pump = Pump::new(&cfg, Duration::from_millis(1));
+    let cut = Rc::new(Cell::new(true));
+    let jumps = Rc::new(Cell::new(0));
+    let (cut_rule, jump_count) = (cut.clone(), jumps.clone());
+    pump.drop_rule = Box::new(move |from, to, m| {
+        if matches!(m, PrimeMessage::Jump(_)) && to.0 == 2 {
+            jump_count.set(jump_count.get() + 1);
+        }
+        cut_rule.get() && (from.0 == 2 || to.0 == 2)
+    });
+    for seq in 1..=30 {
+        pump.submit(seq as usize % 2, update(seq % 2, seq));
+        pump.run_for(Duration::from_millis(25));
+    }
+    let ahead = pump.nodes[0].executed_seq();
+    assert!(
+        ahead > 12,
+        "others ordered well past the retained slots: {ahead}"
+    );
+    cut.set(false);
+    pump.run_for(Duration::from_millis(1500));
+    pump.check_agreement_from_state();
+    assert!(jumps.get() >= 1, "server 2 was sent a JUMP");
+    assert_eq!(pump.nodes[2].checkpoints.jumps, 1);
+    assert_eq!(pump.nodes[2].executed_seq(), pump.nodes[0].executed_seq());
+    assert_eq!(pump.nodes[2].app().digest(), pump.nodes[0].app().digest());
 }

@@ -11,10 +11,12 @@ use stockade_core::{Context, InvariantViolation, NodeId, Protocol};
 use crate::app::Application;
 use crate::auth::{body_digest, MessageAuth, Signed, SignedBody};
 use crate::catchup::CatchupState;
+use crate::checkpoint::CheckpointState;
 use crate::config::{ConfigError, Membership, ParticipantId, PrimeConfig};
 use crate::execute::ExecState;
 use crate::messages::{ClientId, Digest, PrepareCertificate, PrimeMessage, Reply, Update};
 use crate::order::OrderState;
+use crate::persist::Votes;
 use crate::pre_order::PreOrderState;
 use crate::suspect::SuspectState;
 use crate::view_change::ViewChangeState;
@@ -101,6 +103,13 @@ pub enum PrimeOutput {
         /// The application's state digest afterwards.
         state: Digest,
     },
+    /// This server restored a stable checkpoint (JUMP) instead of executing the slots up to it.
+    Jumped {
+        /// The checkpoint's slot: execution continues after it.
+        global_seq: u64,
+        /// The application's state digest after the restore.
+        state: Digest,
+    },
     /// A participant was caught misbehaving.
     Misbehaviour {
         /// Who.
@@ -154,8 +163,11 @@ pub struct Prime<A: Application> {
     pub(crate) suspect: SuspectState,
     pub(crate) catchup: CatchupState,
     pub(crate) vc: ViewChangeState,
+    pub(crate) checkpoints: CheckpointState,
     /// Prepare certificates of slots prepared here and not yet executed (reported at a view change).
     pub(crate) vc_prepared: BTreeMap<u64, PrepareCertificate>,
+    /// Every vote cast in the order window, persisted (see [`crate::persist`]).
+    pub(crate) votes: Votes,
     pub(crate) misbehaving: BTreeSet<ParticipantId>,
     pub(crate) drops: DropCounters,
 }
@@ -181,6 +193,7 @@ impl<A: Application> Prime<A> {
             suspect: SuspectState::new(n),
             catchup: CatchupState::default(),
             vc: ViewChangeState::default(),
+            checkpoints: CheckpointState::default(),
             vc_prepared: BTreeMap::new(),
             cfg,
             membership,
@@ -188,6 +201,7 @@ impl<A: Application> Prime<A> {
             auth,
             app,
             view: 0,
+            votes: Votes::new(),
             misbehaving: BTreeSet::new(),
             drops: DropCounters::default(),
         })
@@ -344,6 +358,7 @@ impl<A: Application> Prime<A> {
             PrimeMessage::ClientUpdate(_) | PrimeMessage::Reply(_) => {}
             PrimeMessage::PoRequest(m) => self.on_po_request(cx, m),
             PrimeMessage::PoAck(m) => self.on_po_ack(cx, m),
+            PrimeMessage::PoCertificate(m) => self.on_po_certificate(cx, m),
             PrimeMessage::PoSummary(m) => self.on_po_summary(cx, m),
             PrimeMessage::SummaryMatrix(m) => self.on_summary_matrix(cx, m),
             PrimeMessage::PrePrepare(m) => self.on_pre_prepare(cx, m),
@@ -364,6 +379,8 @@ impl<A: Application> Prime<A> {
             PrimeMessage::VcList(m) => self.on_vc_list(cx, m),
             PrimeMessage::VcPartialSig(m) => self.on_vc_partial_sig(cx, m),
             PrimeMessage::Replay(m) => self.on_replay(cx, m),
+            PrimeMessage::Checkpoint(m) => self.on_checkpoint(cx, m),
+            PrimeMessage::Jump(m) => self.on_jump(cx, m),
         }
     }
 }

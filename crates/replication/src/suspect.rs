@@ -180,6 +180,11 @@ impl<A: Application> Prime<A> {
         }
     }
 
+    /// When the oldest unanswered turnaround challenge started.
+    pub(crate) fn suspect_oldest_challenge(&self) -> Option<Time> {
+        self.suspect.challenges.front().map(|c| c.started)
+    }
+
     /// Whether the in-order pre-prepares seen so far already make `eligible` eligible.
     pub(crate) fn already_ordered(&self, eligible: &[u64]) -> bool {
         eligible
@@ -415,5 +420,40 @@ mod tests {
         assert_eq!(rank_largest(&v, 3), Some(1));
         assert_eq!(rank_largest(&v, 4), None);
         assert_eq!(rank_largest(&v, 0), None);
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use std::time::Duration;
+
+    use stockade_core::Time;
+
+    use crate::config::PrimeConfig;
+    use crate::test_support::{call, node};
+
+    #[test]
+    fn turnaround_challenges_are_bounded_and_the_oldest_is_measured() {
+        let mut cfg = PrimeConfig::new(1, 0);
+        cfg.turnaround_challenges_max = 3;
+        let mut p = node(&cfg, 1);
+        for i in 0..5u64 {
+            let at = Time::from_millis(10 + i);
+            call(&mut p, at, |p, cx| {
+                p.start_turnaround_challenge(cx, vec![i + 1, 0, 0, 0])
+            });
+        }
+        assert_eq!(
+            p.suspect.challenges.len(),
+            3,
+            "turnaround_challenges_max reached"
+        );
+        call(&mut p, Time::from_millis(60), |p, cx| {
+            p.recheck_turnarounds(cx)
+        });
+        assert_eq!(
+            p.suspect.max_tat_ns,
+            Duration::from_millis(50).as_nanos() as u64
+        );
     }
 }

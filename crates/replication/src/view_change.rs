@@ -113,7 +113,8 @@ impl<A: Application> Prime<A> {
                 certificates: named,
             },
         );
-        self.broadcast(cx, &PrimeMessage::VcReport(report.clone()));
+        let durable = self.persist_view(cx);
+        self.broadcast_after(cx, durable, &PrimeMessage::VcReport(report.clone()));
         for certificate in certificates {
             self.broadcast(cx, &PrimeMessage::VcCertificate(certificate.clone()));
             self.vc
@@ -443,10 +444,7 @@ impl<A: Application> Prime<A> {
                     timestamp_ms: content.timestamp_ms,
                     matrix: content.matrix,
                 };
-                let pre_prepare = self.sign(cx, body);
-                self.ord.last_proposed_seq = seq;
-                self.broadcast(cx, &PrimeMessage::PrePrepare(pre_prepare.clone()));
-                self.store_pre_prepare(cx, pre_prepare);
+                self.send_proposal(cx, body);
             }
             self.ord.last_proposed_eligible = eligible;
         }
@@ -495,5 +493,95 @@ impl<A: Application> Prime<A> {
     /// The timers of a view change: the NEW-LEADER re-send stops once the view moved.
     pub(crate) fn cancel_new_leader_resend(&self, cx: &mut Context<'_, Self>) {
         cx.cancel_timer(PrimeTimer::NewLeaderResend);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stockade_core::Time;
+
+    use super::*;
+    use crate::config::PrimeConfig;
+    use crate::test_support::{call, node, signed_by};
+
+    #[test]
+    fn distinct_reports_per_origin_are_bounded() {
+        let mut p = node(&PrimeConfig::new(1, 0), 0);
+        p.view = 1;
+        p.vc.installing = true;
+        for executed_seq in 0..10 {
+            let report = signed_by(
+                2,
+                VcReport {
+                    view: 1,
+                    executed_seq,
+                    certificates: vec![],
+                },
+            );
+            let relay = signed_by(
+                3,
+                VcRelay {
+                    ready: false,
+                    report,
+                },
+            );
+            call(&mut p, Time::from_millis(1), |p, cx| {
+                p.on_vc_relay(cx, relay)
+            });
+        }
+        let held =
+            p.vc.broadcasts
+                .get(&ParticipantId(2))
+                .map_or(0, |b| b.reports.len());
+        assert_eq!(held, REPORTS_PER_ORIGIN_MAX);
+    }
+
+    #[test]
+    fn reliable_broadcast_delivers_after_a_quorum_of_readies_only() {
+        let mut p = node(&PrimeConfig::new(1, 0), 0);
+        p.view = 1;
+        p.vc.installing = true;
+        let report = signed_by(
+            2,
+            VcReport {
+                view: 1,
+                executed_seq: 0,
+                certificates: vec![],
+            },
+        );
+        let t = Time::from_millis(1);
+        for relayer in [1, 3] {
+            let ready = signed_by(
+                relayer,
+                VcRelay {
+                    ready: true,
+                    report: report.clone(),
+                },
+            );
+            call(&mut p, t, |p, cx| p.on_vc_relay(cx, ready));
+        }
+        // Two readies (f+k+1) make us ready too: with ours, 2f+k+1 readies deliver.
+        assert!(p.vc.broadcasts[&ParticipantId(2)].readied);
+        assert!(p.vc.delivered.contains_key(&ParticipantId(2)));
+        let other = signed_by(
+            1,
+            VcReport {
+                view: 1,
+                executed_seq: 0,
+                certificates: vec![],
+            },
+        );
+        let ready = signed_by(
+            3,
+            VcRelay {
+                ready: true,
+                report: other,
+            },
+        );
+        call(&mut p, t, |p, cx| p.on_vc_relay(cx, ready));
+        assert!(
+            !p.vc.delivered.contains_key(&ParticipantId(1)),
+            "one ready delivers nothing"
+        );
     }
 }
