@@ -110,6 +110,26 @@ pub enum BenchCommand {
     /// Size and verification time of an LA-group membership transcript: compact (one BLS
     /// multi-signature) against naive (one Ed25519 attestation per member).
     Transcript(BenchTranscriptArgs),
+    /// Updates per second and latency of the replicated KV service through its voting proxy
+    /// (starts a local cluster of real processes unless --proxy names a running one).
+    Kv(BenchKvArgs),
+}
+
+/// `stockade bench kv`.
+#[derive(Args, Debug)]
+pub struct BenchKvArgs {
+    /// Updates (SET of a 200-byte value) in all.
+    #[arg(long, default_value_t = 2_000)]
+    pub updates: u64,
+    /// Closed-loop clients, each with one update outstanding.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Byzantine servers the local cluster tolerates (3f + 1 servers).
+    #[arg(long, default_value_t = 1)]
+    pub f: usize,
+    /// A running proxy's RESP address instead of a local cluster.
+    #[arg(long)]
+    pub proxy: Option<std::net::SocketAddr>,
 }
 
 /// `stockade bench transcript`.

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod groups;
 pub mod headline;
 pub mod keygen;
+pub mod kv_bench;
 pub mod kv_cmd;
 pub mod scenario_args;
 pub mod scenarios;

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Crypto) => stockade::bench::crypto(),
         Command::Bench(BenchCommand::Noise(args)) => stockade::bench::noise(args),
         Command::Bench(BenchCommand::Transcript(args)) => stockade::bench::transcript(args),
+        Command::Bench(BenchCommand::Kv(args)) => stockade::kv_bench::run(args),
         Command::NoiseReceiver => stockade::bench::noise_receiver(),
         Command::Demo(args) => stockade::demo::run(args),
         Command::Server(args) => stockade::kv_cmd::server(&args.config),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::stockade;
+use common::{assert_success, last_line_json, stockade};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -104,7 +104,8 @@ fn cluster_up_serves_redis_clients_through_the_voting_proxy_then_status_and_down
     assert_eq!(rows[4]["role"], "proxy");
     assert_eq!(rows[4]["resp"], proxy.to_string());
 
-    let mut client = TcpStream::connect(proxy).expect("the proxy accepts");
+    let mut client = stockade::kv_bench::connect_within(proxy, Duration::from_secs(10))
+        .expect("the proxy accepts");
     client
         .set_read_timeout(Some(Duration::from_millis(500)))
         .expect("timeout");
@@ -139,4 +140,18 @@ fn cluster_commands_refuse_what_they_cannot_do() {
     assert_eq!(uneven.status.code(), Some(2), "5 servers is not 3f + 1");
     let missing = stockade(&["server", "--config", path(&dir.path().join("none.toml"))]);
     assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn bench_kv_starts_a_cluster_measures_updates_and_stops_it() {
+    let out = stockade(&["bench", "kv", "--updates", "200", "--clients", "4"]);
+    assert_success(&out);
+    let figures = last_line_json(&out);
+    assert_eq!(figures["bench"], "kv");
+    assert_eq!(figures["updates"], 200);
+    assert_eq!(figures["local_cluster"], true);
+    assert!(figures["updates_per_s"].as_f64() > Some(0.0));
+    assert!(figures["latency_p99_ms"].as_f64() >= figures["latency_p50_ms"].as_f64());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("started ").count(), 5, "{text}");
 }
