@@ -318,8 +318,9 @@ impl AttestationStore {
         }
     }
 
-    /// Verify and store `signed`. With `signature_vouched`, the signature is not checked: a direct
-    /// neighbour with a negotiated MAC key already checked it (paper 000, section "LA-groups
+    /// Verify and store `signed`. With `signature_vouched`, the signature is not checked: the
+    /// attester itself is a direct neighbour whose MAC (negotiated key) authenticated the message
+    /// it arrived in, which proves as much as its signature would (paper 000, section "LA-groups
     /// abstraction": a node "need not necessarily verify signed link attestations it receives from
     /// neighbor nodes with which it previously negotiated a MAC key"). Returns whether a signature
     /// verification ran.

@@ -338,9 +338,84 @@ fn mac_vouched_announcements_skip_signature_checks() {
             "node {i} received MACed announcements"
         );
     }
-    // Only the join requests, which carry no MAC, needed a signature check.
-    assert_eq!(net.nodes[0].stats().signatures_verified, 1);
-    assert_eq!(net.nodes[2].stats().signatures_verified, 0);
+    // A neighbour's own attestations ride on the MAC; what it relays from others is verified.
+    // Node 0 checks the join request of 1 and 2's attestation of 1 relayed by 1; node 2 checks
+    // only 0's attestation of 1, relayed by 1.
+    assert_eq!(net.nodes[0].stats().signatures_verified, 2);
+    assert_eq!(net.nodes[2].stats().signatures_verified, 1);
+}
+
+#[test]
+fn a_mac_neighbour_cannot_vouch_for_a_forged_third_party_attestation() {
+    let keys: Vec<_> = node_keys(3)
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| match i {
+            0 => k.with_mac_key(n(1), pair_mac_key(n(0), n(1))),
+            1 => k
+                .with_mac_key(n(0), pair_mac_key(n(0), n(1)))
+                .with_mac_key(n(2), pair_mac_key(n(1), n(2))),
+            _ => k.with_mac_key(n(1), pair_mac_key(n(1), n(2))),
+        })
+        .collect();
+    let byzantine_keys = keys[1].clone();
+    let mut net = TestNet::with_keys(keys, GroupConfig::default());
+    net.request(n(0), GroupRequest::Create);
+    let group = net.created_group(n(0)).expect("created");
+    net.join_through(n(1), group, n(0));
+    net.join_through(n(2), group, n(1));
+    let outsider = n(9);
+    assert!(!net.nodes[0]
+        .view(group, net.now)
+        .expect("member")
+        .contains(&outsider));
+
+    // Node 1 is Byzantine: it claims that node 2 attests an outsider, signs the claim itself
+    // (it cannot sign as 2), and MACs the announcement with its genuine key shared with node 0.
+    let claim = Attestation {
+        group,
+        attester: n(2),
+        attestee: outsider,
+        info: Vec::new(),
+        issued: net.now,
+        expires: net.now + Duration::from_secs(30),
+    };
+    let forged = claim.sign(&byzantine_keys);
+    let attestations = vec![forged];
+    let bytes = announce_mac_bytes(&group, AnnounceKind::Changes, &attestations);
+    let mac = byzantine_keys.mac(n(0), &bytes);
+    assert!(mac.is_some(), "node 1 really shares a MAC key with node 0");
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut tokens = 0;
+    let mut cx = Context::new(net.now, n(0), &mut rng, &mut tokens, Vec::new());
+    let vouched_before = net.nodes[0].stats().mac_vouched_announcements;
+    net.nodes[0].on_message(
+        &mut cx,
+        n(1),
+        GroupMessage::Announce {
+            group,
+            kind: AnnounceKind::Changes,
+            attestations,
+            mac,
+        },
+    );
+    let stats = net.nodes[0].stats();
+    assert_eq!(
+        stats.mac_vouched_announcements,
+        vouched_before + 1,
+        "the MAC itself was genuine"
+    );
+    assert_eq!(
+        stats.rejected_forged, 1,
+        "the relayed claim was checked and refused"
+    );
+    assert!(
+        !net.nodes[0]
+            .view(group, net.now)
+            .expect("member")
+            .contains(&outsider),
+        "no real attestation chain reaches the outsider"
+    );
 }
 
 #[test]
