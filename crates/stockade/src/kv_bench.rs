@@ -155,7 +155,7 @@ pub fn connect_within(addr: SocketAddr, within: Duration) -> anyhow::Result<TcpS
 }
 
 /// A base port whose protocol, RESP and metrics ports for `processes` processes are free now.
-fn free_base_port(processes: u16) -> anyhow::Result<u16> {
+pub fn free_base_port(processes: u16) -> anyhow::Result<u16> {
     let start = 20_000 + (std::process::id() % 1_000) as u16 * 17;
     (0..400u16)
         .map(|k| (start + k * 31) % 30_000 + 10_000)

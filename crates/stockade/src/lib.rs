@@ -1,7 +1,9 @@
 //! The `stockade` command line as a library, so integration tests reach its parts: the grammar
-//! ([`cli`]), the simulation scenarios ([`scenarios`]), the broadcast cluster of real processes
-//! ([`cluster`]), the conformance suite both drivers pass ([`conformance`]), and how commands
-//! report ([`headline`]).
+//! ([`cli`]), the simulation scenarios of every crate ([`scenarios`], run by [`sim_cmd`]), the
+//! benchmarks ([`bench`], [`kv_bench`]), the replicated KV service's daemons and local cluster
+//! ([`kv_cmd`]), LA-groups' live view and pictures ([`groups`]), the broadcast cluster of real
+//! processes behind `demo` ([`cluster`]), the conformance suite both drivers pass
+//! ([`conformance`]), and how commands report ([`headline`]).
 
 pub mod attack;
 pub mod bench;

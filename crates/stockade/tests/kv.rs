@@ -7,30 +7,12 @@ mod common;
 use common::{assert_success, last_line_json, stockade};
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Processes of a 4-server cluster: the servers and the proxy.
 const PROCESSES: u16 = 5;
-/// Port offsets of the protocol, RESP and metrics ports (`stockade_kv::cluster`).
-const PORT_OFFSETS: [u16; 3] = [0, 100, 200];
-
-/// A base port whose protocol, RESP and metrics ports are all free right now.
-fn free_base_port() -> u16 {
-    let start = 30_000 + (std::process::id() as u16 % 500) * 11;
-    (0..300u16)
-        .map(|k| (start + k * 13) % 25_000 + 10_000)
-        .find(|&base| {
-            (0..PROCESSES).all(|i| {
-                PORT_OFFSETS.iter().all(|offset| {
-                    let addr = SocketAddr::from(([127, 0, 0, 1], base + offset + i));
-                    UdpSocket::bind(addr).is_ok() && TcpListener::bind(addr).is_ok()
-                })
-            })
-        })
-        .expect("a free port range")
-}
 
 /// Stops the cluster when the test ends, passed or not.
 struct ClusterGuard(PathBuf);
@@ -72,7 +54,9 @@ fn resp_exchange(stream: &mut TcpStream, request: &[u8], expected: &[u8]) {
 #[test]
 fn cluster_up_serves_redis_clients_through_the_voting_proxy_then_status_and_down() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let base = free_base_port().to_string();
+    let base = stockade::kv_bench::free_base_port(PROCESSES)
+        .expect("a free port range")
+        .to_string();
     let _guard = ClusterGuard(dir.path().to_path_buf());
     let up = stockade(&[
         "cluster",
