@@ -179,15 +179,20 @@ async fn a_killed_server_loses_no_acknowledged_write_and_recovers_from_redb() {
         "the data directory held the slots executed before the kill"
     );
     let local_addr = restarted.resp_addr();
-    let refused = blocking(move || {
+    // Its own clients write through its RESP port at once: Prime recovered its PO-REQUEST
+    // numbers, so it originates updates again (under a new client incarnation).
+    let own_port_value: String = blocking(move || {
         let mut con = connect(local_addr);
-        con.set::<_, _, ()>("after-restart", 1)
+        let _: () = con
+            .set("after-restart", "own-port")
+            .expect("a restarted server serves its own RESP port");
+        let mut through_proxy = connect(proxy_addr);
+        through_proxy
+            .get("after-restart")
+            .expect("GET through the proxy")
     })
     .await;
-    assert!(
-        refused.is_err_and(|e| e.to_string().contains("cannot originate updates")),
-        "a restarted server does not originate updates yet"
-    );
+    assert_eq!(own_port_value, "own-port", "the write was replicated");
     // Writes go on through the proxy while server 2 catches up.
     blocking(move || {
         let mut con = connect(proxy_addr);
@@ -214,6 +219,10 @@ async fn a_killed_server_loses_no_acknowledged_write_and_recovers_from_redb() {
             "w{i} on server 2"
         );
     }
+    let own = Command::Get {
+        key: b"after-restart".to_vec(),
+    };
+    assert_eq!(kv.state().query(0, &own), Reply::bulk("own-port"));
 
     let stats = proxy.shutdown().await.expect("proxy stops");
     assert!(
