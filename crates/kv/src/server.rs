@@ -30,8 +30,6 @@ use crate::replica::{KvReplica, ReplicaError};
 use crate::replicated::ReplicatedKv;
 use crate::reply::Reply;
 use crate::service_config::{incarnation_now, ServiceConfig, ServiceError};
-use crate::threaded::{ThreadedError, ThreadedProtocol};
-use rand_core::{OsRng, RngCore};
 
 /// Commands of the server's own clients waiting for execution.
 pub const LOCAL_WAITING_MAX: usize = 100_000;
@@ -41,7 +39,7 @@ pub const LOCAL_CLIENT_SHIFT: u32 = 40;
 
 /// A running server. Dropping it stops the node.
 pub struct RunningServer {
-    node: NodeHandle<ThreadedProtocol<KvReplica>>,
+    node: NodeHandle<KvReplica>,
     resp_addr: SocketAddr,
     recovered_slot: u64,
     tasks: Vec<JoinHandle<()>>,
@@ -101,22 +99,14 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
         .map_err(|e| ServiceError::Node(e.into()))?;
     let recovered_slot = ReplicatedKv::recorded_slot(&durable).map_err(ReplicaError::from)?;
     let prime_config = PrimeConfig::new(config.replication.f, 0);
-    let mut seed = [0u8; 32];
-    OsRng.fill_bytes(&mut seed);
-    let replica = ThreadedProtocol::spawn(format!("prime-{}", config.node.id), seed, move || {
-        KvReplica::recover(
-            prime_config,
-            membership,
-            me,
-            Box::new(auth),
-            &durable,
-            Limits::DEFAULT,
-        )
-    })
-    .map_err(|e| match e {
-        ThreadedError::Build(e) => ServiceError::Replica(e),
-        other => ServiceError::ProtocolThread(other.to_string()),
-    })?;
+    let replica = KvReplica::recover(
+        prime_config,
+        membership,
+        me,
+        Box::new(auth),
+        &durable,
+        Limits::DEFAULT,
+    )?;
     let resp_listener = bind_resp(config.resp).await?;
     let resp_addr = resp_listener
         .local_addr()
