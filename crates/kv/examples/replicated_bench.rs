@@ -9,10 +9,10 @@
 //! Run: `cargo run --release -p stockade-kv --features net --example replicated_bench [seconds]`
 //! The last line of output is one JSON object with every figure.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use stockade_kv::cluster::{write_cluster, METRICS_PORT_OFFSET, RESP_PORT_OFFSET};
+use stockade_kv::cluster::{cluster_ports_free, write_cluster};
 use stockade_kv::proxy::start_proxy;
 use stockade_kv::server::start_server;
 use stockade_kv::service_config::ServiceConfig;
@@ -138,18 +138,6 @@ fn measure(target: &'static str, addr: SocketAddr, clients: usize, run_for: Dura
     figures
 }
 
-/// Whether every port the cluster files will name from `base` can be bound now.
-fn ports_free(base: u16) -> bool {
-    (0..=SERVERS as u16).all(|i| {
-        [0, RESP_PORT_OFFSET, METRICS_PORT_OFFSET]
-            .iter()
-            .all(|offset| {
-                let addr = SocketAddr::from(([127, 0, 0, 1], base + offset + i));
-                UdpSocket::bind(addr).is_ok() && TcpListener::bind(addr).is_ok()
-            })
-    })
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: u64 = std::env::args()
         .nth(1)
@@ -159,7 +147,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let base = (0..100u16)
         .map(|k| 31_000 + k * 50)
-        .find(|b| ports_free(*b))
+        .find(|b| cluster_ports_free(SERVERS, *b))
         .ok_or("no free loopback port range for the cluster")?;
     let configs: Vec<ServiceConfig> = write_cluster(dir.path(), SERVERS, 1, base)?
         .iter()

@@ -2,13 +2,13 @@
 //! proxy as tokio tasks on loopback, talking Noise over UDP, each server with its own redb data
 //! directory; a `redis` crate client talks RESP to the proxy and to a server.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redis::Commands;
 use stockade_kv::cluster::{
-    cluster_down, cluster_status, cluster_up, write_cluster, METRICS_PORT_OFFSET, RESP_PORT_OFFSET,
+    cluster_down, cluster_ports_free, cluster_status, cluster_up, write_cluster, RESP_PORT_OFFSET,
 };
 use stockade_kv::proxy::{start_proxy, RunningProxy};
 use stockade_kv::replicated::{PersistOutbox, ReplicatedKv};
@@ -24,16 +24,7 @@ fn free_base_port(salt: u16) -> u16 {
     let start = 20_000 + (std::process::id() as u16 % 1_000) * 30 + salt * 10;
     (0..200u16)
         .map(|k| start.wrapping_add(k * 7) % 40_000 + 10_000)
-        .find(|base| {
-            (0..=SERVERS as u16).all(|i| {
-                [0, RESP_PORT_OFFSET, METRICS_PORT_OFFSET]
-                    .iter()
-                    .all(|offset| {
-                        let addr = SocketAddr::from(([127, 0, 0, 1], base + offset + i));
-                        UdpSocket::bind(addr).is_ok() && TcpListener::bind(addr).is_ok()
-                    })
-            })
-        })
+        .find(|base| cluster_ports_free(SERVERS, *base))
         .expect("a free port range")
 }
 
