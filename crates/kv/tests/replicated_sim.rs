@@ -81,9 +81,8 @@ fn membership() -> Membership {
     Membership::new((0..SERVERS).map(NodeId).collect()).expect("membership")
 }
 
-fn build(id: NodeId, store: &MemStore, liar: Option<u32>) -> SimNode {
+fn build(id: NodeId, store: &MemStore, liar: Option<u32>, cfg: PrimeConfig) -> SimNode {
     let keys = SimulationKeys::new(CryptoMode::SimFast, SEED);
-    let cfg = PrimeConfig::new(1, 0);
     if id == CLIENT {
         let mut voting = VotingConfig::new((0..SERVERS).map(NodeId).collect(), 1, 1_000, 1);
         voting.retry_timeout = Duration::from_millis(300);
@@ -199,9 +198,13 @@ impl Protocol for SimNode {
 }
 
 fn world(name: &str, liar: Option<u32>) -> World<SimNode> {
+    world_with(name, liar, PrimeConfig::new(1, 0))
+}
+
+fn world_with(name: &str, liar: Option<u32>, cfg: PrimeConfig) -> World<SimNode> {
     let topology = Topology::full_mesh(SERVERS + 1, LinkSpec::ideal(Duration::from_millis(2)));
     World::new(SimConfig::new(name, SEED), topology, move |id, store| {
-        build(id, store, liar)
+        build(id, store, liar, cfg.clone())
     })
     .expect("world")
 }
@@ -502,4 +505,70 @@ fn a_lost_reply_is_retried_and_applies_once_but_the_retry_gets_no_answer_yet() {
         ),
         "{stats:?}"
     );
+}
+
+#[test]
+fn a_jump_restores_the_key_value_state_and_a_later_restart_recovers_it() {
+    // Short retention, so that peers forget what the crashed server missed and must JUMP it to a
+    // checkpoint (paper 004, section 4.5: state transfer).
+    let mut cfg = PrimeConfig::new(1, 0);
+    cfg.checkpoint_interval = 5;
+    cfg.retained_slots_max = 10;
+    cfg.po_window_max = 8;
+    let mut world = world_with("kv-jump", None, cfg);
+    let first: Vec<String> = (0..10).map(|i| format!("SET early{i} {i}")).collect();
+    assert_eq!(
+        answers(&submit_and_run(
+            &mut world,
+            0,
+            &first,
+            Duration::from_secs(1)
+        ))
+        .len(),
+        10
+    );
+    world.crash(NodeId(2)).expect("crash");
+    // Many slots while server 2 is down: one command per round, each its own slot.
+    for round in 0..40u64 {
+        let line = vec![format!("SET late{round} {round}")];
+        let outputs = submit_and_run(&mut world, 100 + round, &line, Duration::from_millis(150));
+        assert_eq!(answers(&outputs).len(), 1, "round {round}");
+    }
+    world.restart(NodeId(2)).expect("restart");
+    world.run_for(Duration::from_secs(3)).expect("run");
+    let jumped_to: Vec<u64> = world
+        .take_outputs()
+        .iter()
+        .filter(|d| d.node == NodeId(2))
+        .filter_map(|d| match d.output {
+            SimOutput::Prime(PrimeOutput::Jumped { global_seq, .. }) => Some(global_seq),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !jumped_to.is_empty(),
+        "server 2 caught up by state transfer"
+    );
+    let (slot_0, digest_0) = server_state_digest(&world, 0);
+    assert_eq!(
+        server_state_digest(&world, 2),
+        (slot_0, digest_0),
+        "the jump restored the key-value state"
+    );
+
+    // What the jump (and the slots after it) persisted is what a later restart recovers.
+    world.crash(NodeId(2)).expect("crash again");
+    world.restart(NodeId(2)).expect("restart again");
+    match world.protocol(NodeId(2)) {
+        Some(SimNode::Server(p)) => {
+            let app = p.prime().app();
+            assert_eq!(
+                app.executed_slot(),
+                slot_0,
+                "the store held the jumped state"
+            );
+            assert_eq!(app.state().digest(), digest_0, "every key, early and late");
+        }
+        _ => panic!("server"),
+    }
 }
