@@ -300,3 +300,35 @@ async fn dispatch_outputs(
     }
     waiting.abandon_all();
 }
+
+#[cfg(test)]
+mod tests {
+    use stockade_core::Wire;
+    use stockade_replication::messages::Reply as PrimeReply;
+
+    use super::*;
+
+    fn reply(incarnation: u64, value: &str) -> PrimeOutput {
+        PrimeOutput::Reply(PrimeReply {
+            client: ClientId(7),
+            incarnation,
+            seq: 1,
+            global_seq: 3,
+            result: Reply::bulk(value).to_bytes(),
+        })
+    }
+
+    #[tokio::test]
+    async fn replies_of_a_previous_incarnation_do_not_answer_this_runs_commands() {
+        let waiting = Arc::new(Waiting::new(4));
+        let pending = waiting.wait((ClientId(7), 1), None).expect("room");
+        let (tx, rx) = mpsc::channel(4);
+        // Catch-up re-executes the previous run's (client 7, seq 1) before this run's.
+        tx.send(reply(1, "stale")).await.expect("open");
+        tx.send(reply(2, "fresh")).await.expect("open");
+        drop(tx);
+        dispatch_outputs(rx, Arc::clone(&waiting), ParticipantId(0), 2).await;
+        assert_eq!(pending.await.expect("answered"), Reply::bulk("fresh"));
+        assert!(waiting.is_empty());
+    }
+}
