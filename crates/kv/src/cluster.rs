@@ -98,6 +98,19 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// Whether every loopback port [`write_cluster`] names for `servers` servers and a proxy from
+/// `base_port` (protocol, RESP and metrics) can be bound right now, over UDP and TCP.
+pub fn cluster_ports_free(servers: usize, base_port: u16) -> bool {
+    (0..=servers as u16).all(|i| {
+        [0, RESP_PORT_OFFSET, METRICS_PORT_OFFSET]
+            .iter()
+            .all(|offset| {
+                let addr = loopback(base_port + offset + i);
+                std::net::UdpSocket::bind(addr).is_ok() && std::net::TcpListener::bind(addr).is_ok()
+            })
+    })
+}
+
 /// Write keys, configurations and data directories for `servers` servers tolerating `f` faults
 /// and one proxy under `dir`; returns the configuration paths (servers first, the proxy last).
 pub fn write_cluster(

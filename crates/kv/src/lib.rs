@@ -13,7 +13,7 @@
 //! - [`voting`]: the voting client (f+1 matching signed replies), sans-IO.
 //! - Feature `net` (tokio): `server` (a Prime replica on `stockade-runtime` with its own RESP
 //!   port), `proxy` (the voting proxy for unmodified Redis clients), `cluster` (a local cluster of
-//!   processes), and their shared `connection` front end, `service_config` and `threaded` adapter.
+//!   processes), and their shared `connection` front end and `service_config`.
 //! - `unreplicated` (feature `net`): a single-node TCP server, the baseline for paper 001's
 //!   "replicated within 25% of unreplicated" comparison. Not the product.
 
@@ -39,8 +39,6 @@ pub mod server;
 pub mod service_config;
 pub mod session;
 pub mod state;
-#[cfg(feature = "net")]
-pub mod threaded;
 #[cfg(feature = "net")]
 pub mod unreplicated;
 pub mod voting;

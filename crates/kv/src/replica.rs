@@ -5,10 +5,23 @@
 //! [`PersistOutbox`] into persist effects: the changed keys and the executed slot of each batch
 //! become durable as one atomic batch (see [`crate::checkpoint`]), so a restarted server recovers
 //! with [`KvReplica::recover`].
+//!
+//! Two kinds of records share the store, under disjoint prefixes:
+//! - Prime's own (`prime/...`, [`Prime::recover`]): its view, its PO-REQUESTs, acks, summary and
+//!   votes, each durable before the message that promises it leaves, so a restarted server never
+//!   reuses a PO-REQUEST number or contradicts a vote and may originate updates again.
+//! - The application's (`kv/...`, [`ReplicatedKv::recover`]): every key and the last executed
+//!   slot, one atomic batch per executed batch (or all keys after a checkpoint JUMP).
+//!
+//! They are independent batches, persisted in the order they were produced: Prime records no
+//! execution position, so a restarted Prime re-learns executed slots from its peers (by catch-up
+//! or JUMP) and the application skips the slots its own record already holds. A crash between the
+//! two batches loses at most the application's last batch, which catch-up executes again; nothing
+//! is applied twice because the application's record carries the slot its keys reflect.
 
 use stockade_core::{Context, InvariantViolation, NodeId, PersistToken, Protocol, StoreRead};
 use stockade_replication::auth::MessageAuth;
-use stockade_replication::config::ConfigError;
+use stockade_replication::persist::RecoverError;
 use stockade_replication::{Membership, ParticipantId, Prime, PrimeConfig, PrimeMessage};
 use stockade_replication::{PrimeOutput, PrimeTimer, Update};
 use thiserror::Error;
@@ -20,10 +33,11 @@ use crate::replicated::{PersistOutbox, ReplicatedKv};
 /// Why a replica could not be built.
 #[derive(Debug, Error)]
 pub enum ReplicaError {
-    /// The Prime configuration does not fit the membership.
-    #[error("invalid Prime configuration: {0}")]
-    Config(#[from] ConfigError),
-    /// The data directory holds records this build cannot read.
+    /// The Prime configuration does not fit the membership, or Prime's own records in the data
+    /// directory are unreadable.
+    #[error("cannot rebuild the Prime server: {0}")]
+    Prime(#[from] RecoverError),
+    /// The data directory holds key-value records this build cannot read.
     #[error("cannot recover the key-value state from the data directory: {0}")]
     Recover(#[from] CheckpointError),
 }
@@ -36,7 +50,8 @@ pub struct KvReplica {
 
 impl KvReplica {
     /// Participant `me` of `membership`, rebuilt from what `store` holds (nothing for a new
-    /// server), signing with `auth`.
+    /// server), signing with `auth`: Prime's records through [`Prime::recover`], the key-value
+    /// state through [`ReplicatedKv::recover`].
     pub fn recover(
         cfg: PrimeConfig,
         membership: Membership,
@@ -47,7 +62,7 @@ impl KvReplica {
     ) -> Result<KvReplica, ReplicaError> {
         let outbox = PersistOutbox::default();
         let app = ReplicatedKv::recover(store, limits, outbox.clone())?;
-        let prime = Prime::new(cfg, membership, me, auth, app)?;
+        let prime = Prime::recover(cfg, membership, me, auth, app, store)?;
         Ok(KvReplica { prime, outbox })
     }
 

@@ -11,9 +11,12 @@
 //! - Durability: after each batch the changed keys and the executed slot go into a
 //!   [`PersistOutbox`] that the hosting protocol ([`crate::replica::KvReplica`]) turns into one
 //!   atomic persist batch. A restarted replica is rebuilt from those records with
-//!   [`ReplicatedKv::recover`]; until Prime supports state transfer it re-executes slots from 1,
-//!   and this wrapper skips the slots the records already hold (answering them with an empty
-//!   result, which voting clients treat as "no vote").
+//!   [`ReplicatedKv::recover`]. Prime persists no execution position, so the restarted server
+//!   learns the executed slots again from its peers: slots it re-executes through catch-up are
+//!   skipped up to the slot the records hold (answered with an empty result, which voting clients
+//!   treat as "no vote"); a checkpoint JUMP replaces the whole state by the snapshot, persists
+//!   every key, and the slots after the snapshot execute for real (paper 004, section 4.5:
+//!   state transfer), so nothing is applied twice and nothing is skipped that the state lacks.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -227,7 +230,9 @@ impl Application for ReplicatedKv {
         }
         self.state = state;
         self.executed_slot = slot;
-        self.recovered_slot = self.recovered_slot.max(slot);
+        // The state is now exactly the snapshot's: every later slot must execute, even one the
+        // records held before (they described a state this snapshot replaced).
+        self.recovered_slot = slot;
         self.chain = chain;
         Ok(())
     }

@@ -7,8 +7,10 @@
 //! (PRIME.md step 11 hands the originator's own clients their replies locally). Clients that trust
 //! no single server use the voting proxy ([`crate::proxy`]).
 //!
-//! On start the server rebuilds its state from the redb data directory (the last executed slot and
-//! every key, [`crate::replicated`]) and then catches up with the others through Prime.
+//! On start the server rebuilds its state from the redb data directory (Prime's own records and the
+//! key-value state, [`crate::replica`]) and then catches up with the others through Prime. Since
+//! Prime remembers its PO-REQUEST numbers across a restart, the restarted server's RESP port serves
+//! replicated commands at once (a new incarnation for its clients).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -28,8 +30,6 @@ use crate::replica::{KvReplica, ReplicaError};
 use crate::replicated::ReplicatedKv;
 use crate::reply::Reply;
 use crate::service_config::{incarnation_now, ServiceConfig, ServiceError};
-use crate::threaded::{ThreadedError, ThreadedProtocol};
-use rand_core::{OsRng, RngCore};
 
 /// Commands of the server's own clients waiting for execution.
 pub const LOCAL_WAITING_MAX: usize = 100_000;
@@ -37,16 +37,9 @@ pub const LOCAL_WAITING_MAX: usize = 100_000;
 /// Client ids of a server's own connections: `(node id + 1) << LOCAL_CLIENT_SHIFT` + connection.
 pub const LOCAL_CLIENT_SHIFT: u32 = 40;
 
-/// What the server's own RESP port answers to replicated commands after a restart. Prime on this
-/// branch does not yet persist its own pre-order position, so a restarted server would reuse
-/// PO-REQUEST numbers it already used (equivocation in the others' eyes). Remove this refusal once
-/// `KvReplica::recover` builds Prime with `Prime::recover` (persisted pre-order state).
-pub const RESTARTED_REFUSAL: &str = "ERR this server restarted and cannot originate updates until \
-Prime persists its pre-order position; send commands through the voting proxy";
-
 /// A running server. Dropping it stops the node.
 pub struct RunningServer {
-    node: NodeHandle<ThreadedProtocol<KvReplica>>,
+    node: NodeHandle<KvReplica>,
     resp_addr: SocketAddr,
     recovered_slot: u64,
     tasks: Vec<JoinHandle<()>>,
@@ -106,22 +99,14 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
         .map_err(|e| ServiceError::Node(e.into()))?;
     let recovered_slot = ReplicatedKv::recorded_slot(&durable).map_err(ReplicaError::from)?;
     let prime_config = PrimeConfig::new(config.replication.f, 0);
-    let mut seed = [0u8; 32];
-    OsRng.fill_bytes(&mut seed);
-    let replica = ThreadedProtocol::spawn(format!("prime-{}", config.node.id), seed, move || {
-        KvReplica::recover(
-            prime_config,
-            membership,
-            me,
-            Box::new(auth),
-            &durable,
-            Limits::DEFAULT,
-        )
-    })
-    .map_err(|e| match e {
-        ThreadedError::Build(e) => ServiceError::Replica(e),
-        other => ServiceError::ProtocolThread(other.to_string()),
-    })?;
+    let replica = KvReplica::recover(
+        prime_config,
+        membership,
+        me,
+        Box::new(auth),
+        &durable,
+        Limits::DEFAULT,
+    )?;
     let resp_listener = bind_resp(config.resp).await?;
     let resp_addr = resp_listener
         .local_addr()
@@ -133,14 +118,14 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
     let (_, closed) = mpsc::channel(1);
     let outputs = std::mem::replace(&mut node.outputs, closed);
     let waiting = Arc::new(Waiting::new(LOCAL_WAITING_MAX));
+    let incarnation = incarnation_now();
     let backend = Arc::new(LocalBackend {
         requests: node.requests.clone(),
         waiting: Arc::clone(&waiting),
         client_base: (u64::from(config.node.id) + 1) << LOCAL_CLIENT_SHIFT,
-        incarnation: incarnation_now(),
-        refusal: (recovered_slot > 0).then(|| RESTARTED_REFUSAL.to_string()),
+        incarnation,
     });
-    let dispatcher = tokio::spawn(dispatch_outputs(outputs, waiting, me));
+    let dispatcher = tokio::spawn(dispatch_outputs(outputs, waiting, me, incarnation));
     let front_end = tokio::spawn(async move {
         if let Err(e) = serve_resp(resp_listener, backend, FrontEndLimits::default()).await {
             tracing::error!(error = %e, "the RESP listener stopped");
@@ -216,8 +201,6 @@ struct LocalBackend {
     waiting: Arc<Waiting<(ClientId, u64)>>,
     client_base: u64,
     incarnation: u64,
-    /// Set when replicated commands must not be originated here (see [`RESTARTED_REFUSAL`]).
-    refusal: Option<String>,
 }
 
 /// A connection as a Prime client.
@@ -237,9 +220,6 @@ impl Backend for LocalBackend {
     }
 
     async fn submit(&self, connection: &mut LocalClient, command: Command) -> PendingReply {
-        if let Some(refusal) = &self.refusal {
-            return ready(Reply::Error(refusal.clone()));
-        }
         connection.last_seq += 1;
         let key = (connection.client, connection.last_seq);
         let pending = match self.waiting.wait(key, None) {
@@ -264,14 +244,18 @@ impl Backend for LocalBackend {
 }
 
 /// Route the replica's outputs: replies to the connections waiting for them, the rest to
-/// metrics and the log.
+/// metrics and the log. Replies of another `incarnation` are dropped: after a restart, catch-up
+/// re-executes the previous run's updates, whose clients share ids and sequence numbers with
+/// this run's.
 async fn dispatch_outputs(
     mut outputs: mpsc::Receiver<PrimeOutput>,
     waiting: Arc<Waiting<(ClientId, u64)>>,
     me: ParticipantId,
+    incarnation: u64,
 ) {
     while let Some(output) = outputs.recv().await {
         match output {
+            PrimeOutput::Reply(reply) if reply.incarnation != incarnation => {}
             PrimeOutput::Reply(reply) => {
                 let answer = Reply::from_bytes(&reply.result, DecodeLimits::MESSAGE)
                     .unwrap_or_else(|_| Reply::Error("ERR the replica produced no result".into()));
@@ -315,4 +299,36 @@ async fn dispatch_outputs(
         }
     }
     waiting.abandon_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use stockade_core::Wire;
+    use stockade_replication::messages::Reply as PrimeReply;
+
+    use super::*;
+
+    fn reply(incarnation: u64, value: &str) -> PrimeOutput {
+        PrimeOutput::Reply(PrimeReply {
+            client: ClientId(7),
+            incarnation,
+            seq: 1,
+            global_seq: 3,
+            result: Reply::bulk(value).to_bytes(),
+        })
+    }
+
+    #[tokio::test]
+    async fn replies_of_a_previous_incarnation_do_not_answer_this_runs_commands() {
+        let waiting = Arc::new(Waiting::new(4));
+        let pending = waiting.wait((ClientId(7), 1), None).expect("room");
+        let (tx, rx) = mpsc::channel(4);
+        // Catch-up re-executes the previous run's (client 7, seq 1) before this run's.
+        tx.send(reply(1, "stale")).await.expect("open");
+        tx.send(reply(2, "fresh")).await.expect("open");
+        drop(tx);
+        dispatch_outputs(rx, Arc::clone(&waiting), ParticipantId(0), 2).await;
+        assert_eq!(pending.await.expect("answered"), Reply::bulk("fresh"));
+        assert!(waiting.is_empty());
+    }
 }

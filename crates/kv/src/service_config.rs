@@ -89,9 +89,6 @@ pub enum ServiceError {
         /// Why.
         message: String,
     },
-    /// The thread that owns the Prime replica could not start.
-    #[error("protocol thread: {0}")]
-    ProtocolThread(String),
     /// A cluster process could not be started or stopped.
     #[error("cluster: {0}")]
     Cluster(String),

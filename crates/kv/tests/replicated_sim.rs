@@ -1,6 +1,7 @@
 //! The replicated service in the deterministic simulator: four Prime servers replicating the
-//! key-value state (f = 1) and one voting client, with one server lying in every reply, and a
-//! server that crashes and recovers from its durable store.
+//! key-value state (f = 1) and one voting client, with one server lying in every reply, a server
+//! that crashes and recovers from its durable store (and then serves its own clients), and
+//! replies lost on the way to the voting client.
 
 use std::time::Duration;
 
@@ -13,10 +14,10 @@ use stockade_kv::voting::{VoteRequest, VotingClient, VotingConfig, VotingOutput,
 use stockade_kv::{Command, Limits, Reply};
 use stockade_replication::app::{Application, ExecutedUpdate, RestoreError};
 use stockade_replication::{
-    Digest, Ed25519MerkleAuth, Membership, ParticipantId, Prime, PrimeConfig, PrimeMessage,
-    PrimeOutput, PrimeTimer,
+    ClientId, Digest, Ed25519MerkleAuth, Membership, ParticipantId, Prime, PrimeConfig,
+    PrimeMessage, PrimeOutput, PrimeTimer, Update,
 };
-use stockade_sim::{LinkSpec, SimConfig, Topology, World};
+use stockade_sim::{Byzantine, LinkSpec, SimConfig, Topology, World};
 
 const SERVERS: u32 = 4;
 const CLIENT: NodeId = NodeId(4);
@@ -55,6 +56,14 @@ enum SimTimer {
     Vote(VotingTimer),
 }
 
+/// What the harness asks a node to do: the voting client votes; a server admits an update of
+/// one of its own clients (as its RESP port does).
+#[derive(Debug)]
+enum SimRequest {
+    Vote(VoteRequest),
+    Local(Update),
+}
+
 #[derive(Debug)]
 enum SimOutput {
     Prime(PrimeOutput),
@@ -72,9 +81,8 @@ fn membership() -> Membership {
     Membership::new((0..SERVERS).map(NodeId).collect()).expect("membership")
 }
 
-fn build(id: NodeId, store: &MemStore, liar: Option<u32>) -> SimNode {
+fn build(id: NodeId, store: &MemStore, liar: Option<u32>, cfg: PrimeConfig) -> SimNode {
     let keys = SimulationKeys::new(CryptoMode::SimFast, SEED);
-    let cfg = PrimeConfig::new(1, 0);
     if id == CLIENT {
         let mut voting = VotingConfig::new((0..SERVERS).map(NodeId).collect(), 1, 1_000, 1);
         voting.retry_timeout = Duration::from_millis(300);
@@ -129,7 +137,7 @@ macro_rules! dispatch {
 impl Protocol for SimNode {
     type Message = PrimeMessage;
     type Timer = SimTimer;
-    type Request = VoteRequest;
+    type Request = SimRequest;
     type Output = SimOutput;
 
     fn on_start(&mut self, cx: &mut Context<'_, Self>) {
@@ -156,11 +164,19 @@ impl Protocol for SimNode {
         }
     }
 
-    fn on_request(&mut self, cx: &mut Context<'_, Self>, request: VoteRequest) {
-        if let SimNode::Client(v) = self {
-            run_child(cx, SimTimer::Vote, SimOutput::Vote, |c| {
-                v.on_request(c, request)
-            });
+    fn on_request(&mut self, cx: &mut Context<'_, Self>, request: SimRequest) {
+        match (self, request) {
+            (SimNode::Client(v), SimRequest::Vote(request)) => {
+                run_child(cx, SimTimer::Vote, SimOutput::Vote, |c| {
+                    v.on_request(c, request)
+                })
+            }
+            (SimNode::Server(p), SimRequest::Local(update)) => {
+                run_child(cx, SimTimer::Prime, SimOutput::Prime, |c| {
+                    p.on_request(c, update)
+                })
+            }
+            _ => {}
         }
     }
 
@@ -182,9 +198,13 @@ impl Protocol for SimNode {
 }
 
 fn world(name: &str, liar: Option<u32>) -> World<SimNode> {
+    world_with(name, liar, PrimeConfig::new(1, 0))
+}
+
+fn world_with(name: &str, liar: Option<u32>, cfg: PrimeConfig) -> World<SimNode> {
     let topology = Topology::full_mesh(SERVERS + 1, LinkSpec::ideal(Duration::from_millis(2)));
     World::new(SimConfig::new(name, SEED), topology, move |id, store| {
-        build(id, store, liar)
+        build(id, store, liar, cfg.clone())
     })
     .expect("world")
 }
@@ -207,7 +227,7 @@ fn submit_and_run(
             tag: first_tag + i as u64,
             command: command(line),
         };
-        world.request_at(at, CLIENT, request);
+        world.request_at(at, CLIENT, SimRequest::Vote(request));
     }
     world.run_for(run_for).expect("run");
     world
@@ -325,4 +345,230 @@ fn a_crashed_server_recovers_from_its_store_and_catches_up() {
         skipped, 10,
         "the slots recovered from the store were not re-applied"
     );
+}
+
+/// An update of one of server 2's own clients (what its RESP port submits).
+fn local_update(incarnation: u64, seq: u64, line: &str) -> Update {
+    Update {
+        client: ClientId(1 << 40),
+        incarnation,
+        seq,
+        reply_to: None,
+        op: stockade_core::Wire::to_bytes(&command(line)),
+    }
+}
+
+/// Submit `lines` to server `id` as its own client's updates; run; return the local replies (by
+/// sequence number) and every misbehaviour any server reported.
+fn submit_locally(
+    world: &mut World<SimNode>,
+    id: u32,
+    incarnation: u64,
+    lines: &[String],
+    run_for: Duration,
+) -> (Vec<(u64, Reply)>, Vec<ParticipantId>) {
+    let at = world.now();
+    for (i, line) in lines.iter().enumerate() {
+        let update = local_update(incarnation, i as u64 + 1, line);
+        world.request_at(at, NodeId(id), SimRequest::Local(update));
+    }
+    world.run_for(run_for).expect("run");
+    let mut replies = Vec::new();
+    let mut accused = Vec::new();
+    for delivery in world.take_outputs() {
+        match delivery.output {
+            // Catch-up re-executes the previous incarnation's updates (with empty results for
+            // the slots the store held): those replies are for clients that are gone.
+            SimOutput::Prime(PrimeOutput::Reply(reply))
+                if delivery.node == NodeId(id) && reply.incarnation == incarnation =>
+            {
+                let answer = <Reply as stockade_core::Wire>::from_bytes(
+                    &reply.result,
+                    stockade_core::DecodeLimits::MESSAGE,
+                )
+                .expect("a reply");
+                replies.push((reply.seq, answer));
+            }
+            SimOutput::Prime(PrimeOutput::Misbehaviour { participant, .. }) => {
+                accused.push(participant)
+            }
+            _ => {}
+        }
+    }
+    replies.sort_by_key(|(seq, _)| *seq);
+    (replies, accused)
+}
+
+#[test]
+fn a_restarted_server_serves_its_own_clients_again() {
+    let mut world = world("kv-restart-own-clients", None);
+    // Server 2 originates PO-REQUESTs for its own clients before the crash.
+    let before: Vec<String> = (0..5).map(|i| format!("SET own{i} before")).collect();
+    let (replies, accused) = submit_locally(&mut world, 2, 1, &before, Duration::from_secs(2));
+    assert_eq!(replies.len(), 5, "{replies:?}");
+    assert!(replies.iter().all(|(_, r)| *r == Reply::ok()));
+    assert!(accused.is_empty());
+
+    world.crash(NodeId(2)).expect("crash");
+    let during: Vec<String> = (0..5).map(|i| format!("SET during{i} x")).collect();
+    assert_eq!(
+        answers(&submit_and_run(
+            &mut world,
+            0,
+            &during,
+            Duration::from_secs(2)
+        ))
+        .len(),
+        5,
+        "three servers keep answering"
+    );
+
+    world.restart(NodeId(2)).expect("restart");
+    match world.protocol(NodeId(2)) {
+        Some(SimNode::Server(p)) => assert!(
+            p.prime().app().executed_slot() > 0,
+            "the key-value state came back from the store"
+        ),
+        _ => panic!("server"),
+    }
+    // Its own clients (a new incarnation, as the RESP port uses) write at once.
+    let after: Vec<String> = (0..5).map(|i| format!("SET own{i} after")).collect();
+    let (replies, accused) = submit_locally(&mut world, 2, 2, &after, Duration::from_secs(3));
+    let expected: Vec<(u64, Reply)> = (1..=5).map(|seq| (seq, Reply::ok())).collect();
+    assert_eq!(
+        replies, expected,
+        "the restarted server's own writes succeed"
+    );
+    assert!(
+        accused.is_empty(),
+        "no server saw a reused PO-REQUEST number (equivocation): {accused:?}"
+    );
+
+    // The others executed them too: a voting read sees the new values and the states agree.
+    let gets: Vec<String> = (0..5).map(|i| format!("GET own{i}")).collect();
+    let outputs = submit_and_run(&mut world, 100, &gets, Duration::from_secs(2));
+    let expected: Vec<(u64, Reply)> = (0..5).map(|i| (100 + i, Reply::bulk("after"))).collect();
+    assert_eq!(answers(&outputs), expected);
+    let (slot_0, digest_0) = server_state_digest(&world, 0);
+    let (slot_2, digest_2) = server_state_digest(&world, 2);
+    assert_eq!(
+        (slot_2, digest_2),
+        (slot_0, digest_0),
+        "server 2 is in step"
+    );
+}
+
+#[test]
+fn a_lost_reply_is_retried_and_applies_once_but_the_retry_gets_no_answer_yet() {
+    let mut world = world("kv-lost-reply", None);
+    // Every reply of the first attempt is lost: the client hears nothing until after its first
+    // retry deadline (300 ms).
+    let start = world.now();
+    world
+        .set_adversary(
+            CLIENT,
+            Byzantine::new()
+                .deaf_to((0..SERVERS).map(NodeId))
+                .active_between(start, start + Duration::from_millis(250)),
+        )
+        .expect("adversary");
+    let outputs = submit_and_run(
+        &mut world,
+        0,
+        &["INCR counter".to_string()],
+        Duration::from_secs(3),
+    );
+    let stats = client_stats(&world);
+    assert!(stats.resends >= 1, "the client re-sent: {stats:?}");
+    let outcome = answers(&outputs);
+    // Whether the retry got an answer, the update executed exactly once.
+    let outputs = submit_and_run(
+        &mut world,
+        10,
+        &["GET counter".to_string()],
+        Duration::from_secs(2),
+    );
+    assert_eq!(
+        answers(&outputs),
+        vec![(10, Reply::bulk("1"))],
+        "executed once"
+    );
+    // Prime answers a duplicate of an executed update with nothing (re-sending the cached reply
+    // is a Prime change not made yet), so every re-send goes unanswered and the command fails
+    // after `retries_max` re-sends, although it executed. Flip this once Prime re-sends replies.
+    assert_eq!(outcome, Vec::new(), "no answer to the re-sends");
+    assert_eq!(
+        (stats.failed, stats.resends),
+        (
+            1,
+            u64::from(VotingConfig::new(Vec::new(), 1, 0, 0).retries_max)
+        ),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn a_jump_restores_the_key_value_state_and_a_later_restart_recovers_it() {
+    // Short retention, so that peers forget what the crashed server missed and must JUMP it to a
+    // checkpoint (paper 004, section 4.5: state transfer).
+    let mut cfg = PrimeConfig::new(1, 0);
+    cfg.checkpoint_interval = 5;
+    cfg.retained_slots_max = 10;
+    cfg.po_window_max = 8;
+    let mut world = world_with("kv-jump", None, cfg);
+    let first: Vec<String> = (0..10).map(|i| format!("SET early{i} {i}")).collect();
+    assert_eq!(
+        answers(&submit_and_run(
+            &mut world,
+            0,
+            &first,
+            Duration::from_secs(1)
+        ))
+        .len(),
+        10
+    );
+    world.crash(NodeId(2)).expect("crash");
+    // Many slots while server 2 is down: one command per round, each its own slot.
+    for round in 0..40u64 {
+        let line = vec![format!("SET late{round} {round}")];
+        let outputs = submit_and_run(&mut world, 100 + round, &line, Duration::from_millis(150));
+        assert_eq!(answers(&outputs).len(), 1, "round {round}");
+    }
+    world.restart(NodeId(2)).expect("restart");
+    world.run_for(Duration::from_secs(3)).expect("run");
+    let jumped_to: Vec<u64> = world
+        .take_outputs()
+        .iter()
+        .filter(|d| d.node == NodeId(2))
+        .filter_map(|d| match d.output {
+            SimOutput::Prime(PrimeOutput::Jumped { global_seq, .. }) => Some(global_seq),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !jumped_to.is_empty(),
+        "server 2 caught up by state transfer"
+    );
+    let (slot_0, digest_0) = server_state_digest(&world, 0);
+    assert_eq!(
+        server_state_digest(&world, 2),
+        (slot_0, digest_0),
+        "the jump restored the key-value state"
+    );
+
+    // What the jump (and the slots after it) persisted is what a later restart recovers.
+    world.crash(NodeId(2)).expect("crash again");
+    world.restart(NodeId(2)).expect("restart again");
+    match world.protocol(NodeId(2)) {
+        Some(SimNode::Server(p)) => {
+            let app = p.prime().app();
+            assert_eq!(
+                app.executed_slot(),
+                slot_0,
+                "the store held the jumped state"
+            );
+            assert_eq!(app.state().digest(), digest_0, "every key, early and late");
+        }
+        _ => panic!("server"),
+    }
 }

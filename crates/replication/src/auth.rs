@@ -56,7 +56,7 @@ impl Wire for AuthTag {
 ///
 /// Prime hands over digests, never whole messages, and asks for a batch of tags at once so that an
 /// implementation can sign one Merkle root for the batch (PRIME.md: sign when 64 are pending).
-pub trait MessageAuth {
+pub trait MessageAuth: Send {
     /// Tags for `digests`, one per digest, in order, each proving that this participant sent it.
     fn sign_batch(&mut self, digests: &[Digest]) -> Vec<AuthTag>;
     /// Whether `tag` proves that `signer` sent `digest`.
@@ -244,5 +244,20 @@ mod tests {
                 "unknown signer rejected"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod send_tests {
+    use crate::scenarios::LedgerApp;
+    use crate::Prime;
+
+    fn assert_send<T: Send>() {}
+
+    /// `Prime` runs inside the runtime's `spawn_node`, which moves it to another thread.
+    #[test]
+    fn prime_is_send_when_its_application_is() {
+        assert_send::<Box<dyn super::MessageAuth>>();
+        assert_send::<Prime<LedgerApp>>();
     }
 }

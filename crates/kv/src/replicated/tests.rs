@@ -171,3 +171,65 @@ fn recovering_from_an_empty_store_starts_empty() {
     assert_eq!(app.executed_slot(), 0);
     assert_eq!(app.state().stored_keys(), 0);
 }
+
+#[test]
+fn a_jump_to_an_older_snapshot_after_recovery_re_executes_the_later_slots() {
+    // A server executed slots 1..=3 and persisted them; a correct peer's checkpoint is at slot 1.
+    let outbox = PersistOutbox::default();
+    let mut app = ReplicatedKv::persistent(Limits::DEFAULT, outbox.clone());
+    run_slot(&mut app, 1, 10, &["SET a 1"]);
+    let snapshot_at_1 = app.checkpoint();
+    run_slot(&mut app, 2, 20, &["INCR a"]);
+    run_slot(&mut app, 3, 30, &["SET gone x"]);
+    let mut store = MemStore::new();
+    for ops in outbox.drain() {
+        store.apply(&ops);
+    }
+
+    let recovered_outbox = PersistOutbox::default();
+    let mut recovered =
+        ReplicatedKv::recover(&store, Limits::DEFAULT, recovered_outbox.clone()).expect("recovers");
+    assert_eq!(recovered.executed_slot(), 3);
+    // Prime jumps the restarted server to slot 1, then executes slots 2 and 3 again.
+    recovered.restore(&snapshot_at_1).expect("restores");
+    let jump_batches = recovered_outbox.drain();
+    assert_eq!(jump_batches.len(), 1, "the jump persists the whole state");
+    for ops in &jump_batches {
+        store.apply(ops);
+    }
+    assert_eq!(
+        ReplicatedKv::recorded_slot(&store).expect("record"),
+        1,
+        "the store now describes the snapshot"
+    );
+    assert_eq!(
+        run_slot(&mut recovered, 2, 20, &["INCR a"]),
+        vec![Reply::Integer(2)]
+    );
+    assert_eq!(
+        run_slot(&mut recovered, 3, 30, &["SET gone x"]),
+        vec![Reply::ok()]
+    );
+    assert_eq!(
+        recovered.skipped_updates(),
+        0,
+        "nothing skipped after the jump"
+    );
+    assert_eq!(recovered.state().digest(), app.state().digest());
+    assert_eq!(
+        recovered.digest(),
+        app.digest(),
+        "the chain is the peers' again"
+    );
+    for ops in recovered_outbox.drain() {
+        store.apply(&ops);
+    }
+    let again =
+        ReplicatedKv::recover(&store, Limits::DEFAULT, PersistOutbox::default()).expect("recovers");
+    assert_eq!(again.executed_slot(), 3);
+    assert_eq!(
+        again.state().digest(),
+        app.state().digest(),
+        "a later restart recovers it"
+    );
+}
