@@ -15,7 +15,7 @@
 //! | suspect-leader | [`suspect`] |
 //! | reconciliation and catch-up | [`catchup`] |
 //! | checkpoints and state transfer (JUMP) | [`checkpoint`] |
-//! | view change | [`view_change`] |
+//! | view change, and its re-sending under loss | [`view_change`], [`view_change_resend`] |
 //! | crash recovery (what is persisted) | [`persist`] |
 //! | the server itself: state, timers, dispatch | [`replica`] |
 //!
@@ -39,6 +39,7 @@ pub mod replica;
 pub mod scenarios;
 pub mod suspect;
 pub mod view_change;
+pub mod view_change_resend;
 
 #[cfg(test)]
 mod pump_tests;

@@ -40,6 +40,8 @@ pub enum PrimeTimer {
     NewLeaderResend,
     /// Ask for what execution is missing (catch-up).
     Catchup,
+    /// Re-send the view change's state while the view is being installed (view change).
+    ViewChangeResend,
 }
 
 /// Why a client update was not admitted.
@@ -448,6 +450,7 @@ impl<A: Application> Protocol for Prime<A> {
                 );
             }
             PrimeTimer::NewLeaderResend => self.resend_new_leader(cx),
+            PrimeTimer::ViewChangeResend => self.resend_view_change(cx),
             PrimeTimer::Catchup => {
                 self.on_catchup_period(cx);
                 cx.set_timer(PrimeTimer::Catchup, self.cfg.catchup_period);

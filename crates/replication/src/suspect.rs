@@ -352,11 +352,9 @@ impl<A: Application> Prime<A> {
             && self.suspect.proven_view != Some(view)
         {
             let votes = self.suspect.new_leader_votes.values().cloned().collect();
-            self.broadcast(
-                cx,
-                &PrimeMessage::NewLeaderProof(NewLeaderProof { view, votes }),
-            );
-            self.on_new_leader_proven(cx, view);
+            let proof = NewLeaderProof { view, votes };
+            self.broadcast(cx, &PrimeMessage::NewLeaderProof(proof.clone()));
+            self.on_new_leader_proven(cx, proof);
         }
     }
 
@@ -381,14 +379,14 @@ impl<A: Application> Prime<A> {
             voters.push(vote.signer);
         }
         if voters.len() >= self.cfg.quorums.certificate() {
-            self.on_new_leader_proven(cx, proof.view);
+            self.on_new_leader_proven(cx, proof);
         }
     }
 
-    fn on_new_leader_proven(&mut self, cx: &mut Context<'_, Self>, view: u64) {
-        self.suspect.proven_view = Some(view);
-        cx.deliver(PrimeOutput::NewLeaderProven { view });
-        self.start_view_change(cx, view);
+    fn on_new_leader_proven(&mut self, cx: &mut Context<'_, Self>, proof: NewLeaderProof) {
+        self.suspect.proven_view = Some(proof.view);
+        cx.deliver(PrimeOutput::NewLeaderProven { view: proof.view });
+        self.start_view_change(cx, proof);
     }
 
     /// Measurements of the old leader do not carry over. The new leader is timed on the view change
