@@ -59,6 +59,7 @@ impl<A: Application> Prime<A> {
                     .filter(|p| *p != self.me && !acked(p))
                     .collect();
                 for p in unacked {
+                    self.activity.reconciliation_sends += 1;
                     self.send_to(cx, p, PrimeMessage::PoCertificate(certificate.clone()));
                 }
             }

@@ -224,6 +224,11 @@ pub struct PrimeConfig {
     /// Re-send rounds per view change; past it the change is left to suspect-leader (the next
     /// view), so a view change that cannot complete does not re-send forever.
     pub view_change_resends_max: u32,
+    /// `None` (the default): suspect-leader as specified. `Some(timeout)`: suspect-leader's
+    /// turnaround bound is replaced by this plain timeout on the leader's turnaround, the
+    /// comparison configuration of the `prime-leader-delay` scenario (what a protocol with only a
+    /// leader timeout tolerates).
+    pub leader_timeout_only: Option<Duration>,
     /// A checkpoint is taken every this many executed slots (below `retained_slots_max`, so that
     /// the slots after a stable checkpoint are still retained for catch-up).
     pub checkpoint_interval: u64,
@@ -260,6 +265,7 @@ impl PrimeConfig {
             catchup_period: Duration::from_millis(100),
             view_change_resend_period: Duration::from_millis(10),
             view_change_resends_max: 1000,
+            leader_timeout_only: None,
             checkpoint_interval: 100,
             catchup_idle_periods: 10,
             catchup_items_max: 64,

@@ -18,6 +18,7 @@
 //! | view change, and its re-sending under loss | [`view_change`], [`view_change_resend`] |
 //! | crash recovery (what is persisted) | [`persist`] |
 //! | the server itself: state, timers, dispatch | [`replica`] |
+//! | the release's attack switches (simulation only) | [`attack`] |
 //!
 //! The identity of a participant is an index ([`ParticipantId`]) mapped to transport addresses by a
 //! [`Membership`] table, and authentication is behind [`MessageAuth`]: the wide-area hierarchy of
@@ -25,6 +26,7 @@
 //! logical links and signed by the site's threshold key).
 
 pub mod app;
+pub mod attack;
 pub mod auth;
 pub mod catchup;
 pub mod checkpoint;
@@ -47,8 +49,9 @@ mod pump_tests;
 mod test_support;
 
 pub use app::{Application, ExecutedUpdate};
+pub use attack::Attack;
 pub use auth::{AuthTag, Ed25519MerkleAuth, MessageAuth};
 pub use config::{Membership, ParticipantId, PrimeConfig, Quorums};
 pub use messages::{ClientId, Digest, PrimeMessage, Update};
 pub use persist::RecoverError;
-pub use replica::{Prime, PrimeOutput, PrimeTimer};
+pub use replica::{ActivityCounters, Prime, PrimeOutput, PrimeTimer};

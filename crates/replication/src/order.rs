@@ -106,9 +106,10 @@ impl<A: Application> Prime<A> {
             &self.ord.last_proposed_eligible,
             self.cfg.quorums,
         );
-        if eligible == self.ord.last_proposed_eligible {
+        if eligible == self.ord.last_proposed_eligible || self.attack_holds_proposal(cx.now()) {
             return;
         }
+        self.attack_note_proposal(cx.now());
         let seq = self.ord.last_proposed_seq + 1;
         let body = PrePrepare {
             view: self.view,
@@ -127,7 +128,9 @@ impl<A: Application> Prime<A> {
         let pre_prepare = self.sign(cx, body);
         self.ord.last_proposed_seq = seq;
         let durable = self.persist_vote(cx, seq, VoteKind::PrePrepare, pre_prepare.digest());
-        self.broadcast_after(cx, durable, &PrimeMessage::PrePrepare(pre_prepare.clone()));
+        if !self.attack_send_equivocating(cx, durable, &pre_prepare) {
+            self.broadcast_after(cx, durable, &PrimeMessage::PrePrepare(pre_prepare.clone()));
+        }
         self.store_pre_prepare(cx, pre_prepare);
     }
 

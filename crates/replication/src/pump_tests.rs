@@ -379,7 +379,7 @@ fn view_change_completes_when_a_quarter_of_its_messages_are_lost() {
             return false;
         }
         seen.set(seen.get() + 1);
-        seen.get() % 4 == 0
+        seen.get().is_multiple_of(4)
     });
     for step in 0..200u64 {
         pump.submit(1 + (step % 3) as usize, update(step % 3, step / 3 + 1));

@@ -289,6 +289,9 @@ impl<A: Application> Prime<A> {
 
     /// Suspect when TAT_leader > K_lat * TAT_acceptable + the pre-prepare period.
     fn leader_too_slow(&self) -> bool {
+        if let Some(timeout) = self.cfg.leader_timeout_only {
+            return self.tat_leader_ns() > timeout.as_nanos() as u64;
+        }
         let Some(acceptable) = self.tat_acceptable_ns() else {
             return false;
         };

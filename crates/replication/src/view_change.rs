@@ -468,6 +468,7 @@ impl<A: Application> Prime<A> {
             })
             .collect();
         self.vc.installing = false;
+        self.activity.views_installed += 1;
         self.ord.last_prepared_seq = agreed.start_seq - 1;
         if self.is_leader() {
             self.ord.last_proposed_seq = agreed.start_seq - 1;

@@ -74,6 +74,7 @@ impl<A: Application> Prime<A> {
             return;
         }
         self.vc.resends += 1;
+        self.activity.view_change_resend_rounds += 1;
         let mut messages: Vec<PrimeMessage> = Vec::new();
         if let Some(proof) = &self.vc.proof {
             messages.push(PrimeMessage::NewLeaderProof(proof.clone()));
