@@ -38,6 +38,10 @@ pub mod persist;
 pub mod pre_order;
 pub mod replica;
 #[cfg(any(test, feature = "sim"))]
+pub mod scenario_attacks;
+#[cfg(any(test, feature = "sim"))]
+pub mod scenario_harness;
+#[cfg(any(test, feature = "sim"))]
 pub mod scenarios;
 pub mod suspect;
 pub mod view_change;
@@ -55,3 +59,5 @@ pub use config::{Membership, ParticipantId, PrimeConfig, Quorums};
 pub use messages::{ClientId, Digest, PrimeMessage, Update};
 pub use persist::RecoverError;
 pub use replica::{ActivityCounters, Prime, PrimeOutput, PrimeTimer};
+#[cfg(any(test, feature = "sim"))]
+pub use scenario_attacks::register;
