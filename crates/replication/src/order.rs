@@ -200,6 +200,13 @@ impl<A: Application> Prime<A> {
         let seq = pre_prepare.body.seq;
         self.ord.highest_seen_seq = self.ord.highest_seen_seq.max(seq);
         let slot = self.ord.slots.entry(seq).or_default();
+        if slot.committed {
+            // The slot's content is proven (here or by a catch-up ordering certificate, possibly of
+            // a later view than ours after a restart): a proposal of ours or of an older view's
+            // leader must not replace it.
+            self.drops.out_of_window += 1;
+            return;
+        }
         slot.digest = Some(pre_prepare.digest());
         slot.pre_prepare = Some(pre_prepare);
         self.prepare_in_order(cx);
