@@ -142,6 +142,11 @@ impl<A: Application> Prime<A> {
         pre_prepare: Signed<PrePrepare>,
     ) {
         let body = &pre_prepare.body;
+        if body.view < self.view {
+            // Its sender is still in an older view (restarted, or it missed the change): answer
+            // it with this view's change (see `crate::view_change_resend`).
+            self.note_laggard(cx, self.view, pre_prepare.signer);
+        }
         if body.view != self.view
             || pre_prepare.signer != self.leader_of(self.view)
             || self.vc.installing
@@ -258,6 +263,9 @@ impl<A: Application> Prime<A> {
     /// A PREPARE from a non-leader.
     pub(crate) fn on_prepare(&mut self, cx: &mut Context<'_, Self>, prepare: Signed<Prepare>) {
         let vote = prepare.body.0;
+        if vote.view < self.view {
+            self.note_laggard(cx, self.view, prepare.signer);
+        }
         if !self.vote_acceptable(&vote) || prepare.signer == self.leader_of(vote.view) {
             return;
         }
@@ -283,6 +291,9 @@ impl<A: Application> Prime<A> {
     /// A COMMIT from anyone.
     pub(crate) fn on_commit(&mut self, cx: &mut Context<'_, Self>, commit: Signed<Commit>) {
         let vote = commit.body.0;
+        if vote.view < self.view {
+            self.note_laggard(cx, self.view, commit.signer);
+        }
         if !self.vote_acceptable(&vote) {
             return;
         }

@@ -260,6 +260,7 @@ impl Cluster {
             "latency_p50_ms": p50 as f64 / 1e6,
             "latency_p99_ms": p99 as f64 / 1e6,
             "leader_suspicions": metrics.counter("leader_suspected"),
+            "rejected": metrics.counter("rejected"),
             "view_changes": metrics.counter("view_changes"),
             "misbehaviour_reports": metrics.counter("misbehaviour_reports"),
             "state_transfers": metrics.counter("jumps"),
@@ -269,7 +270,7 @@ impl Cluster {
             fields.extend(extra);
         }
         let failure = match liveness {
-            Err(e) => Some(e.to_string()),
+            Err(e) => Some(format!("{e}; servers at the end: {}", self.server_states())),
             Ok(()) if replies < total => {
                 Some(format!("only {replies} of {total} updates were answered"))
             }
@@ -288,6 +289,32 @@ impl Cluster {
             report: self.world.report(fields.clone()),
             fields,
         }
+    }
+}
+
+impl Cluster {
+    /// Each server's view, whether it is installing one, its last executed slot and the updates
+    /// it executed (for failure messages).
+    fn server_states(&self) -> String {
+        self.world
+            .view()
+            .nodes()
+            .filter_map(|node| node.protocol())
+            .map(|p| {
+                format!(
+                    "[view {}{}, slot {}, {} updates]",
+                    p.view(),
+                    if p.installing_view() {
+                        " (installing)"
+                    } else {
+                        ""
+                    },
+                    p.executed_seq(),
+                    p.app().executed()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 

@@ -10,7 +10,10 @@
 //!   certificates it holds (at most `view_change_resends_max` rounds per view change);
 //! * a server that already installed the view and hears a view-change message of that view from
 //!   one still installing it (a laggard) answers it, at its next period, with the same state plus
-//!   the REPLAY it accepted, so a laggard can finish although the others stopped re-sending.
+//!   the REPLAY it accepted, so a laggard can finish although the others stopped re-sending. A
+//!   server still in the previous view (restarted from a store written before the change, or it
+//!   missed every NEW-LEADER proof) is answered the same way when its old-view ordering messages
+//!   arrive: the NEW-LEADER proof moves it to this view, and the rest installs it.
 //!
 //! Everything re-sent is signed and idempotent at the receiver (duplicates are ignored), so
 //! re-sending changes no outcome, only whether it is reached.
