@@ -252,6 +252,10 @@ impl<A: Application> Prime<A> {
         cx: &mut Context<'_, Self>,
         measure: Signed<TatMeasure>,
     ) {
+        if measure.body.view < self.view {
+            // Periodic, so a server that missed a view change is noticed here at the latest.
+            self.note_laggard(cx, self.view, measure.signer);
+        }
         if measure.body.view == self.view && self.verify(cx, &measure) {
             self.record_tat_report(cx, measure.signer, measure.body.max_tat_ns);
         }
@@ -337,6 +341,10 @@ impl<A: Application> Prime<A> {
     }
 
     pub(crate) fn on_new_leader(&mut self, cx: &mut Context<'_, Self>, vote: Signed<NewLeader>) {
+        if vote.body.view <= self.view {
+            // Its sender asks for a view already reached: it missed the change.
+            self.note_laggard(cx, self.view, vote.signer);
+        }
         if vote.body.view != self.view + 1
             || self.suspect.new_leader_votes.contains_key(&vote.signer)
         {
@@ -361,13 +369,15 @@ impl<A: Application> Prime<A> {
         }
     }
 
-    /// A NEW-LEADER proof from another server: 2f+k+1 distinct valid votes for the next view.
+    /// A NEW-LEADER proof from another server: 2f+k+1 distinct valid votes for a later view.
     pub(crate) fn on_new_leader_proof(
         &mut self,
         cx: &mut Context<'_, Self>,
         proof: NewLeaderProof,
     ) {
-        if proof.view != self.view + 1 || self.suspect.proven_view == Some(proof.view) {
+        // A proof for any later view is accepted: a server that missed one or more view changes
+        // (restarted, partitioned) joins the latest one it is shown.
+        if proof.view <= self.view || self.suspect.proven_view == Some(proof.view) {
             return;
         }
         let mut voters = Vec::new();
