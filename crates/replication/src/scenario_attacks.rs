@@ -356,7 +356,7 @@ impl PrimeFuzzScenario {
         // The seed picks the Byzantine server (or none) and its attack.
         let draw = options.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33;
         let byzantine = (allow_byzantine == 1 && draw % 5 < 4).then(|| {
-            let attack = if draw / 5 % 2 == 0 {
+            let attack = if (draw / 5).is_multiple_of(2) {
                 Attack {
                     pre_prepare_delay: Some(Duration::from_millis(100)),
                     ..Attack::default()
@@ -443,6 +443,77 @@ impl Scenario for PrimeFuzzScenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leader_delay_is_cut_short_by_suspect_leader_but_not_by_a_plain_timeout() {
+        let options = RunOptions::with_seed(1).arg("seconds", 4).arg("rate", 30);
+        let outcome = PrimeLeaderDelayScenario.run(&options).expect("runs");
+        assert!(outcome.passed, "{:?}", outcome.failure);
+        let h = &outcome.headline;
+        let p50 = |k: &str| h[k].as_f64().unwrap_or(f64::NAN);
+        assert!(h["suspect_leader_view_changes"].as_u64().unwrap_or(0) > 0);
+        assert_eq!(h["leader_timeout_only_view_changes"], 0);
+        assert!(
+            p50("suspect_leader_latency_p50_ms") < 2.0 * p50("fault_free_latency_p50_ms"),
+            "suspect-leader keeps the median near fault-free: {h}"
+        );
+        assert!(
+            p50("leader_timeout_only_latency_p50_ms") > 4.0 * p50("fault_free_latency_p50_ms"),
+            "a plain timeout leaves the slow leader in place: {h}"
+        );
+    }
+
+    #[test]
+    fn equivocating_leader_is_caught_and_replaced() {
+        let options = RunOptions::with_seed(2).arg("seconds", 3).arg("rate", 30);
+        let outcome = PrimeEquivocationScenario.run(&options).expect("runs");
+        assert!(outcome.passed, "{:?}", outcome.failure);
+        assert!(
+            outcome.headline["misbehaviour_reports"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0
+        );
+        assert!(outcome.headline["view_changes"].as_u64().unwrap_or(0) > 0);
+    }
+
+    #[test]
+    fn crashed_servers_recover_from_their_stores() {
+        let options = RunOptions::with_seed(1).arg("seconds", 4).arg("rate", 30);
+        let outcome = PrimeCrashRecoverScenario.run(&options).expect("runs");
+        assert!(outcome.passed, "{:?}", outcome.failure);
+        assert!(outcome.headline["view_changes"].as_u64().unwrap_or(0) > 0);
+    }
+
+    /// CI-sized fuzzing: every seed passes (agreement, total order, history, liveness), and across
+    /// the seeds the interesting events happened: view changes, reconciliations, state transfers,
+    /// and Byzantine leaders of both kinds.
+    #[test]
+    fn prime_fuzz_over_seeds_finds_no_violation_and_exercises_recovery() {
+        let (mut view_changes, mut reconciliations, mut transfers) = (0, 0, 0);
+        let mut attacks = std::collections::BTreeSet::new();
+        for seed in 1..=8 {
+            let options = RunOptions::with_seed(seed)
+                .arg("seconds", 3)
+                .arg("rate", 30);
+            let run = PrimeFuzzScenario.run_counted(&options).expect("runs");
+            assert!(
+                run.outcome.passed,
+                "seed {seed}: {:?}\nreproduce with: {}",
+                run.outcome.failure, run.outcome.repro
+            );
+            view_changes += run.view_changes;
+            reconciliations += run.reconciliation_sends;
+            transfers += run.state_transfers;
+            if let Some((_, attack)) = run.byzantine {
+                attacks.insert(attack.equivocate_pre_prepares);
+            }
+        }
+        assert!(view_changes > 0, "view changes happened");
+        assert!(reconciliations > 0, "reconciliation happened");
+        assert!(transfers > 0, "state transfers happened");
+        assert_eq!(attacks.len(), 2, "both Byzantine behaviours were drawn");
+    }
 
     #[test]
     fn register_adds_every_prime_scenario() {

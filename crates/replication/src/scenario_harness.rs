@@ -398,11 +398,11 @@ mod tests {
     #[test]
     fn history_check_catches_duplicates_reorders_and_real_time_violations() {
         let submit = |_client: u64, seq: u64| Time::from_millis(seq * 10);
-        let good = [entry(1, 1, 1, 5), entry(1, 2, 2, 25)];
+        let good = [entry(1, 1, 1, 15), entry(1, 2, 2, 25)];
         assert_eq!(check_history(&good, 2, &submit), None);
-        let duplicate = [entry(1, 1, 1, 5), entry(2, 1, 1, 5)];
+        let duplicate = [entry(1, 1, 1, 15), entry(2, 1, 1, 15)];
         assert!(check_history(&duplicate, 2, &submit).is_some());
-        let reordered = [entry(1, 1, 2, 5), entry(1, 2, 1, 25)];
+        let reordered = [entry(1, 1, 2, 15), entry(1, 2, 1, 25)];
         assert!(check_history(&reordered, 2, &submit).is_some());
         // Client 2's update 3 is submitted at 30 ms, after client 1's position 3 was answered at
         // 12 ms, yet ordered before it.
