@@ -425,6 +425,24 @@ mod tests {
         )
     }
 
+    /// A restarted old leader re-proposing a slot that catch-up already installed as committed
+    /// (possibly from a later view) must not replace its content: that broke agreement.
+    #[test]
+    fn a_committed_slot_keeps_its_pre_prepare() {
+        let mut p = node(&PrimeConfig::new(1, 0), 1);
+        let committed = pre_prepare(1, 7, vec![None; 4]);
+        let digest = committed.digest();
+        let slot = p.ord.slots.entry(1).or_default();
+        slot.digest = Some(digest);
+        slot.pre_prepare = Some(committed);
+        slot.committed = true;
+        let other = pre_prepare(1, 8, vec![None; 4]);
+        assert_ne!(other.digest(), digest);
+        call(&mut p, T, |p, cx| p.store_pre_prepare(cx, other));
+        assert_eq!(p.ord.slots[&1].digest, Some(digest));
+        assert_eq!(p.drops.out_of_window, 1, "the proposal was dropped");
+    }
+
     #[test]
     fn step_9_eligibility_is_the_2f_k_plus_1th_highest_of_each_column() {
         let q = PrimeConfig::new(1, 0).quorums;
