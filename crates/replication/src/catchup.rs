@@ -59,6 +59,7 @@ impl<A: Application> Prime<A> {
                     .filter(|p| *p != self.me && !acked(p))
                     .collect();
                 for p in unacked {
+                    self.activity.reconciliation_sends += 1;
                     self.send_to(cx, p, PrimeMessage::PoCertificate(certificate.clone()));
                 }
             }
@@ -167,16 +168,21 @@ impl<A: Application> Prime<A> {
     }
 
     /// Links may lose messages: when the next slot is stuck, send again what we already said about
-    /// it (the leader's pre-prepare, our prepare and commit), so that a slot whose votes were lost
+    /// it (the leader's pre-prepare as we hold it, our prepare and commit), so that a slot whose votes were lost
     /// everywhere still completes. The copies are the signed, persisted originals.
     fn resend_own_votes(&mut self, cx: &mut Context<'_, Self>, seq: u64) {
         let Some(slot) = self.ord.slots.get(&seq) else {
             return;
         };
-        let mut again = Vec::new();
-        if self.is_leader() {
-            again.extend(slot.pre_prepare.clone().map(PrimeMessage::PrePrepare));
-        }
+        // Everyone re-floods the pre-prepare it holds (PRIME.md step 8), not only the leader: a
+        // leader that showed servers different proposals while some were cut off is then exposed
+        // once the slot stalls, instead of leaving the slot stuck with nobody suspecting.
+        let mut again: Vec<PrimeMessage> = slot
+            .pre_prepare
+            .clone()
+            .map(PrimeMessage::PrePrepare)
+            .into_iter()
+            .collect();
         again.extend(
             slot.prepares
                 .get(&self.me)

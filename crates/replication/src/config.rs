@@ -218,6 +218,17 @@ pub struct PrimeConfig {
     pub new_leader_resend_period: Duration,
     /// Catch-up request period while execution is blocked.
     pub catchup_period: Duration,
+    /// While a view is being installed, this server re-sends its view-change state this often
+    /// (view-change messages are otherwise sent once, and a lossy link would stall the change).
+    pub view_change_resend_period: Duration,
+    /// Re-send rounds per view change; past it the change is left to suspect-leader (the next
+    /// view), so a view change that cannot complete does not re-send forever.
+    pub view_change_resends_max: u32,
+    /// `None` (the default): suspect-leader as specified. `Some(timeout)`: suspect-leader's
+    /// turnaround bound is replaced by this plain timeout on the leader's turnaround, the
+    /// comparison configuration of the `prime-leader-delay` scenario (what a protocol with only a
+    /// leader timeout tolerates).
+    pub leader_timeout_only: Option<Duration>,
     /// A checkpoint is taken every this many executed slots (below `retained_slots_max`, so that
     /// the slots after a stable checkpoint are still retained for catch-up).
     pub checkpoint_interval: u64,
@@ -252,6 +263,9 @@ impl PrimeConfig {
             k_lat: (5, 2),
             new_leader_resend_period: Duration::from_secs(1),
             catchup_period: Duration::from_millis(100),
+            view_change_resend_period: Duration::from_millis(10),
+            view_change_resends_max: 1000,
+            leader_timeout_only: None,
             checkpoint_interval: 100,
             catchup_idle_periods: 10,
             catchup_items_max: 64,

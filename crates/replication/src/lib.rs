@@ -15,9 +15,10 @@
 //! | suspect-leader | [`suspect`] |
 //! | reconciliation and catch-up | [`catchup`] |
 //! | checkpoints and state transfer (JUMP) | [`checkpoint`] |
-//! | view change | [`view_change`] |
+//! | view change, and its re-sending under loss | [`view_change`], [`view_change_resend`] |
 //! | crash recovery (what is persisted) | [`persist`] |
 //! | the server itself: state, timers, dispatch | [`replica`] |
+//! | the release's attack switches (simulation only) | [`attack`] |
 //!
 //! The identity of a participant is an index ([`ParticipantId`]) mapped to transport addresses by a
 //! [`Membership`] table, and authentication is behind [`MessageAuth`]: the wide-area hierarchy of
@@ -25,6 +26,7 @@
 //! logical links and signed by the site's threshold key).
 
 pub mod app;
+pub mod attack;
 pub mod auth;
 pub mod catchup;
 pub mod checkpoint;
@@ -36,9 +38,14 @@ pub mod persist;
 pub mod pre_order;
 pub mod replica;
 #[cfg(any(test, feature = "sim"))]
+pub mod scenario_attacks;
+#[cfg(any(test, feature = "sim"))]
+pub mod scenario_harness;
+#[cfg(any(test, feature = "sim"))]
 pub mod scenarios;
 pub mod suspect;
 pub mod view_change;
+pub mod view_change_resend;
 
 #[cfg(test)]
 mod pump_tests;
@@ -46,8 +53,11 @@ mod pump_tests;
 mod test_support;
 
 pub use app::{Application, ExecutedUpdate};
+pub use attack::Attack;
 pub use auth::{AuthTag, Ed25519MerkleAuth, MessageAuth};
 pub use config::{Membership, ParticipantId, PrimeConfig, Quorums};
 pub use messages::{ClientId, Digest, PrimeMessage, Update};
 pub use persist::RecoverError;
-pub use replica::{Prime, PrimeOutput, PrimeTimer};
+pub use replica::{ActivityCounters, Prime, PrimeOutput, PrimeTimer};
+#[cfg(any(test, feature = "sim"))]
+pub use scenario_attacks::register;

@@ -106,9 +106,10 @@ impl<A: Application> Prime<A> {
             &self.ord.last_proposed_eligible,
             self.cfg.quorums,
         );
-        if eligible == self.ord.last_proposed_eligible {
+        if eligible == self.ord.last_proposed_eligible || self.attack_holds_proposal(cx.now()) {
             return;
         }
+        self.attack_note_proposal(cx.now());
         let seq = self.ord.last_proposed_seq + 1;
         let body = PrePrepare {
             view: self.view,
@@ -127,7 +128,9 @@ impl<A: Application> Prime<A> {
         let pre_prepare = self.sign(cx, body);
         self.ord.last_proposed_seq = seq;
         let durable = self.persist_vote(cx, seq, VoteKind::PrePrepare, pre_prepare.digest());
-        self.broadcast_after(cx, durable, &PrimeMessage::PrePrepare(pre_prepare.clone()));
+        if !self.attack_send_equivocating(cx, durable, &pre_prepare) {
+            self.broadcast_after(cx, durable, &PrimeMessage::PrePrepare(pre_prepare.clone()));
+        }
         self.store_pre_prepare(cx, pre_prepare);
     }
 
@@ -139,6 +142,11 @@ impl<A: Application> Prime<A> {
         pre_prepare: Signed<PrePrepare>,
     ) {
         let body = &pre_prepare.body;
+        if body.view < self.view {
+            // Its sender is still in an older view (restarted, or it missed the change): answer
+            // it with this view's change (see `crate::view_change_resend`).
+            self.note_laggard(cx, self.view, pre_prepare.signer);
+        }
         if body.view != self.view
             || pre_prepare.signer != self.leader_of(self.view)
             || self.vc.installing
@@ -197,6 +205,13 @@ impl<A: Application> Prime<A> {
         let seq = pre_prepare.body.seq;
         self.ord.highest_seen_seq = self.ord.highest_seen_seq.max(seq);
         let slot = self.ord.slots.entry(seq).or_default();
+        if slot.committed {
+            // The slot's content is proven (here or by a catch-up ordering certificate, possibly of
+            // a later view than ours after a restart): a proposal of ours or of an older view's
+            // leader must not replace it.
+            self.drops.out_of_window += 1;
+            return;
+        }
         slot.digest = Some(pre_prepare.digest());
         slot.pre_prepare = Some(pre_prepare);
         self.prepare_in_order(cx);
@@ -248,6 +263,9 @@ impl<A: Application> Prime<A> {
     /// A PREPARE from a non-leader.
     pub(crate) fn on_prepare(&mut self, cx: &mut Context<'_, Self>, prepare: Signed<Prepare>) {
         let vote = prepare.body.0;
+        if vote.view < self.view {
+            self.note_laggard(cx, self.view, prepare.signer);
+        }
         if !self.vote_acceptable(&vote) || prepare.signer == self.leader_of(vote.view) {
             return;
         }
@@ -273,6 +291,9 @@ impl<A: Application> Prime<A> {
     /// A COMMIT from anyone.
     pub(crate) fn on_commit(&mut self, cx: &mut Context<'_, Self>, commit: Signed<Commit>) {
         let vote = commit.body.0;
+        if vote.view < self.view {
+            self.note_laggard(cx, self.view, commit.signer);
+        }
         if !self.vote_acceptable(&vote) {
             return;
         }
@@ -402,6 +423,24 @@ mod tests {
                 matrix,
             },
         )
+    }
+
+    /// A restarted old leader re-proposing a slot that catch-up already installed as committed
+    /// (possibly from a later view) must not replace its content: that broke agreement.
+    #[test]
+    fn a_committed_slot_keeps_its_pre_prepare() {
+        let mut p = node(&PrimeConfig::new(1, 0), 1);
+        let committed = pre_prepare(1, 7, vec![None; 4]);
+        let digest = committed.digest();
+        let slot = p.ord.slots.entry(1).or_default();
+        slot.digest = Some(digest);
+        slot.pre_prepare = Some(committed);
+        slot.committed = true;
+        let other = pre_prepare(1, 8, vec![None; 4]);
+        assert_ne!(other.digest(), digest);
+        call(&mut p, T, |p, cx| p.store_pre_prepare(cx, other));
+        assert_eq!(p.ord.slots[&1].digest, Some(digest));
+        assert_eq!(p.drops.out_of_window, 1, "the proposal was dropped");
     }
 
     #[test]

@@ -348,3 +348,77 @@ fn far_behind_server_jumps_to_a_stable_checkpoint() {
     assert_eq!(pump.nodes[2].executed_seq(), pump.nodes[0].executed_seq());
     assert_eq!(pump.nodes[2].app().digest(), pump.nodes[0].app().digest());
 }
+
+fn is_view_change_message(m: &PrimeMessage) -> bool {
+    matches!(
+        m,
+        PrimeMessage::NewLeaderProof(_)
+            | PrimeMessage::VcReport(_)
+            | PrimeMessage::VcRelay(_)
+            | PrimeMessage::VcCertificate(_)
+            | PrimeMessage::VcList(_)
+            | PrimeMessage::VcPartialSig(_)
+            | PrimeMessage::Replay(_)
+    )
+}
+
+/// View change under loss: a quarter of all view-change messages are lost (every fourth one, so the
+/// run is deterministic). Each is sent once, so without re-sending the change stalls; with the
+/// periodic re-send of the view change's state every server installs view 1 and ordering resumes.
+#[test]
+fn view_change_completes_when_a_quarter_of_its_messages_are_lost() {
+    use std::cell::Cell;
+    let cfg = PrimeConfig::new(1, 0);
+    let mut pump = Pump::new(&cfg, Duration::from_millis(2));
+    let seen = Cell::new(0u64);
+    pump.drop_rule = Box::new(move |from, _, m| {
+        if from.0 == 0 && matches!(m, PrimeMessage::PrePrepare(_)) {
+            return true;
+        }
+        if !is_view_change_message(m) {
+            return false;
+        }
+        seen.set(seen.get() + 1);
+        seen.get().is_multiple_of(4)
+    });
+    for step in 0..200u64 {
+        pump.submit(1 + (step % 3) as usize, update(step % 3, step / 3 + 1));
+        pump.run_for(Duration::from_millis(10));
+    }
+    pump.run_for(Duration::from_millis(1000));
+    pump.check_agreement();
+    let resends: u32 = pump.nodes.iter().map(|n| n.vc.resends).sum();
+    assert!(resends > 0, "the view change's state was re-sent");
+    for (i, node) in pump.nodes.iter().enumerate() {
+        assert_eq!(node.view(), 1, "server {i} moved to view 1");
+        assert!(!node.installing_view(), "server {i} installed view 1");
+        assert_eq!(node.app().log.len(), 200, "server {i} executed everything");
+    }
+}
+
+/// The re-send is bounded: a server alone in a view change (nobody answers) re-sends
+/// `view_change_resends_max` rounds and then stops.
+#[test]
+fn view_change_resends_stop_at_their_bound() {
+    let mut cfg = PrimeConfig::new(1, 0);
+    cfg.view_change_resends_max = 5;
+    let mut pump = Pump::new(&cfg, Duration::from_millis(2));
+    // Server 0 is cut off from everyone after the proof reaches it.
+    pump.drop_rule = Box::new(|from, to, m| {
+        (from.0 == 0 && matches!(m, PrimeMessage::PrePrepare(_)))
+            || (to.0 == 0 || from.0 == 0)
+                && is_view_change_message(m)
+                && !matches!(m, PrimeMessage::NewLeaderProof(_))
+    });
+    for step in 0..200u64 {
+        pump.submit(1 + (step % 3) as usize, update(step % 3, step / 3 + 1));
+        pump.run_for(Duration::from_millis(10));
+    }
+    pump.run_for(Duration::from_millis(2000));
+    let isolated = &pump.nodes[0];
+    assert!(
+        isolated.installing_view(),
+        "server 0 never completes the change"
+    );
+    assert_eq!(isolated.vc.resends, 5, "and re-sent exactly the bound");
+}

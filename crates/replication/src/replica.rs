@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use stockade_core::{Context, InvariantViolation, NodeId, Protocol};
 
 use crate::app::Application;
+use crate::attack::AttackState;
 use crate::auth::{body_digest, MessageAuth, Signed, SignedBody};
 use crate::catchup::CatchupState;
 use crate::checkpoint::CheckpointState;
@@ -40,6 +41,8 @@ pub enum PrimeTimer {
     NewLeaderResend,
     /// Ask for what execution is missing (catch-up).
     Catchup,
+    /// Re-send the view change's state while the view is being installed (view change).
+    ViewChangeResend,
 }
 
 /// Why a client update was not admitted.
@@ -142,6 +145,17 @@ pub struct DropCounters {
     pub unknown_sender: u64,
 }
 
+/// Counters of protocol activity since this server (re)started (for metrics and scenarios).
+#[derive(Clone, Default, Debug, PartialEq, Eq)]
+pub struct ActivityCounters {
+    /// PO certificates sent by reconciliation to servers that never acknowledged them.
+    pub reconciliation_sends: u64,
+    /// Views installed (view changes completed here).
+    pub views_installed: u64,
+    /// Rounds of view-change re-sending.
+    pub view_change_resend_rounds: u64,
+}
+
 /// A Prime participant running application `A`.
 ///
 /// # How to drive it
@@ -170,6 +184,9 @@ pub struct Prime<A: Application> {
     pub(crate) votes: Votes,
     pub(crate) misbehaving: BTreeSet<ParticipantId>,
     pub(crate) drops: DropCounters,
+    pub(crate) activity: ActivityCounters,
+    /// Attack switches (simulation scenarios; off on a correct server).
+    pub(crate) attack: AttackState,
 }
 
 impl<A: Application> Prime<A> {
@@ -204,6 +221,8 @@ impl<A: Application> Prime<A> {
             votes: Votes::new(),
             misbehaving: BTreeSet::new(),
             drops: DropCounters::default(),
+            activity: ActivityCounters::default(),
+            attack: AttackState::default(),
         })
     }
 
@@ -246,6 +265,10 @@ impl<A: Application> Prime<A> {
     /// Inputs dropped so far, by reason.
     pub fn drops(&self) -> &DropCounters {
         &self.drops
+    }
+    /// Protocol activity so far.
+    pub fn activity(&self) -> &ActivityCounters {
+        &self.activity
     }
 
     /// Sign `body` as this participant (a batch of one; PRIME.md signs PO-SUMMARYs individually,
@@ -448,6 +471,7 @@ impl<A: Application> Protocol for Prime<A> {
                 );
             }
             PrimeTimer::NewLeaderResend => self.resend_new_leader(cx),
+            PrimeTimer::ViewChangeResend => self.resend_view_change(cx),
             PrimeTimer::Catchup => {
                 self.on_catchup_period(cx);
                 cx.set_timer(PrimeTimer::Catchup, self.cfg.catchup_period);

@@ -146,7 +146,12 @@ impl Checker<Prime<LedgerApp>> for AgreementChecker {
         *last = *global_seq;
         let agreed = self.slots.entry(*global_seq).or_insert((*content, *state));
         if *agreed != (*content, *state) {
-            return Err(format!("{node} executed different content or reached a different state at slot {global_seq}"));
+            let how = if agreed.0 == *content {
+                "reached a different state"
+            } else {
+                "executed different content"
+            };
+            return Err(format!("{node} {how} at slot {global_seq}"));
         }
         if self.slots.len() > AGREEMENT_SLOTS_KEPT_MAX {
             self.slots.pop_first();

@@ -252,6 +252,10 @@ impl<A: Application> Prime<A> {
         cx: &mut Context<'_, Self>,
         measure: Signed<TatMeasure>,
     ) {
+        if measure.body.view < self.view {
+            // Periodic, so a server that missed a view change is noticed here at the latest.
+            self.note_laggard(cx, self.view, measure.signer);
+        }
         if measure.body.view == self.view && self.verify(cx, &measure) {
             self.record_tat_report(cx, measure.signer, measure.body.max_tat_ns);
         }
@@ -289,6 +293,9 @@ impl<A: Application> Prime<A> {
 
     /// Suspect when TAT_leader > K_lat * TAT_acceptable + the pre-prepare period.
     fn leader_too_slow(&self) -> bool {
+        if let Some(timeout) = self.cfg.leader_timeout_only {
+            return self.tat_leader_ns() > timeout.as_nanos() as u64;
+        }
         let Some(acceptable) = self.tat_acceptable_ns() else {
             return false;
         };
@@ -334,6 +341,10 @@ impl<A: Application> Prime<A> {
     }
 
     pub(crate) fn on_new_leader(&mut self, cx: &mut Context<'_, Self>, vote: Signed<NewLeader>) {
+        if vote.body.view <= self.view {
+            // Its sender asks for a view already reached: it missed the change.
+            self.note_laggard(cx, self.view, vote.signer);
+        }
         if vote.body.view != self.view + 1
             || self.suspect.new_leader_votes.contains_key(&vote.signer)
         {
@@ -352,21 +363,21 @@ impl<A: Application> Prime<A> {
             && self.suspect.proven_view != Some(view)
         {
             let votes = self.suspect.new_leader_votes.values().cloned().collect();
-            self.broadcast(
-                cx,
-                &PrimeMessage::NewLeaderProof(NewLeaderProof { view, votes }),
-            );
-            self.on_new_leader_proven(cx, view);
+            let proof = NewLeaderProof { view, votes };
+            self.broadcast(cx, &PrimeMessage::NewLeaderProof(proof.clone()));
+            self.on_new_leader_proven(cx, proof);
         }
     }
 
-    /// A NEW-LEADER proof from another server: 2f+k+1 distinct valid votes for the next view.
+    /// A NEW-LEADER proof from another server: 2f+k+1 distinct valid votes for a later view.
     pub(crate) fn on_new_leader_proof(
         &mut self,
         cx: &mut Context<'_, Self>,
         proof: NewLeaderProof,
     ) {
-        if proof.view != self.view + 1 || self.suspect.proven_view == Some(proof.view) {
+        // A proof for any later view is accepted: a server that missed one or more view changes
+        // (restarted, partitioned) joins the latest one it is shown.
+        if proof.view <= self.view || self.suspect.proven_view == Some(proof.view) {
             return;
         }
         let mut voters = Vec::new();
@@ -381,14 +392,14 @@ impl<A: Application> Prime<A> {
             voters.push(vote.signer);
         }
         if voters.len() >= self.cfg.quorums.certificate() {
-            self.on_new_leader_proven(cx, proof.view);
+            self.on_new_leader_proven(cx, proof);
         }
     }
 
-    fn on_new_leader_proven(&mut self, cx: &mut Context<'_, Self>, view: u64) {
-        self.suspect.proven_view = Some(view);
-        cx.deliver(PrimeOutput::NewLeaderProven { view });
-        self.start_view_change(cx, view);
+    fn on_new_leader_proven(&mut self, cx: &mut Context<'_, Self>, proof: NewLeaderProof) {
+        self.suspect.proven_view = Some(proof.view);
+        cx.deliver(PrimeOutput::NewLeaderProven { view: proof.view });
+        self.start_view_change(cx, proof);
     }
 
     /// Measurements of the old leader do not carry over. The new leader is timed on the view change

@@ -19,8 +19,8 @@ use crate::auth::Signed;
 use crate::config::ParticipantId;
 use crate::execute::made_eligible;
 use crate::messages::{
-    Digest, PrePrepare, PrepareCertificate, PrimeMessage, Replay, SummaryRow, VcList, VcPartialSig,
-    VcRelay, VcReport,
+    Digest, NewLeaderProof, PrePrepare, PrepareCertificate, PrimeMessage, Replay, SummaryRow,
+    VcList, VcPartialSig, VcRelay, VcReport,
 };
 use crate::replica::{Prime, PrimeTimer};
 
@@ -70,6 +70,25 @@ pub(crate) struct ViewChangeState {
     agreed: Option<VcPartialSig>,
     /// Expected content of each replayed slot, checked against the new leader's re-proposals.
     pub(crate) expected: BTreeMap<u64, ReplayContent>,
+    /// The NEW-LEADER proof that started this view change (re-sent with the state).
+    pub(crate) proof: Option<NewLeaderProof>,
+    /// Every view-change message this server sent in this view change, in order, for re-sending:
+    /// one report, one echo and one ready per origin, one list, one share per list (at most N
+    /// lists) and one REPLAY, so at most 3N + 3 messages.
+    pub(crate) sent: Vec<PrimeMessage>,
+    /// The REPLAY accepted in this view (forwarded to servers still installing it).
+    pub(crate) replay: Option<Replay>,
+    /// Re-send rounds done in this view change (bounded by `view_change_resends_max`).
+    pub(crate) resends: u32,
+    /// Servers seen still installing this view after this server installed it (at most N).
+    pub(crate) laggards: BTreeSet<ParticipantId>,
+}
+
+impl ViewChangeState {
+    /// The prepare certificates held for this view change.
+    pub(crate) fn held_certificates(&self) -> impl Iterator<Item = &PrepareCertificate> {
+        self.certificates.values()
+    }
 }
 
 fn members_of(bitmap: u64, n: usize) -> impl Iterator<Item = ParticipantId> {
@@ -81,15 +100,21 @@ fn members_of(bitmap: u64, n: usize) -> impl Iterator<Item = ParticipantId> {
 impl<A: Application> Prime<A> {
     /// The NEW-LEADER proof for `view` is complete: move to it and broadcast our REPORT and
     /// certificates (view change step 1).
-    pub(crate) fn start_view_change(&mut self, cx: &mut Context<'_, Self>, view: u64) {
+    pub(crate) fn start_view_change(&mut self, cx: &mut Context<'_, Self>, proof: NewLeaderProof) {
+        let view = proof.view;
         if view <= self.view {
             return;
         }
         self.view = view;
         self.vc = ViewChangeState {
             installing: true,
+            proof: Some(proof),
             ..ViewChangeState::default()
         };
+        cx.set_timer(
+            PrimeTimer::ViewChangeResend,
+            self.cfg.view_change_resend_period,
+        );
         // Uncommitted slots carry votes of the old view; the replay re-orders what matters.
         self.ord.slots.retain(|_, s| s.committed);
         self.pre.matrix_sent_eligible = vec![0; self.n()];
@@ -115,6 +140,7 @@ impl<A: Application> Prime<A> {
         );
         let durable = self.persist_view(cx);
         self.broadcast_after(cx, durable, &PrimeMessage::VcReport(report.clone()));
+        self.vc.sent.push(PrimeMessage::VcReport(report.clone()));
         for certificate in certificates {
             self.broadcast(cx, &PrimeMessage::VcCertificate(certificate.clone()));
             self.vc
@@ -127,6 +153,7 @@ impl<A: Application> Prime<A> {
     /// A participant's own REPORT: the init of its reliable broadcast; we echo it.
     pub(crate) fn on_vc_report(&mut self, cx: &mut Context<'_, Self>, report: Signed<VcReport>) {
         if !self.vc.installing || report.body.view != self.view {
+            self.note_laggard(cx, report.body.view, report.signer);
             return;
         }
         if report.signer != self.me && !self.verify(cx, &report) {
@@ -142,13 +169,14 @@ impl<A: Application> Prime<A> {
 
     fn relay_report(&mut self, cx: &mut Context<'_, Self>, ready: bool, report: Signed<VcReport>) {
         let relay = self.sign(cx, VcRelay { ready, report });
-        self.broadcast(cx, &PrimeMessage::VcRelay(relay.clone()));
+        self.broadcast_view_change(cx, PrimeMessage::VcRelay(relay.clone()));
         self.count_relay(cx, self.me, relay.body);
     }
 
     /// A Bracha echo or ready from another server.
     pub(crate) fn on_vc_relay(&mut self, cx: &mut Context<'_, Self>, relay: Signed<VcRelay>) {
         if !self.vc.installing || relay.body.report.body.view != self.view {
+            self.note_laggard(cx, relay.body.report.body.view, relay.signer);
             return;
         }
         let known = self
@@ -273,7 +301,7 @@ impl<A: Application> Prime<A> {
                     members,
                 },
             );
-            self.broadcast(cx, &PrimeMessage::VcList(list));
+            self.broadcast_view_change(cx, PrimeMessage::VcList(list));
             self.vc.lists.insert(self.me, members);
         }
         self.sign_complete_lists(cx);
@@ -287,7 +315,11 @@ impl<A: Application> Prime<A> {
     }
 
     pub(crate) fn on_vc_list(&mut self, cx: &mut Context<'_, Self>, list: Signed<VcList>) {
-        if !self.vc.installing || list.body.view != self.view || !self.verify(cx, &list) {
+        if !self.vc.installing || list.body.view != self.view {
+            self.note_laggard(cx, list.body.view, list.signer);
+            return;
+        }
+        if !self.verify(cx, &list) {
             return;
         }
         self.vc.lists.insert(list.signer, list.body.members);
@@ -320,7 +352,7 @@ impl<A: Application> Prime<A> {
                     start_seq,
                 },
             );
-            self.broadcast(cx, &PrimeMessage::VcPartialSig(share.clone()));
+            self.broadcast_view_change(cx, PrimeMessage::VcPartialSig(share.clone()));
             self.count_share(cx, share);
         }
     }
@@ -330,7 +362,11 @@ impl<A: Application> Prime<A> {
         cx: &mut Context<'_, Self>,
         share: Signed<VcPartialSig>,
     ) {
-        if !self.vc.installing || share.body.view != self.view || !self.verify(cx, &share) {
+        if !self.vc.installing || share.body.view != self.view {
+            self.note_laggard(cx, share.body.view, share.signer);
+            return;
+        }
+        if !self.verify(cx, &share) {
             return;
         }
         self.count_share(cx, share);
@@ -354,6 +390,7 @@ impl<A: Application> Prime<A> {
                 agreed: share.body,
                 proof,
             };
+            self.vc.replay = Some(replay.clone());
             self.broadcast(cx, &PrimeMessage::Replay(replay));
             self.accept_replay(cx, share.body);
         }
@@ -374,6 +411,7 @@ impl<A: Application> Prime<A> {
             signers.insert(share.signer);
         }
         if signers.len() >= self.cfg.quorums.certificate() {
+            self.vc.replay = Some(replay);
             self.accept_replay(cx, agreed);
         }
     }
@@ -430,6 +468,7 @@ impl<A: Application> Prime<A> {
             })
             .collect();
         self.vc.installing = false;
+        self.activity.views_installed += 1;
         self.ord.last_prepared_seq = agreed.start_seq - 1;
         if self.is_leader() {
             self.ord.last_proposed_seq = agreed.start_seq - 1;
