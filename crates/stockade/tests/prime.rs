@@ -1,19 +1,38 @@
-//! Prime (paper 004) in the simulator through `stockade sim prime-normal`: listed, every update
+//! Prime (paper 004) in the simulator through `stockade sim prime-*`: listed, every update
 //! executed at every server, and `--out` leaves the figures on disk.
 
 mod common;
 
 use common::{assert_success, last_line_json, stockade};
 
+/// Every Prime scenario `stockade_replication::register` adds.
+const PRIME_SCENARIOS: [&str; 5] = [
+    "prime-normal",
+    "prime-leader-delay",
+    "prime-equivocation",
+    "prime-crash-recover",
+    "prime-fuzz",
+];
+
 #[test]
-fn prime_normal_is_listed() {
+fn every_prime_scenario_is_listed() {
     let out = stockade(&["sim", "--list"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.lines()
-            .any(|l| l.trim_start().starts_with("prime-normal")),
-        "{text}"
-    );
+    for name in PRIME_SCENARIOS {
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with(name)),
+            "{name} in {text}"
+        );
+    }
+}
+
+#[test]
+fn the_prime_attack_scenarios_pass_their_checkers() {
+    for name in &PRIME_SCENARIOS[1..] {
+        let out = stockade(&["sim", name]);
+        assert_success(&out);
+        assert_eq!(last_line_json(&out)["scenario"], *name);
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ pub fn registry() -> Registry {
     let mut registry = Registry::with_builtin();
     registry.register(broadcast::BroadcastScenario { byzantine: false });
     registry.register(broadcast::BroadcastScenario { byzantine: true });
-    registry.register(stockade_replication::scenarios::PrimeNormalScenario);
+    stockade_replication::register(&mut registry);
     stockade_attest::scenarios::register(&mut registry);
     stockade_overlay::scenarios::register(&mut registry);
     registry
