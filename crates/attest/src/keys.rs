@@ -20,7 +20,7 @@ pub use stockade_crypto::mac::{MacTag, MAC_TAG_BYTES};
 /// The keys one node holds: its own signing key, the verifying keys of the nodes it may hear
 /// about, and the MAC keys it negotiated with direct neighbours. Implementations do not charge
 /// CPU work: the protocol charges each operation itself.
-pub trait NodeKeys {
+pub trait NodeKeys: Send {
     /// Sign `message` with this node's key.
     fn sign(&self, message: &[u8]) -> Signature;
     /// Whether `signature` is `signer`'s signature over `message` (false for an unknown signer).

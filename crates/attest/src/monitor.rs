@@ -47,7 +47,7 @@ pub enum Observation {
 }
 
 /// A pluggable, stateful test of one node's acceptability.
-pub trait Monitor: fmt::Debug {
+pub trait Monitor: fmt::Debug + Send {
     /// The node answered a probe `rtt` after it was sent.
     fn on_reply(&mut self, now: Time, rtt: Duration) {
         let _ = (now, rtt);

@@ -363,7 +363,7 @@ impl Scenario for PrimeNormalScenario {
         }));
         if let Some(dir) = &options.out_dir {
             report
-                .write_csv(dir)
+                .write_all(dir)
                 .map_err(|source| ScenarioError::Output {
                     dir: dir.clone(),
                     source,

@@ -956,3 +956,9 @@ fn a_member_whose_view_differs_does_not_sign_the_statement() {
         "only the statement matching its own view, in its epoch"
     );
 }
+
+#[test]
+fn the_group_protocol_is_send_so_the_runtime_can_run_it() {
+    fn assert_send<T: Send>() {}
+    assert_send::<LaGroups>();
+}
