@@ -311,9 +311,9 @@ fn forged_and_replayed_attestations_are_rejected_and_not_flooded() {
     );
 }
 
-#[test]
-fn mac_vouched_announcements_skip_signature_checks() {
-    let keys: Vec<_> = node_keys(3)
+/// Keys for a chain 0 - 1 - 2 whose direct neighbours negotiated MAC keys.
+fn chain_keys_with_macs() -> Vec<crate::keys::SchemeKeys> {
+    node_keys(3)
         .into_iter()
         .enumerate()
         .map(|(i, k)| match i {
@@ -323,7 +323,12 @@ fn mac_vouched_announcements_skip_signature_checks() {
                 .with_mac_key(n(2), pair_mac_key(n(1), n(2))),
             _ => k.with_mac_key(n(1), pair_mac_key(n(1), n(2))),
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn mac_vouched_announcements_skip_signature_checks() {
+    let keys = chain_keys_with_macs();
     let mut net = TestNet::with_keys(keys, GroupConfig::default());
     net.request(n(0), GroupRequest::Create);
     let group = net.created_group(n(0)).expect("created");
@@ -347,17 +352,7 @@ fn mac_vouched_announcements_skip_signature_checks() {
 
 #[test]
 fn a_mac_neighbour_cannot_vouch_for_a_forged_third_party_attestation() {
-    let keys: Vec<_> = node_keys(3)
-        .into_iter()
-        .enumerate()
-        .map(|(i, k)| match i {
-            0 => k.with_mac_key(n(1), pair_mac_key(n(0), n(1))),
-            1 => k
-                .with_mac_key(n(0), pair_mac_key(n(0), n(1)))
-                .with_mac_key(n(2), pair_mac_key(n(1), n(2))),
-            _ => k.with_mac_key(n(1), pair_mac_key(n(1), n(2))),
-        })
-        .collect();
+    let keys = chain_keys_with_macs();
     let byzantine_keys = keys[1].clone();
     let mut net = TestNet::with_keys(keys, GroupConfig::default());
     net.request(n(0), GroupRequest::Create);
