@@ -168,6 +168,23 @@ pub enum GroupsCommand {
     /// Run a live LA-group of N members in the simulator; print its view and attestation graph,
     /// and write graph.dot and graph.svg under --out (DOT on standard output without --out).
     Demo(GroupsDemoArgs),
+    /// Run one real LA-groups member over Noise/UDP links until Ctrl-C or SIGTERM; print view
+    /// changes, and write view.txt, graph.dot and graph.svg under --out every --print-every seconds.
+    Member(GroupsMemberArgs),
+}
+
+/// `stockade groups member`.
+#[derive(Args, Debug)]
+pub struct GroupsMemberArgs {
+    /// The member's TOML: the runtime node configuration plus a [group] section.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Write group.txt, view.txt, graph.dot and graph.svg here.
+    #[arg(long, default_value = "groups-member-out")]
+    pub out: PathBuf,
+    /// Seconds between two writes of the pictures.
+    #[arg(long = "print-every", default_value_t = 5)]
+    pub print_every_s: u64,
 }
 
 /// `stockade groups demo`.

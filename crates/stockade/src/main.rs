@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Proxy(args) => stockade::kv_cmd::proxy(&args.config),
         Command::Cluster(command) => stockade::kv_cmd::cluster(command),
         Command::Groups(GroupsCommand::Demo(args)) => stockade::groups::demo::run(args),
+        Command::Groups(GroupsCommand::Member(args)) => stockade::groups::member::run(args),
         Command::BroadcastNode(args) => stockade::cluster::node::run(args),
     };
     match result {
