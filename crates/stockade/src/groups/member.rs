@@ -121,8 +121,17 @@ pub fn parse_group_id(text: &str) -> anyhow::Result<GroupId> {
 /// What the member's protocol last looked like, for the pictures.
 #[derive(Clone, Debug, Default)]
 struct Snapshot {
-    /// Per group: the view and the attestations `(attester, attestee)`.
-    groups: BTreeMap<GroupId, (BTreeSet<NodeId>, BTreeSet<(NodeId, NodeId)>)>,
+    /// Per group: what this member sees of it.
+    groups: BTreeMap<GroupId, GroupSnapshot>,
+}
+
+/// One group as this member last saw it.
+#[derive(Clone, Debug, Default)]
+struct GroupSnapshot {
+    /// The nodes reachable along attestations, this member included.
+    view: BTreeSet<NodeId>,
+    /// Live attestations, `(attester, attestee)`.
+    attestations: BTreeSet<(NodeId, NodeId)>,
 }
 
 /// [`LaGroups`] that publishes its view and attestation graph after every step, so the daemon
@@ -155,7 +164,13 @@ impl ObservedGroups {
                     .graph(group, now)
                     .map(|g| g.edges().map(|(from, to, _)| (from, to)).collect())
                     .unwrap_or_default();
-                (group, (view, edges))
+                (
+                    group,
+                    GroupSnapshot {
+                        view,
+                        attestations: edges,
+                    },
+                )
             })
             .collect();
         let mut snapshot = self
@@ -201,7 +216,8 @@ fn write_pictures(
     nodes: &BTreeSet<NodeId>,
     snapshot: &Snapshot,
 ) -> anyhow::Result<()> {
-    let (view, attestations) = snapshot.groups.get(&group).cloned().unwrap_or_default();
+    let GroupSnapshot { view, attestations } =
+        snapshot.groups.get(&group).cloned().unwrap_or_default();
     let picture = GraphPicture {
         title: format!("LA-groups {group}: view of member {}", me.0),
         nodes: nodes.iter().copied().chain(view.iter().copied()).collect(),
