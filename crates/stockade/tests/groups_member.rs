@@ -11,6 +11,8 @@ use stockade_runtime::{write_local_cluster, LinkConfig, LocalClusterPlan};
 const MEMBERS: u32 = 3;
 /// How long the group is given to form.
 const FORM_WITHIN: Duration = Duration::from_secs(15);
+/// How long a member is given to stop after SIGTERM.
+const STOP_WITHIN: Duration = Duration::from_secs(5);
 
 /// The member processes; killed when the test ends, whether it passed or not.
 struct Members(Vec<Child>);
