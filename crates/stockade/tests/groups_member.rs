@@ -131,8 +131,22 @@ fn three_member_processes_form_one_group_with_attestations() {
         std::fs::read_to_string(dir.path().join("out0/graph.dot"))
     );
     let svg = std::fs::read_to_string(dir.path().join("out0/graph.svg")).expect("graph.svg");
+    assert!(svg.contains("<svg"), "graph.svg is SVG");
+
+    // SIGTERM stops a member cleanly (exit status 0), within a bound.
+    let pid = members.0[0].id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status();
     assert!(
-        svg.starts_with("<svg") || svg.contains("<svg"),
-        "graph.svg is SVG"
+        sent.is_ok_and(|s| s.success()),
+        "sending SIGTERM to member 0"
     );
+    let stop_deadline = Instant::now() + STOP_WITHIN;
+    let status = loop {
+        if let Some(status) = members.0[0].try_wait().expect("polling member 0") {
+            break status;
+        }
+        assert!(Instant::now() < stop_deadline, "member 0 ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "member 0 stopped with {status}");
 }
