@@ -134,10 +134,21 @@ impl<A: Application> Prime<A> {
                     if budget == 0 {
                         break;
                     }
+                    if !self.pre.slots.contains_key(&(originator, po_seq)) {
+                        continue;
+                    }
+                    budget -= 1;
+                    self.catchup.pre_order_repairs += 1;
+                    // Their summary says they have not pre-ordered it. An ack we saw does not prove
+                    // they still hold the request (a crash loses it) nor that they saw the others'
+                    // acks (links lose them): a PO certificate we hold gives them both at once.
+                    if let Some(certificate) = self.po_certificate(&(originator, po_seq)) {
+                        self.send_to(cx, peer, PrimeMessage::PoCertificate(certificate));
+                        continue;
+                    }
                     let Some(slot) = self.pre.slots.get(&(originator, po_seq)) else {
                         continue;
                     };
-                    budget -= 1;
                     // They lack the request if we never saw their ack; they may lack our ack anyway.
                     let request = slot
                         .request
@@ -150,7 +161,6 @@ impl<A: Application> Prime<A> {
                     if let Some(ack) = ack {
                         self.send_to(cx, peer, PrimeMessage::PoAck(PoAck { parts: vec![ack] }));
                     }
-                    self.catchup.pre_order_repairs += 1;
                 }
             }
         }
