@@ -134,10 +134,21 @@ impl<A: Application> Prime<A> {
                     if budget == 0 {
                         break;
                     }
+                    if !self.pre.slots.contains_key(&(originator, po_seq)) {
+                        continue;
+                    }
+                    budget -= 1;
+                    self.catchup.pre_order_repairs += 1;
+                    // Their summary says they have not pre-ordered it. An ack we saw does not prove
+                    // they still hold the request (a crash loses it) nor that they saw the others'
+                    // acks (links lose them): a PO certificate we hold gives them both at once.
+                    if let Some(certificate) = self.po_certificate(&(originator, po_seq)) {
+                        self.send_to(cx, peer, PrimeMessage::PoCertificate(certificate));
+                        continue;
+                    }
                     let Some(slot) = self.pre.slots.get(&(originator, po_seq)) else {
                         continue;
                     };
-                    budget -= 1;
                     // They lack the request if we never saw their ack; they may lack our ack anyway.
                     let request = slot
                         .request
@@ -150,7 +161,6 @@ impl<A: Application> Prime<A> {
                     if let Some(ack) = ack {
                         self.send_to(cx, peer, PrimeMessage::PoAck(PoAck { parts: vec![ack] }));
                     }
-                    self.catchup.pre_order_repairs += 1;
                 }
             }
         }
@@ -295,5 +305,62 @@ impl<A: Application> Prime<A> {
         }
         self.ord.highest_seen_seq = self.ord.highest_seen_seq.max(seq);
         self.install_committed(cx, pre_prepare, commits);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stockade_core::Time;
+
+    use super::*;
+    use crate::config::PrimeConfig;
+    use crate::messages::{AckPart, PoCertificate, PoRequest, PoSummary};
+    use crate::test_support::{call, node, sends, signed_by, update};
+
+    const T: Time = Time::from_millis(1);
+
+    /// Seed 86 of `prime-fuzz`: a peer acked a PO-REQUEST, crashed and lost it, and missed the
+    /// others' acks; its summary stays behind. Repair must send it a PO certificate even though
+    /// its ack was seen, or pre-ordering (and so every later slot) stalls.
+    #[test]
+    fn repair_sends_a_po_certificate_to_a_lagging_peer_whose_ack_was_seen() {
+        let mut p = node(&PrimeConfig::new(1, 0), 0);
+        let request = signed_by(
+            3,
+            PoRequest {
+                po_seq: 1,
+                updates: vec![update(9, 1)],
+            },
+        );
+        let part = AckPart {
+            originator: ParticipantId(3),
+            po_seq: 1,
+            digest: request.digest(),
+        };
+        let acks = (0..4).map(|j| signed_by(j, part)).collect();
+        call(&mut p, T, |p, cx| {
+            p.on_po_certificate(cx, PoCertificate { request, acks })
+        });
+        assert_eq!(p.pre.cum_aru[3], 1, "pre-ordered here");
+        let lagging = signed_by(
+            2,
+            PoSummary {
+                counter: 1,
+                cum_aru: vec![0; 4],
+            },
+        );
+        call(&mut p, T, |p, cx| p.on_po_summary(cx, lagging));
+        let effects = call(&mut p, T, |p, cx| p.on_catchup_period(cx));
+        let to_lagging: Vec<PrimeMessage> = sends(&effects)
+            .into_iter()
+            .filter(|(to, _)| to.0 == 2)
+            .map(|(_, m)| m)
+            .collect();
+        assert!(
+            to_lagging.iter().any(|m| matches!(m,
+                PrimeMessage::PoCertificate(c) if c.request.body.po_seq == 1 && c.acks.len() >= 3)),
+            "the lagging peer gets the certificate: {to_lagging:?}"
+        );
+        assert_eq!(p.catchup.pre_order_repairs, 1);
     }
 }
