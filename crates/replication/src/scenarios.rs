@@ -361,14 +361,6 @@ impl Scenario for PrimeNormalScenario {
             "leader_suspected": suspected,
             "jumps": metrics.counter("jumps"),
         }));
-        if let Some(dir) = &options.out_dir {
-            report
-                .write_all(dir)
-                .map_err(|source| ScenarioError::Output {
-                    dir: dir.clone(),
-                    source,
-                })?;
-        }
         // "Sometimes" checks: a run that executed nothing proves nothing.
         let leader_crashed = crash_server == Some(0);
         let failure = match liveness {
@@ -386,12 +378,7 @@ impl Scenario for PrimeNormalScenario {
             }
             Ok(_) => None,
         };
-        Ok(ScenarioOutcome {
-            headline: report.headline,
-            passed: failure.is_none(),
-            repro,
-            failure,
-        })
+        ScenarioOutcome::from_report(report, options, repro, failure)
     }
 }
 

@@ -257,26 +257,13 @@ impl Scenario for ScaleScenario {
             "journey_latency_p99_ms": latency.quantile(0.99) as f64 / 1e6,
             "journey_latency_max_ms": latency.max() as f64 / 1e6,
         }));
-        if let Some(dir) = &options.out_dir {
-            report
-                .write_all(dir)
-                .map_err(|source| ScenarioError::Output {
-                    dir: dir.clone(),
-                    source,
-                })?;
-        }
         // "Sometimes" check: a run where no journey completed proves nothing.
         let failure = match result {
             Err(e) => Some(e.to_string()),
             Ok(()) if journeys == 0 && seconds > 1 => Some("no journey completed".to_string()),
             Ok(()) => None,
         };
-        Ok(ScenarioOutcome {
-            headline: report.headline,
-            passed: failure.is_none(),
-            repro,
-            failure,
-        })
+        ScenarioOutcome::from_report(report, options, repro, failure)
     }
 }
 

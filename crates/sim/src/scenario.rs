@@ -87,6 +87,32 @@ pub struct ScenarioOutcome {
     pub failure: Option<String>,
 }
 
+impl ScenarioOutcome {
+    /// The outcome of a run whose checks ended in `failure` (none: passed). Writes `report` (CSV
+    /// files and SVG plots) under `options.out_dir` first, when one was given.
+    pub fn from_report(
+        report: crate::report::Report,
+        options: &RunOptions,
+        repro: String,
+        failure: Option<String>,
+    ) -> Result<ScenarioOutcome, ScenarioError> {
+        if let Some(dir) = &options.out_dir {
+            report
+                .write_all(dir)
+                .map_err(|source| ScenarioError::Output {
+                    dir: dir.clone(),
+                    source,
+                })?;
+        }
+        Ok(ScenarioOutcome {
+            headline: report.headline,
+            passed: failure.is_none(),
+            repro,
+            failure,
+        })
+    }
+}
+
 /// A scenario could not run as asked (bad arguments, unwritable output): a usage error, not a
 /// checker failure.
 #[derive(Debug, Error)]

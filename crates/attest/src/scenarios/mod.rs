@@ -73,21 +73,12 @@ fn finish(
     headline: serde_json::Value,
     failure: Option<String>,
 ) -> Result<ScenarioOutcome, ScenarioError> {
-    let report = world.report(headline);
-    if let Some(dir) = &options.out_dir {
-        report
-            .write_all(dir)
-            .map_err(|source| ScenarioError::Output {
-                dir: dir.clone(),
-                source,
-            })?;
-    }
-    Ok(ScenarioOutcome {
-        headline: report.headline,
-        passed: failure.is_none(),
-        repro: world.config().repro(),
+    ScenarioOutcome::from_report(
+        world.report(headline),
+        options,
+        world.config().repro(),
         failure,
-    })
+    )
 }
 
 /// A simulator error as a scenario failure message.

@@ -253,21 +253,7 @@ fn run_plan(
     };
 
     let headline = headline(&world, plan, &log.borrow(), &correct, live_at);
-    let report = world.report(headline);
-    if let Some(dir) = &options.out_dir {
-        report
-            .write_all(dir)
-            .map_err(|source| ScenarioError::Output {
-                dir: dir.clone(),
-                source,
-            })?;
-    }
-    Ok(ScenarioOutcome {
-        headline: report.headline,
-        passed: failure.is_none(),
-        repro,
-        failure,
-    })
+    ScenarioOutcome::from_report(world.report(headline), options, repro, failure)
 }
 
 /// The scenario's headline figures: deliveries, throughput, latency, and what was detected.
