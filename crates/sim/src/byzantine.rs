@@ -333,19 +333,9 @@ impl<P: Protocol> Adversary<P> for Byzantine<P> {
 mod tests {
     use super::*;
     use crate::rng::SimRng;
-    use stockade_core::{Context, DecodeLimits};
+    use stockade_core::DecodeLimits;
 
-    struct Echo;
-    impl Protocol for Echo {
-        type Message = u64;
-        type Timer = ();
-        type Request = ();
-        type Output = ();
-        fn on_start(&mut self, _cx: &mut Context<'_, Self>) {}
-        fn on_message(&mut self, _cx: &mut Context<'_, Self>, _from: NodeId, _m: u64) {}
-        fn on_timer(&mut self, _cx: &mut Context<'_, Self>, _t: ()) {}
-        fn on_request(&mut self, _cx: &mut Context<'_, Self>, _r: ()) {}
-    }
+    use crate::inert::Inert as Echo;
 
     fn run(b: &mut Byzantine<Echo>, now: Time, to: u32) -> Vec<OutgoingSend<u64>> {
         let mut rng = SimRng::new(4);

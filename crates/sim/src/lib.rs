@@ -84,6 +84,8 @@ mod clock;
 mod config;
 mod engine;
 mod hash;
+#[cfg(test)]
+mod inert;
 mod link;
 mod metrics;
 mod nemesis;

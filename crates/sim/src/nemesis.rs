@@ -147,19 +147,8 @@ impl Nemesis {
 mod tests {
     use super::*;
     use crate::{LinkSpec, SimConfig, Topology};
-    use stockade_core::Context;
 
-    struct Idle;
-    impl Protocol for Idle {
-        type Message = u64;
-        type Timer = ();
-        type Request = ();
-        type Output = ();
-        fn on_start(&mut self, _cx: &mut Context<'_, Self>) {}
-        fn on_message(&mut self, _cx: &mut Context<'_, Self>, _from: NodeId, _m: u64) {}
-        fn on_timer(&mut self, _cx: &mut Context<'_, Self>, _t: ()) {}
-        fn on_request(&mut self, _cx: &mut Context<'_, Self>, _r: ()) {}
-    }
+    use crate::inert::Inert as Idle;
 
     #[test]
     fn faults_respect_the_bound_and_are_reproducible() {
