@@ -28,3 +28,6 @@ pub fn assert_success(out: &Output) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+pub mod kv_cluster;
+pub mod resp_client;
