@@ -2,53 +2,19 @@
 //! proxy as tokio tasks on loopback, talking Noise over UDP, each server with its own redb data
 //! directory; a `redis` crate client talks RESP to the proxy and to a server.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::{configs, free_base_port, start_all, SERVERS};
 use redis::Commands;
-use stockade_kv::cluster::{
-    cluster_down, cluster_ports_free, cluster_status, cluster_up, write_cluster, RESP_PORT_OFFSET,
-};
-use stockade_kv::proxy::{start_proxy, RunningProxy};
+use stockade_kv::cluster::{cluster_down, cluster_status, cluster_up, RESP_PORT_OFFSET};
 use stockade_kv::replicated::{PersistOutbox, ReplicatedKv};
-use stockade_kv::server::{start_server, RunningServer};
-use stockade_kv::service_config::ServiceConfig;
+use stockade_kv::server::start_server;
 use stockade_kv::{Command, Limits, Reply};
 use stockade_runtime::RedbStore;
-
-const SERVERS: usize = 4;
-
-/// A base port whose protocol, RESP and metrics ports are all free right now.
-fn free_base_port(salt: u16) -> u16 {
-    let start = 20_000 + (std::process::id() as u16 % 1_000) * 30 + salt * 10;
-    (0..200u16)
-        .map(|k| start.wrapping_add(k * 7) % 40_000 + 10_000)
-        .find(|base| cluster_ports_free(SERVERS, *base))
-        .expect("a free port range")
-}
-
-/// Configurations for the cluster (metrics off: one Prometheus recorder per process).
-fn configs(dir: &Path, salt: u16) -> Vec<ServiceConfig> {
-    write_cluster(dir, SERVERS, 1, free_base_port(salt))
-        .expect("cluster files")
-        .iter()
-        .map(|p| {
-            let mut c = ServiceConfig::load(p).expect("config");
-            c.node.metrics = None;
-            c
-        })
-        .collect()
-}
-
-async fn start_all(configs: &[ServiceConfig]) -> (Vec<Option<RunningServer>>, RunningProxy) {
-    let mut servers = Vec::new();
-    for c in &configs[..SERVERS] {
-        servers.push(Some(start_server(c).await.expect("server starts")));
-    }
-    let proxy = start_proxy(&configs[SERVERS]).await.expect("proxy starts");
-    (servers, proxy)
-}
 
 fn connect(addr: SocketAddr) -> redis::Connection {
     let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
