@@ -149,6 +149,9 @@ pub fn write_cluster(
         verifying_keys: signing[..servers].iter().map(|(_, k)| k.clone()).collect(),
         signing_key_file: signing[i].0.clone(),
     };
+    let server_resp = (0..servers)
+        .map(|i| Ok(loopback(port(base_port, RESP_PORT_OFFSET, i)?)))
+        .collect::<Result<Vec<_>, ServiceError>>()?;
     let mut paths = Vec::new();
     for (i, m) in all.iter().enumerate() {
         let peers = all
@@ -177,7 +180,10 @@ pub fn write_cluster(
                 link: LinkConfig::default(),
             },
             replication: replication(i),
-            proxy: ProxyParams::default(),
+            proxy: ProxyParams {
+                server_resp: server_resp.clone(),
+                ..ProxyParams::default()
+            },
         };
         let path = m.config_path(&dir);
         config.save(&path)?;

@@ -72,6 +72,12 @@ pub trait Backend: Send + Sync + 'static {
     type Connection: Send;
     /// State for connection number `id`.
     fn connect(&self, id: u64) -> Self::Connection;
+    /// The reply to a request the backend answers itself before any parsing (a server answers
+    /// the proxy's large-reply fetches, [`crate::large_reply::FETCH_COMMAND`]); `None` for the
+    /// others.
+    fn answer_own_command(&self, _args: &[Bytes]) -> Option<Reply> {
+        None
+    }
     /// Start executing `command` (already checked to fit one Prime update). Calls come in the
     /// connection's request order.
     fn submit(
@@ -131,6 +137,13 @@ async fn request_answer<B: Backend>(
     limits: &Limits,
     args: &[Bytes],
 ) -> Answer {
+    if let Some(reply) = backend.answer_own_command(args) {
+        return Answer {
+            reply: ready(reply),
+            version: session.protocol(),
+            close: false,
+        };
+    }
     let (reply, close) = match Command::parse(args, limits) {
         Err(e) => (ready(Reply::from(e)), false),
         Ok(Command::Local(local)) => {

@@ -82,6 +82,16 @@ pub enum KvError {
         /// The limit.
         max: usize,
     },
+    /// A reply larger than any reply may be (`crate::large_reply::LARGE_REPLY_BYTES_MAX`).
+    #[error(
+        "ERR reply of {len} bytes exceeds the limit of {max} bytes; ask for fewer keys or use SCAN"
+    )]
+    ReplyTooLarge {
+        /// Its encoded length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// More arguments, or more argument bytes, than one command may carry.
     #[error("ERR command with {count} arguments and {bytes} bytes exceeds the limits ({args_max} arguments, {bytes_max} bytes)")]
     CommandTooLarge {

@@ -8,6 +8,7 @@
 //! - [`resp`]: the server-side RESP2/RESP3 codec with bounded frames and pipelining.
 //! - [`session`]: one client connection's local state and the answers to PING, HELLO, CONFIG, ...
 //! - [`checkpoint`]: deterministic snapshots, digests, restore, and incremental persistence.
+//! - [`large_reply`]: replies over one Prime reply's size, voted on by digest and fetched.
 //! - [`replicated`]: the state machine as a Prime application; [`replica`]: one Prime server
 //!   running it, with persistence.
 //! - [`voting`]: the voting client (f+1 matching signed replies), sans-IO.
@@ -25,6 +26,9 @@ pub mod command;
 pub mod connection;
 pub mod error;
 pub mod glob;
+pub mod large_reply;
+#[cfg(feature = "net")]
+pub mod large_reply_fetch;
 pub mod limits;
 pub mod number;
 #[cfg(feature = "net")]

@@ -1,7 +1,8 @@
 //! The voting proxy: a RESP listener for unmodified Redis clients in front of the replicated
 //! servers. Each command goes through the [`VotingClient`] protocol, run by `stockade-runtime`
 //! over Noise/UDP, and is answered only with a result f+1 servers signed (DESIGN.md section 7).
-//! Replies go back in request order on each connection.
+//! Replies go back in request order on each connection. Replies too large for a Prime reply are
+//! voted on by digest and fetched from the servers' RESP ports ([`crate::large_reply`]).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,6 +18,8 @@ use crate::command::Command;
 use crate::connection::{
     ready, serve_resp, Backend, FrontEndLimits, PendingReply, Waiting, LOST_REPLY_ERROR,
 };
+use crate::large_reply::LargeReplyRef;
+use crate::large_reply_fetch::fetch_large_reply;
 use crate::reply::Reply;
 use crate::server::{bind_resp, listen_error, wait_for_stop_signal};
 use crate::service_config::{incarnation_now, ServiceConfig, ServiceError};
@@ -87,7 +90,8 @@ pub async fn start_proxy(config: &ServiceConfig) -> Result<RunningProxy, Service
         lanes: Arc::new(Semaphore::new(params.lanes)),
         next_tag: AtomicU64::new(1),
     });
-    let dispatcher = tokio::spawn(dispatch_outputs(outputs, waiting));
+    let servers_resp = Arc::new(params.server_resp.clone());
+    let dispatcher = tokio::spawn(dispatch_outputs(outputs, waiting, servers_resp));
     let front_end = tokio::spawn(async move {
         if let Err(e) = serve_resp(resp_listener, backend, FrontEndLimits::default()).await {
             tracing::error!(error = %e, "the RESP listener stopped");
@@ -147,12 +151,29 @@ impl Backend for VotingBackend {
     }
 }
 
-async fn dispatch_outputs(mut outputs: mpsc::Receiver<VotingOutput>, waiting: Arc<Waiting<u64>>) {
+/// Hand each voting output to the command waiting for it. An agreed reference to a large reply
+/// ([`crate::large_reply`]) is fetched from `servers_resp` first, in a task of its own; it keeps
+/// the command's lane until answered, so the lanes bound the fetches in progress.
+async fn dispatch_outputs(
+    mut outputs: mpsc::Receiver<VotingOutput>,
+    waiting: Arc<Waiting<u64>>,
+    servers_resp: Arc<Vec<SocketAddr>>,
+) {
     while let Some(output) = outputs.recv().await {
         match output {
             VotingOutput::Answer { tag, reply } => {
                 metrics::counter!("kv_proxy_answers_total").increment(1);
-                waiting.answer(&tag, reply);
+                let Some(reference) = LargeReplyRef::from_reply(&reply) else {
+                    waiting.answer(&tag, reply);
+                    continue;
+                };
+                metrics::counter!("kv_proxy_large_reply_fetches_total").increment(1);
+                let (waiting, servers) = (Arc::clone(&waiting), Arc::clone(&servers_resp));
+                tokio::spawn(async move {
+                    let first = (tag % servers.len().max(1) as u64) as usize;
+                    let reply = fetch_large_reply(reference, &servers, first).await;
+                    waiting.answer(&tag, reply);
+                });
             }
             VotingOutput::Failed { tag, .. } => {
                 metrics::counter!("kv_proxy_failures_total").increment(1);

@@ -3,7 +3,8 @@
 //! ordered updates; PRIME.md step 11).
 //!
 //! - An update's `op` is a [`Command`] in its canonical binary encoding; its result is the
-//!   [`Reply`] in its binary encoding, which clients compare byte for byte when they vote.
+//!   [`Reply`] in its binary encoding, which clients compare byte for byte when they vote (a reply
+//!   over one Prime reply's size is replaced by its [`crate::large_reply::LargeReplyRef`]).
 //! - Every update of a slot runs at the slot's agreed timestamp.
 //! - The digest Prime reports after each slot is a hash chain over what executed (slot, op,
 //!   result), so it costs O(batch) rather than O(state) per slot and still differs as soon as two
@@ -27,6 +28,7 @@ use stockade_replication::app::{Application, ExecutedUpdate, RestoreError};
 
 use crate::checkpoint::{CheckpointError, Digest};
 use crate::command::Command;
+use crate::large_reply::LargeReplies;
 use crate::limits::Limits;
 use crate::reply::Reply;
 use crate::state::StateMachine;
@@ -70,6 +72,8 @@ pub struct ReplicatedKv {
     outbox: Option<PersistOutbox>,
     /// Updates skipped because the recovered state already held their slot.
     skipped_updates: u64,
+    /// Replies too large for a Prime reply, kept for fetching (not part of the state).
+    large_replies: LargeReplies,
 }
 
 impl ReplicatedKv {
@@ -82,6 +86,7 @@ impl ReplicatedKv {
             chain: [0; 32],
             outbox: None,
             skipped_updates: 0,
+            large_replies: LargeReplies::default(),
         }
     }
 
@@ -112,6 +117,7 @@ impl ReplicatedKv {
             chain,
             outbox: Some(outbox),
             skipped_updates: 0,
+            large_replies: LargeReplies::default(),
         })
     }
 
@@ -131,6 +137,11 @@ impl ReplicatedKv {
     /// The last slot whose effects the state holds.
     pub fn executed_slot(&self) -> u64 {
         self.executed_slot
+    }
+
+    /// The large replies this replica computed, shared with its RESP front end.
+    pub fn large_replies(&self) -> LargeReplies {
+        self.large_replies.clone()
     }
 
     /// Updates skipped because the recovered state already held their slot.
@@ -187,7 +198,8 @@ impl Application for ReplicatedKv {
                 continue;
             }
             let reply = self.run_one(&executed.update.op, timestamp_ms);
-            let result = reply.to_bytes();
+            // Larger than a Prime reply carries: the replicas vote on its digest instead.
+            let result = self.large_replies.result_for(reply.to_bytes());
             self.extend_chain(executed.global_seq, &executed.update.op, &result);
             self.executed_slot = executed.global_seq;
             changed = true;

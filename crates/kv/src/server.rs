@@ -23,8 +23,10 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::command::Bytes;
 use crate::command::Command;
 use crate::connection::{ready, serve_resp, Backend, FrontEndLimits, PendingReply, Waiting};
+use crate::large_reply::LargeReplies;
 use crate::limits::Limits;
 use crate::replica::{KvReplica, ReplicaError};
 use crate::replicated::ReplicatedKv;
@@ -107,6 +109,7 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
         &durable,
         Limits::DEFAULT,
     )?;
+    let large_replies = replica.prime().app().large_replies();
     let resp_listener = bind_resp(config.resp).await?;
     let resp_addr = resp_listener
         .local_addr()
@@ -124,8 +127,15 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
         waiting: Arc::clone(&waiting),
         client_base: (u64::from(config.node.id) + 1) << LOCAL_CLIENT_SHIFT,
         incarnation,
+        large_replies: large_replies.clone(),
     });
-    let dispatcher = tokio::spawn(dispatch_outputs(outputs, waiting, me, incarnation));
+    let dispatcher = tokio::spawn(dispatch_outputs(
+        outputs,
+        waiting,
+        me,
+        incarnation,
+        large_replies,
+    ));
     let front_end = tokio::spawn(async move {
         if let Err(e) = serve_resp(resp_listener, backend, FrontEndLimits::default()).await {
             tracing::error!(error = %e, "the RESP listener stopped");
@@ -201,6 +211,7 @@ struct LocalBackend {
     waiting: Arc<Waiting<(ClientId, u64)>>,
     client_base: u64,
     incarnation: u64,
+    large_replies: LargeReplies,
 }
 
 /// A connection as a Prime client.
@@ -217,6 +228,10 @@ impl Backend for LocalBackend {
             client: ClientId(self.client_base + id),
             last_seq: 0,
         }
+    }
+
+    fn answer_own_command(&self, args: &[Bytes]) -> Option<Reply> {
+        self.large_replies.answer_fetch(args)
     }
 
     async fn submit(&self, connection: &mut LocalClient, command: Command) -> PendingReply {
@@ -243,7 +258,12 @@ impl Backend for LocalBackend {
     }
 }
 
-/// Route the replica's outputs: replies to the connections waiting for them, the rest to
+/// The reply to a command whose large reply left the cache before it was handed over.
+pub const LARGE_REPLY_EVICTED_ERROR: &str =
+    "ERR the command executed but its large reply was evicted before it was sent; retry";
+
+/// Route the replica's outputs: replies to the connections waiting for them (a large reply
+/// taken from `large_replies`, [`crate::large_reply`]), the rest to
 /// metrics and the log. Replies of another `incarnation` are dropped: after a restart, catch-up
 /// re-executes the previous run's updates, whose clients share ids and sequence numbers with
 /// this run's.
@@ -252,6 +272,7 @@ async fn dispatch_outputs(
     waiting: Arc<Waiting<(ClientId, u64)>>,
     me: ParticipantId,
     incarnation: u64,
+    large_replies: LargeReplies,
 ) {
     while let Some(output) = outputs.recv().await {
         match output {
@@ -259,6 +280,9 @@ async fn dispatch_outputs(
             PrimeOutput::Reply(reply) => {
                 let answer = Reply::from_bytes(&reply.result, DecodeLimits::MESSAGE)
                     .unwrap_or_else(|_| Reply::Error("ERR the replica produced no result".into()));
+                let answer = large_replies
+                    .resolve(answer)
+                    .unwrap_or_else(|| Reply::Error(LARGE_REPLY_EVICTED_ERROR.into()));
                 waiting.answer(&(reply.client, reply.seq), answer);
             }
             PrimeOutput::Rejected {
@@ -327,7 +351,14 @@ mod tests {
         tx.send(reply(1, "stale")).await.expect("open");
         tx.send(reply(2, "fresh")).await.expect("open");
         drop(tx);
-        dispatch_outputs(rx, Arc::clone(&waiting), ParticipantId(0), 2).await;
+        dispatch_outputs(
+            rx,
+            Arc::clone(&waiting),
+            ParticipantId(0),
+            2,
+            LargeReplies::default(),
+        )
+        .await;
         assert_eq!(pending.await.expect("answered"), Reply::bulk("fresh"));
         assert!(waiting.is_empty());
     }

@@ -26,6 +26,8 @@
 //! lanes = 64
 //! retry_timeout_ms = 500
 //! retries_max = 6
+//! server_resp = ["127.0.0.1:7300", ...] # each server's RESP port, in participant order: where
+//!                                     # replies over 16 KiB are fetched (crate::large_reply)
 //! ```
 
 use std::fs;
@@ -129,6 +131,10 @@ pub struct ProxyParams {
     pub retry_timeout_ms: u64,
     /// Re-sends of one command before it fails.
     pub retries_max: u32,
+    /// Each server's RESP address, in participant order: where the proxy fetches replies too
+    /// large for a Prime reply once f+1 servers agreed on their digest
+    /// ([`crate::large_reply`]). Empty: such replies are answered with an error.
+    pub server_resp: Vec<SocketAddr>,
 }
 
 /// Proxy client ids start here; server-local client ids stay below it.
@@ -141,6 +147,7 @@ impl Default for ProxyParams {
             lanes: LANES_DEFAULT,
             retry_timeout_ms: 500,
             retries_max: RETRIES_MAX_DEFAULT,
+            server_resp: Vec::new(),
         }
     }
 }

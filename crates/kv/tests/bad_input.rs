@@ -11,47 +11,16 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{configs, start_all};
+use common::SharedCluster;
 use redis::Commands;
 use stockade_kv::limits::{ARGS_MAX, KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use stockade_kv::RespLimits;
 use stockade_replication::messages::UPDATE_OP_BYTES_MAX;
 
-/// The RESP addresses of the shared cluster.
-struct Service {
-    proxy: SocketAddr,
-    server: SocketAddr,
-}
-
-/// The cluster every test uses, started on first use on a runtime of its own that lives as long
-/// as the test process.
-fn service() -> &'static Service {
-    static SERVICE: OnceLock<Service> = OnceLock::new();
-    SERVICE.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                // Kept under the target directory: the process ends without dropping it.
-                let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
-                let configs = configs(dir.path(), 5);
-                let (servers, proxy) = start_all(&configs).await;
-                let server = servers[1].as_ref().expect("running").resp_addr();
-                tx.send(Service {
-                    proxy: proxy.resp_addr(),
-                    server,
-                })
-                .expect("the test waits");
-                let _keep = (dir, servers, proxy);
-                std::future::pending::<()>().await;
-            });
-        });
-        rx.recv().expect("the cluster starts")
-    })
+/// The cluster every test of this file uses.
+fn service() -> &'static SharedCluster {
+    static SERVICE: OnceLock<SharedCluster> = OnceLock::new();
+    SERVICE.get_or_init(|| SharedCluster::start(5))
 }
 
 fn raw(addr: SocketAddr) -> TcpStream {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use stockade_kv::cluster::{cluster_ports_free, write_cluster};
@@ -44,4 +45,42 @@ pub async fn start_all(configs: &[ServiceConfig]) -> (Vec<Option<RunningServer>>
     }
     let proxy = start_proxy(&configs[SERVERS]).await.expect("proxy starts");
     (servers, proxy)
+}
+
+/// The RESP addresses of a cluster that many tests of one binary share.
+pub struct SharedCluster {
+    /// The voting proxy.
+    pub proxy: SocketAddr,
+    /// Server 1's own RESP port.
+    pub server: SocketAddr,
+}
+
+impl SharedCluster {
+    /// Start a cluster on a runtime of its own that lives as long as the test process (keep the
+    /// result in a `OnceLock`).
+    pub fn start(salt: u16) -> SharedCluster {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                // Kept under the target directory: the process ends without dropping it.
+                let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+                let configs = configs(dir.path(), salt);
+                let (servers, proxy) = start_all(&configs).await;
+                let server = servers[1].as_ref().expect("running").resp_addr();
+                tx.send(SharedCluster {
+                    proxy: proxy.resp_addr(),
+                    server,
+                })
+                .expect("the test waits");
+                let _keep = (dir, servers, proxy);
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv().expect("the cluster starts")
+    }
 }
