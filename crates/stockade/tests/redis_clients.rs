@@ -57,6 +57,17 @@ fn redis_cli_and_redis_benchmark_work_through_the_voting_proxy() {
     assert_eq!(run_tool(&cli, cluster.proxy, &["SET", "k", "v"]), "OK\n");
     assert_eq!(run_tool(&cli, cluster.proxy, &["GET", "k"]), "v\n");
     assert_eq!(run_tool(&cli, cluster.proxy, &["GET", "missing"]), "\n");
+    // A 100 KiB value (one update carries at most 16 KiB, so it is appended in pieces) comes
+    // back whole: a reply larger than a Prime reply.
+    let mut writer = RespClient::connect(cluster.proxy, Duration::from_secs(40));
+    let piece = [b'p'; 10 * 1024];
+    for i in 1..=10 {
+        let len = writer.command(&[b"APPEND", b"big", &piece]).expect("APPEND");
+        assert_eq!(len, Value::Integer(i * 10 * 1024));
+    }
+    let big = run_tool(&cli, cluster.proxy, &["GET", "big"]);
+    assert_eq!(big.len(), 100 * 1024 + 1);
+    assert!(big.trim_end().bytes().all(|b| b == b'p'));
 
     // redis-benchmark asks CONFIG GET first, then pipelines 16 deep on 50 connections.
     let report = run_tool(

@@ -47,6 +47,27 @@ pub async fn start_all(configs: &[ServiceConfig]) -> (Vec<Option<RunningServer>>
     (servers, proxy)
 }
 
+/// A directory for a shared cluster under the target directory, named after this process: the
+/// process ends without removing it, so the directories of processes that have ended are
+/// removed here.
+fn shared_cluster_dir(salt: u16) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let prefix = "shared-cluster-";
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = root.join(format!("{prefix}{}-{salt}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("cluster directory");
+    dir
+}
+
 /// The RESP addresses of a cluster that many tests of one binary share.
 pub struct SharedCluster {
     /// The voting proxy.
@@ -67,9 +88,8 @@ impl SharedCluster {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                // Kept under the target directory: the process ends without dropping it.
-                let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
-                let configs = configs(dir.path(), salt);
+                let dir = shared_cluster_dir(salt);
+                let configs = configs(&dir, salt);
                 let (servers, proxy) = start_all(&configs).await;
                 let server = servers[1].as_ref().expect("running").resp_addr();
                 tx.send(SharedCluster {
@@ -77,7 +97,7 @@ impl SharedCluster {
                     server,
                 })
                 .expect("the test waits");
-                let _keep = (dir, servers, proxy);
+                let _keep = (servers, proxy);
                 std::future::pending::<()>().await;
             });
         });
