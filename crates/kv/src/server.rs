@@ -23,8 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::command::Bytes;
-use crate::command::Command;
+use crate::command::{Bytes, Command};
 use crate::connection::{ready, serve_resp, Backend, FrontEndLimits, PendingReply, Waiting};
 use crate::large_reply::LargeReplies;
 use crate::limits::Limits;

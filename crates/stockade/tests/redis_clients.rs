@@ -62,7 +62,9 @@ fn redis_cli_and_redis_benchmark_work_through_the_voting_proxy() {
     let mut writer = RespClient::connect(cluster.proxy, Duration::from_secs(40));
     let piece = [b'p'; 10 * 1024];
     for i in 1..=10 {
-        let len = writer.command(&[b"APPEND", b"big", &piece]).expect("APPEND");
+        let len = writer
+            .command(&[b"APPEND", b"big", &piece])
+            .expect("APPEND");
         assert_eq!(len, Value::Integer(i * 10 * 1024));
     }
     let big = run_tool(&cli, cluster.proxy, &["GET", "big"]);
