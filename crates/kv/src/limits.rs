@@ -5,7 +5,10 @@
 
 /// Largest key, in bytes (hash field names share this bound).
 pub const KEY_BYTES_MAX: usize = 8 * 1024;
-/// Largest string value or hash field value, in bytes.
+/// Largest string value or hash field value, in bytes. One replicated command carries at most
+/// `stockade_replication::messages::UPDATE_OP_BYTES_MAX` (16 KiB) encoded, so a SET of more is
+/// refused with an error naming that limit; larger values are built with APPEND. Replies of any
+/// size up to `crate::large_reply::LARGE_REPLY_BYTES_MAX` are served.
 pub const VALUE_BYTES_MAX: usize = 1024 * 1024;
 /// Most arguments in one command, the command name included.
 pub const ARGS_MAX: usize = 64 * 1024;
