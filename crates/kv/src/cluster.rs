@@ -178,6 +178,7 @@ pub fn write_cluster(
             },
             replication: replication(i),
             proxy: ProxyParams::default(),
+            attack: None,
         };
         let path = m.config_path(&dir);
         config.save(&path)?;

@@ -10,6 +10,7 @@
 //! - [`checkpoint`]: deterministic snapshots, digests, restore, and incremental persistence.
 //! - [`replicated`]: the state machine as a Prime application; [`replica`]: one Prime server
 //!   running it, with persistence.
+//! - [`attack`]: a schedule that makes a server misbehave on purpose (demonstrations, tests).
 //! - [`voting`]: the voting client (f+1 matching signed replies), sans-IO.
 //! - Feature `net` (tokio): `server` (a Prime replica on `stockade-runtime` with its own RESP
 //!   port), `proxy` (the voting proxy for unmodified Redis clients), `cluster` (a local cluster of
@@ -17,6 +18,7 @@
 //! - `unreplicated` (feature `net`): a single-node TCP server, the baseline for paper 001's
 //!   "replicated within 25% of unreplicated" comparison. Not the product.
 
+pub mod attack;
 pub mod checkpoint;
 #[cfg(feature = "net")]
 pub mod cluster;

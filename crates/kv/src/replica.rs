@@ -26,6 +26,7 @@ use stockade_replication::{Membership, ParticipantId, Prime, PrimeConfig, PrimeM
 use stockade_replication::{PrimeOutput, PrimeTimer, Update};
 use thiserror::Error;
 
+use crate::attack::AttackSchedule;
 use crate::checkpoint::CheckpointError;
 use crate::limits::Limits;
 use crate::replicated::{PersistOutbox, ReplicatedKv};
@@ -46,6 +47,8 @@ pub enum ReplicaError {
 pub struct KvReplica {
     prime: Prime<ReplicatedKv>,
     outbox: PersistOutbox,
+    /// Only on a server configured to misbehave on purpose (`[attack]`): none on a correct one.
+    attack_schedule: Option<AttackSchedule>,
 }
 
 impl KvReplica {
@@ -63,7 +66,18 @@ impl KvReplica {
         let outbox = PersistOutbox::default();
         let app = ReplicatedKv::recover(store, limits, outbox.clone())?;
         let prime = Prime::recover(cfg, membership, me, auth, app, store)?;
-        Ok(KvReplica { prime, outbox })
+        Ok(KvReplica {
+            prime,
+            outbox,
+            attack_schedule: None,
+        })
+    }
+
+    /// Make this server misbehave as `schedule` says (demonstrations and tests only): its time is
+    /// the driver's, so a runtime node switches the attack on `from` after it started.
+    pub fn with_attack_schedule(mut self, schedule: AttackSchedule) -> KvReplica {
+        self.attack_schedule = Some(schedule);
+        self
     }
 
     /// The Prime server (its application is [`Prime::app`]).
@@ -77,6 +91,13 @@ impl KvReplica {
         cx: &mut Context<'_, Self>,
         call: impl FnOnce(&mut Prime<ReplicatedKv>, &mut Context<'_, Prime<ReplicatedKv>>),
     ) {
+        if let Some(attack) = self
+            .attack_schedule
+            .as_mut()
+            .and_then(|schedule| schedule.change_at(cx.now()))
+        {
+            self.prime.set_attack(attack);
+        }
         let prime = &mut self.prime;
         let outputs = cx.child(|m| m, |t| t, |child| call(prime, child));
         for output in outputs {

@@ -11,12 +11,18 @@
 //! key-value state, [`crate::replica`]) and then catches up with the others through Prime. Since
 //! Prime remembers its PO-REQUEST numbers across a restart, the restarted server's RESP port serves
 //! replicated commands at once (a new incarnation for its clients).
+//!
+//! Metrics besides the runtime's: `kv_slots_executed_total`, `kv_updates_executed_total`,
+//! `kv_checkpoint_jumps_total`, and what Prime detected: `kv_leader_suspicions_total`,
+//! `kv_view_changes_total` with the gauge `kv_proven_view` (the last view a NEW-LEADER proof was
+//! completed for), and `kv_misbehaviour_reports_total{culprit, kind}`.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use stockade_core::{DecodeLimits, Wire};
+use stockade_replication::replica::Misbehaviour;
 use stockade_replication::{ClientId, ParticipantId, PrimeConfig, PrimeOutput, Update};
 use stockade_runtime::{serve_metrics, spawn_node, NodeHandle, NodeSetup, RedbStore};
 use tokio::net::TcpListener;
@@ -99,7 +105,7 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
         .map_err(|e| ServiceError::Node(e.into()))?;
     let recovered_slot = ReplicatedKv::recorded_slot(&durable).map_err(ReplicaError::from)?;
     let prime_config = PrimeConfig::new(config.replication.f, 0);
-    let replica = KvReplica::recover(
+    let mut replica = KvReplica::recover(
         prime_config,
         membership,
         me,
@@ -107,6 +113,10 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
         &durable,
         Limits::DEFAULT,
     )?;
+    if let Some(attack) = &config.attack {
+        tracing::warn!("{}", attack.warning());
+        replica = replica.with_attack_schedule(attack.schedule());
+    }
     let resp_listener = bind_resp(config.resp).await?;
     let resp_addr = resp_listener
         .local_addr()
@@ -143,6 +153,10 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
 /// command).
 pub async fn run_server(config_path: &Path) -> Result<(), ServiceError> {
     let config = ServiceConfig::load(config_path)?;
+    if let Some(attack) = &config.attack {
+        // Loud on purpose: the log of a misbehaving server must say so in its first line.
+        eprintln!("{}", attack.warning());
+    }
     let server = start_server(&config).await?;
     println!(
         "stockade kv server {} up: RESP {} protocol {}",
@@ -288,17 +302,39 @@ async fn dispatch_outputs(
                 participant,
                 evidence,
             } => {
+                metrics::counter!(
+                    "kv_misbehaviour_reports_total",
+                    "participant" => me.0.to_string(),
+                    "culprit" => participant.0.to_string(),
+                    "kind" => misbehaviour_kind(&evidence)
+                )
+                .increment(1);
                 tracing::warn!(?participant, ?evidence, "a server misbehaved");
             }
             PrimeOutput::LeaderSuspected { view } => {
+                metrics::counter!("kv_leader_suspicions_total", "participant" => me.0.to_string())
+                    .increment(1);
                 tracing::info!(view, "suspecting the leader");
             }
             PrimeOutput::NewLeaderProven { view } => {
+                metrics::counter!("kv_view_changes_total", "participant" => me.0.to_string())
+                    .increment(1);
+                metrics::gauge!("kv_proven_view", "participant" => me.0.to_string())
+                    .set(view as f64);
                 tracing::info!(view, "view change proven");
             }
         }
     }
     waiting.abandon_all();
+}
+
+/// The `kind` label of `kv_misbehaviour_reports_total`.
+fn misbehaviour_kind(evidence: &Misbehaviour) -> &'static str {
+    match evidence {
+        Misbehaviour::PoRequestEquivocation { .. } => "po_request_equivocation",
+        Misbehaviour::LowerSummary { .. } => "lower_summary",
+        Misbehaviour::PrePrepareEquivocation { .. } => "pre_prepare_equivocation",
+    }
 }
 
 #[cfg(test)]
