@@ -10,7 +10,8 @@
 //! - [`checkpoint`]: deterministic snapshots, digests, restore, and incremental persistence.
 //! - [`replicated`]: the state machine as a Prime application; [`replica`]: one Prime server
 //!   running it, with persistence.
-//! - [`attack`]: a schedule that makes a server misbehave on purpose (demonstrations, tests).
+//! - [`attack`]: a schedule that makes a server misbehave on purpose (demonstrations, tests);
+//!   `attack_control` (feature `net`) changes a running server's attack from a file.
 //! - [`voting`]: the voting client (f+1 matching signed replies), sans-IO.
 //! - Feature `net` (tokio): `server` (a Prime replica on `stockade-runtime` with its own RESP
 //!   port), `proxy` (the voting proxy for unmodified Redis clients), `cluster` (a local cluster of
@@ -19,6 +20,8 @@
 //!   "replicated within 25% of unreplicated" comparison. Not the product.
 
 pub mod attack;
+#[cfg(feature = "net")]
+pub mod attack_control;
 pub mod checkpoint;
 #[cfg(feature = "net")]
 pub mod cluster;

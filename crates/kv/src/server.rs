@@ -29,10 +29,11 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::attack_control::follow_control_file;
 use crate::command::Command;
 use crate::connection::{ready, serve_resp, Backend, FrontEndLimits, PendingReply, Waiting};
 use crate::limits::Limits;
-use crate::replica::{KvReplica, ReplicaError};
+use crate::replica::{KvReplica, ReplicaError, ReplicaRequest};
 use crate::replicated::ReplicatedKv;
 use crate::reply::Reply;
 use crate::service_config::{incarnation_now, ServiceConfig, ServiceError};
@@ -115,7 +116,12 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
     )?;
     if let Some(attack) = &config.attack {
         tracing::warn!("{}", attack.warning());
-        replica = replica.with_attack_schedule(attack.schedule());
+        if attack.scheduled() {
+            replica = replica.with_attack_schedule(attack.schedule());
+        }
+        if attack.control_file.is_some() {
+            replica = replica.allowing_attack_requests();
+        }
     }
     let resp_listener = bind_resp(config.resp).await?;
     let resp_addr = resp_listener
@@ -136,16 +142,24 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
         incarnation,
     });
     let dispatcher = tokio::spawn(dispatch_outputs(outputs, waiting, me, incarnation));
+    let mut tasks = vec![dispatcher];
+    if let Some(file) = config.attack.as_ref().and_then(|a| a.control_file.clone()) {
+        tasks.push(tokio::spawn(follow_control_file(
+            file,
+            node.requests.clone(),
+        )));
+    }
     let front_end = tokio::spawn(async move {
         if let Err(e) = serve_resp(resp_listener, backend, FrontEndLimits::default()).await {
             tracing::error!(error = %e, "the RESP listener stopped");
         }
     });
+    tasks.push(front_end);
     Ok(RunningServer {
         node,
         resp_addr,
         recovered_slot,
-        tasks: vec![dispatcher, front_end],
+        tasks,
     })
 }
 
@@ -211,7 +225,7 @@ pub(crate) fn listen_error(
 
 /// Submits the server's own clients' commands through the local replica.
 struct LocalBackend {
-    requests: mpsc::Sender<Update>,
+    requests: mpsc::Sender<ReplicaRequest>,
     waiting: Arc<Waiting<(ClientId, u64)>>,
     client_base: u64,
     incarnation: u64,
@@ -247,7 +261,7 @@ impl Backend for LocalBackend {
             reply_to: None,
             op: command.to_bytes(),
         };
-        if self.requests.send(update).await.is_err() {
+        if self.requests.send(update.into()).await.is_err() {
             self.waiting.answer(
                 &key,
                 Reply::Error(crate::connection::LOST_REPLY_ERROR.into()),

@@ -29,9 +29,10 @@
 //!
 //! [attack]                            # optional, demonstrations and tests ONLY: see AttackConfig
 //! misbehave_on_purpose = true
-//! delay_pre_prepares_ms = 450
+//! delay_pre_prepares_ms = 450         # a scheduled attack...
 //! from_ms = 3000
 //! until_ms = 6000
+//! control_file = "/cluster/server0.attack"   # ...and/or switches changed while it runs
 //! ```
 
 use std::fs;
@@ -181,10 +182,11 @@ pub struct ServiceConfig {
 pub const ATTACK_DELAY_MS_MAX: u64 = 60_000;
 
 /// The `[attack]` section: this server misbehaves on purpose, as one of Prime's attack behaviours
-/// (PRIME.md "Parameters of the release"), from `from_ms` until `until_ms` after it started. It is
-/// honoured only when present with `misbehave_on_purpose = true`, and the server says so loudly
-/// when it starts ([`AttackConfig::warning`]). `stockade demo` writes one to show what Prime's
-/// defences cost and detect; a production configuration never has one.
+/// (PRIME.md "Parameters of the release"), from `from_ms` until `until_ms` after it started, and
+/// as its `control_file` says while it runs ([`crate::attack_control`]). It is honoured only when
+/// present with `misbehave_on_purpose = true`, and the server says so loudly when it starts
+/// ([`AttackConfig::warning`]). `stockade demo` writes one to show what Prime's defences cost and
+/// detect; a production configuration never has one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttackConfig {
@@ -202,6 +204,10 @@ pub struct AttackConfig {
     /// Milliseconds after the server started when it behaves correctly again (never if absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until_ms: Option<u64>,
+    /// A file whose contents set the attack switches while the server runs (the format of
+    /// [`crate::attack_control::AttackSwitches`]; no file is a correct server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_file: Option<PathBuf>,
 }
 
 impl AttackConfig {
@@ -213,26 +219,24 @@ impl AttackConfig {
                     .into(),
             );
         }
-        if self.delay_pre_prepares_ms.is_none() && !self.equivocate_pre_prepares {
-            return Err(
-                "[attack] names no attack: set delay_pre_prepares_ms or equivocate_pre_prepares"
-                    .into(),
-            );
+        if !self.scheduled() && self.control_file.is_none() {
+            return Err("[attack] names no attack: set delay_pre_prepares_ms, \
+                 equivocate_pre_prepares or control_file"
+                .into());
         }
-        if let Some(delay) = self.delay_pre_prepares_ms {
-            if !(1..=ATTACK_DELAY_MS_MAX).contains(&delay) {
-                return Err(format!(
-                    "attack.delay_pre_prepares_ms must be between 1 and {ATTACK_DELAY_MS_MAX}"
-                ));
-            }
-        }
+        check_attack_delay(self.delay_pre_prepares_ms)?;
         if self.until_ms.is_some_and(|until| until <= self.from_ms) {
             return Err("attack.until_ms must come after attack.from_ms".into());
         }
         Ok(())
     }
 
-    /// Prime's attack switches this section turns on.
+    /// Whether the section schedules an attack (rather than only naming a control file).
+    pub fn scheduled(&self) -> bool {
+        self.delay_pre_prepares_ms.is_some() || self.equivocate_pre_prepares
+    }
+
+    /// Prime's attack switches this section's schedule turns on.
     pub fn attack(&self) -> Attack {
         Attack {
             pre_prepare_delay: self.delay_pre_prepares_ms.map(Duration::from_millis),
@@ -251,6 +255,15 @@ impl AttackConfig {
 
     /// The line a server prints when it starts with this section.
     pub fn warning(&self) -> String {
+        let control = self.control_file.as_ref().map_or_else(String::new, |file| {
+            format!(" Its attacks also follow {} while it runs.", file.display())
+        });
+        if !self.scheduled() {
+            return format!(
+                "WARNING: this server may MISBEHAVE ON PURPOSE ([attack] in its configuration).{control} \
+                 Never run this configuration in production."
+            );
+        }
         let mut what = Vec::new();
         if let Some(delay) = self.delay_pre_prepares_ms {
             what.push(format!(
@@ -265,10 +278,20 @@ impl AttackConfig {
             .map_or_else(|| "on".to_string(), |ms| format!("to {ms} ms"));
         format!(
             "WARNING: this server MISBEHAVES ON PURPOSE ([attack] in its configuration): it {}, \
-             from {} ms after start {until}. Never run this configuration in production.",
+             from {} ms after start {until}.{control} Never run this configuration in production.",
             what.join(" and "),
             self.from_ms
         )
+    }
+}
+
+/// Check a pre-prepare delay asked for by an `[attack]` section or a control file.
+pub(crate) fn check_attack_delay(delay_ms: Option<u64>) -> Result<(), String> {
+    match delay_ms {
+        Some(delay) if !(1..=ATTACK_DELAY_MS_MAX).contains(&delay) => Err(format!(
+            "delay_pre_prepares_ms must be between 1 and {ATTACK_DELAY_MS_MAX}"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -405,6 +428,9 @@ mod tests {
         let missing = attack_section("equivocate_pre_prepares = true");
         assert!(missing.is_err(), "the acknowledgement has no default");
         let nothing = attack_section("misbehave_on_purpose = true");
+        let controlled =
+            attack_section("misbehave_on_purpose = true\ncontrol_file = \"/x.attack\"");
+        assert!(controlled.is_ok_and(|c| !c.scheduled() && c.warning().contains("/x.attack")));
         assert!(nothing.is_err_and(|e| e.contains("names no attack")));
         let backwards =
             attack_section("misbehave_on_purpose = true\nequivocate_pre_prepares = true\nfrom_ms = 5\nuntil_ms = 5");

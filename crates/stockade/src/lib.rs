@@ -2,7 +2,7 @@
 //! ([`cli`]), the simulation scenarios of every crate ([`scenarios`], run by [`sim_cmd`]), the
 //! benchmarks ([`bench`], [`kv_bench`]), the replicated KV service's daemons and local cluster
 //! ([`kv_cmd`]), LA-groups' live view and pictures ([`groups`]), the broadcast cluster of real
-//! processes behind `demo` ([`cluster`]), the conformance suite both drivers pass
+//! processes behind `demo --broadcast` ([`cluster`]), the attack demo ([`demo`]), the conformance suite both drivers pass
 //! ([`conformance`]), and how commands report ([`headline`]).
 
 pub mod attack;
