@@ -3,19 +3,20 @@
 //! through the proxy, and two attacks on Prime's leader, one after the other:
 //!
 //! 1. fault-free, for reference;
-//! 2. server 0, the first leader, delays its pre-prepares to one per `--delay-ms`, just under a
-//!    plain leader timeout of `--timeout-ms` that would tolerate it for ever. Prime's
-//!    suspect-leader (paper 004 section 5.1; PRIME.md "Suspect-leader") must replace it;
-//! 3. server 1, the next leader, signs two different pre-prepares for each slot and shows each to
-//!    half the servers. The re-flooding of pre-prepares (PRIME.md step 8) must expose it, and a
-//!    view change replace it.
+//! 2. the leader delays its pre-prepares to one per `--delay-ms`, just under a plain leader timeout
+//!    of `--timeout-ms` that would tolerate it for ever. Prime's suspect-leader (paper 004 section
+//!    5.1; PRIME.md "Suspect-leader") must replace it;
+//! 3. the leader then signs two different pre-prepares for each slot and shows each to half the
+//!    servers. The re-flooding of pre-prepares (PRIME.md step 8) must expose it, and a view change
+//!    replace it.
 //!
-//! At most one server misbehaves at any moment (server 0 is correct again when server 1 starts).
-//! The attacks are `[attack]` sections the demo writes into those two servers' configurations
-//! ([`stockade_kv::service_config::AttackConfig`]); the servers export what Prime detected as
-//! metrics, which the demo reads while the workload runs. At the end every acknowledged write is
-//! read back. The verdict fails when a write was lost, a read was wrong, a command failed, or an
-//! attack went undetected.
+//! Every server's configuration has an `[attack]` section naming a control file
+//! ([`stockade_kv::service_config::AttackConfig`], [`stockade_kv::attack_control`]); the demo
+//! writes the attack into the file of whichever server leads when a phase begins and removes it
+//! when the phase ends, so at most one server misbehaves at any time. The servers export what Prime
+//! detected as metrics, which the demo reads while the workload runs ([`super::metrics_watch`]).
+//! At the end every acknowledged write is read back. The verdict fails when a write was lost, a
+//! read was wrong, a command failed, or an attack went undetected or its leader unreplaced.
 
 use std::fs;
 use std::net::SocketAddr;
