@@ -524,6 +524,11 @@ impl Outcome {
         if let Some(after) = &self.after_replacement {
             println!("   after the replacement: {}.", after.describe());
         }
+        println!(
+            "   with only a {} ms leader timeout this leader would have stayed, every update waiting up to {} ms \
+             for its next pre-prepare (`stockade sim prime-leader-delay` measures that configuration).",
+            args.timeout_ms, args.delay_ms
+        );
         let equivocator = self.equivocating_run.attacker;
         println!(
             "\n3. Equivocating leader: server {equivocator} (leader of view {}) signs two different pre-prepares \
