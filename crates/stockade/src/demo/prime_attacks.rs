@@ -184,6 +184,9 @@ fn sleep_until(start: Instant, at: Duration) {
     std::thread::sleep((start + at).saturating_duration_since(Instant::now()));
 }
 
+/// Whether the latest reading shows the attacker (the `u32`) caught.
+type CaughtTest<'a> = &'a dyn Fn(&Reading, u32) -> bool;
+
 /// Attack whoever leads at the start of `window` with `switches` until the window ends; with
 /// `retarget`, move to the next leader while `caught` has not happened and the target stopped
 /// leading (up to [`RETARGETS_MAX`] times).
@@ -193,7 +196,7 @@ fn attack_the_leader(
     start: Instant,
     window: Range<Duration>,
     switches: &AttackSwitches,
-    retarget: Option<&dyn Fn(&Reading, u32) -> bool>,
+    retarget: Option<CaughtTest<'_>>,
 ) -> anyhow::Result<AttackRun> {
     sleep_until(start, window.start);
     let view = watch.latest().map_or(0, |r| r.view());
