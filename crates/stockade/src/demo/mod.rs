@@ -3,6 +3,7 @@
 //! line. By default the replicated KV service under two attacks on Prime's leader
 //! ([`prime_attacks`]); with `--broadcast`, the earlier Bracha broadcast demo ([`broadcast`]).
 
+pub mod attack_report;
 pub mod broadcast;
 pub mod metrics_watch;
 pub mod phases;
