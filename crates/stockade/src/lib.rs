@@ -5,6 +5,7 @@
 //! pictures ([`groups`]), the broadcast cluster of real processes behind `demo --broadcast`
 //! ([`cluster`]), the conformance suite both drivers pass ([`conformance`]), and how commands
 //! report ([`headline`]).
+
 pub mod attack;
 pub mod bench;
 pub mod cli;
