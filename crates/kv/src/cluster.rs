@@ -184,6 +184,7 @@ pub fn write_cluster(
                 server_resp: server_resp.clone(),
                 ..ProxyParams::default()
             },
+            attack: None,
         };
         let path = m.config_path(&dir);
         config.save(&path)?;

@@ -11,6 +11,8 @@
 //! - [`large_reply`]: replies over one Prime reply's size, voted on by digest and fetched.
 //! - [`replicated`]: the state machine as a Prime application; [`replica`]: one Prime server
 //!   running it, with persistence.
+//! - [`attack`]: a schedule that makes a server misbehave on purpose (demonstrations, tests);
+//!   `attack_control` (feature `net`) changes a running server's attack from a file.
 //! - [`voting`]: the voting client (f+1 matching signed replies), sans-IO.
 //! - Feature `net` (tokio): `server` (a Prime replica on `stockade-runtime` with its own RESP
 //!   port), `proxy` (the voting proxy for unmodified Redis clients), `cluster` (a local cluster of
@@ -18,6 +20,9 @@
 //! - `unreplicated` (feature `net`): a single-node TCP server, the baseline for paper 001's
 //!   "replicated within 25% of unreplicated" comparison. Not the product.
 
+pub mod attack;
+#[cfg(feature = "net")]
+pub mod attack_control;
 pub mod checkpoint;
 #[cfg(feature = "net")]
 pub mod cluster;

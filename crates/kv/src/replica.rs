@@ -22,10 +22,11 @@
 use stockade_core::{Context, InvariantViolation, NodeId, PersistToken, Protocol, StoreRead};
 use stockade_replication::auth::MessageAuth;
 use stockade_replication::persist::RecoverError;
+use stockade_replication::{Attack, PrimeOutput, PrimeTimer, Update};
 use stockade_replication::{Membership, ParticipantId, Prime, PrimeConfig, PrimeMessage};
-use stockade_replication::{PrimeOutput, PrimeTimer, Update};
 use thiserror::Error;
 
+use crate::attack::AttackSchedule;
 use crate::checkpoint::CheckpointError;
 use crate::limits::Limits;
 use crate::replicated::{PersistOutbox, ReplicatedKv};
@@ -42,10 +43,30 @@ pub enum ReplicaError {
     Recover(#[from] CheckpointError),
 }
 
+/// What the driver asks of a [`KvReplica`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReplicaRequest {
+    /// An update of one of this server's own clients (its RESP port).
+    Update(Update),
+    /// Change Prime's attack switches now (demonstrations and tests): honoured only by a replica
+    /// built [`KvReplica::allowing_attack_requests`], ignored by every other.
+    SetAttack(Attack),
+}
+
+impl From<Update> for ReplicaRequest {
+    fn from(update: Update) -> ReplicaRequest {
+        ReplicaRequest::Update(update)
+    }
+}
+
 /// A Prime server replicating the key-value state. See the module documentation.
 pub struct KvReplica {
     prime: Prime<ReplicatedKv>,
     outbox: PersistOutbox,
+    /// Only on a server configured to misbehave on purpose (`[attack]`): none on a correct one.
+    attack_schedule: Option<AttackSchedule>,
+    /// Whether [`ReplicaRequest::SetAttack`] is honoured (a server configured with `[attack]`).
+    attack_requests_allowed: bool,
 }
 
 impl KvReplica {
@@ -63,7 +84,26 @@ impl KvReplica {
         let outbox = PersistOutbox::default();
         let app = ReplicatedKv::recover(store, limits, outbox.clone())?;
         let prime = Prime::recover(cfg, membership, me, auth, app, store)?;
-        Ok(KvReplica { prime, outbox })
+        Ok(KvReplica {
+            prime,
+            outbox,
+            attack_schedule: None,
+            attack_requests_allowed: false,
+        })
+    }
+
+    /// Make this server misbehave as `schedule` says (demonstrations and tests only): its time is
+    /// the driver's, so a runtime node switches the attack on `from` after it started.
+    pub fn with_attack_schedule(mut self, schedule: AttackSchedule) -> KvReplica {
+        self.attack_schedule = Some(schedule);
+        self
+    }
+
+    /// Honour [`ReplicaRequest::SetAttack`] (demonstrations and tests only); the latest of a
+    /// request and a schedule's change wins.
+    pub fn allowing_attack_requests(mut self) -> KvReplica {
+        self.attack_requests_allowed = true;
+        self
     }
 
     /// The Prime server (its application is [`Prime::app`]).
@@ -77,6 +117,13 @@ impl KvReplica {
         cx: &mut Context<'_, Self>,
         call: impl FnOnce(&mut Prime<ReplicatedKv>, &mut Context<'_, Prime<ReplicatedKv>>),
     ) {
+        if let Some(attack) = self
+            .attack_schedule
+            .as_mut()
+            .and_then(|schedule| schedule.change_at(cx.now()))
+        {
+            self.prime.set_attack(attack);
+        }
         let prime = &mut self.prime;
         let outputs = cx.child(|m| m, |t| t, |child| call(prime, child));
         for output in outputs {
@@ -91,7 +138,7 @@ impl KvReplica {
 impl Protocol for KvReplica {
     type Message = PrimeMessage;
     type Timer = PrimeTimer;
-    type Request = Update;
+    type Request = ReplicaRequest;
     type Output = PrimeOutput;
 
     fn on_start(&mut self, cx: &mut Context<'_, Self>) {
@@ -106,8 +153,17 @@ impl Protocol for KvReplica {
         self.with_prime(cx, |p, cx| p.on_timer(cx, timer));
     }
 
-    fn on_request(&mut self, cx: &mut Context<'_, Self>, update: Update) {
-        self.with_prime(cx, |p, cx| p.on_request(cx, update));
+    fn on_request(&mut self, cx: &mut Context<'_, Self>, request: ReplicaRequest) {
+        match request {
+            ReplicaRequest::Update(update) => {
+                self.with_prime(cx, |p, cx| p.on_request(cx, update));
+            }
+            ReplicaRequest::SetAttack(attack) if self.attack_requests_allowed => {
+                self.prime.set_attack(attack);
+            }
+            // A correct server has no attack switches to turn.
+            ReplicaRequest::SetAttack(_) => {}
+        }
     }
 
     fn on_persisted(&mut self, cx: &mut Context<'_, Self>, token: PersistToken) {

@@ -11,23 +11,30 @@
 //! key-value state, [`crate::replica`]) and then catches up with the others through Prime. Since
 //! Prime remembers its PO-REQUEST numbers across a restart, the restarted server's RESP port serves
 //! replicated commands at once (a new incarnation for its clients).
+//!
+//! Metrics besides the runtime's: `kv_slots_executed_total`, `kv_updates_executed_total`,
+//! `kv_checkpoint_jumps_total`, and what Prime detected: `kv_leader_suspicions_total`,
+//! `kv_view_changes_total` with the gauge `kv_proven_view` (the last view a NEW-LEADER proof was
+//! completed for), and `kv_misbehaviour_reports_total{culprit, kind}`.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use stockade_core::{DecodeLimits, Wire};
+use stockade_replication::replica::Misbehaviour;
 use stockade_replication::{ClientId, ParticipantId, PrimeConfig, PrimeOutput, Update};
 use stockade_runtime::{serve_metrics, spawn_node, NodeHandle, NodeSetup, RedbStore};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::attack_control::follow_control_file;
 use crate::command::{Bytes, Command};
 use crate::connection::{ready, serve_resp, Backend, FrontEndLimits, PendingReply, Waiting};
 use crate::large_reply::LargeReplies;
 use crate::limits::Limits;
-use crate::replica::{KvReplica, ReplicaError};
+use crate::replica::{KvReplica, ReplicaError, ReplicaRequest};
 use crate::replicated::ReplicatedKv;
 use crate::reply::Reply;
 use crate::service_config::{incarnation_now, ServiceConfig, ServiceError};
@@ -100,7 +107,7 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
         .map_err(|e| ServiceError::Node(e.into()))?;
     let recovered_slot = ReplicatedKv::recorded_slot(&durable).map_err(ReplicaError::from)?;
     let prime_config = PrimeConfig::new(config.replication.f, 0);
-    let replica = KvReplica::recover(
+    let mut replica = KvReplica::recover(
         prime_config,
         membership,
         me,
@@ -109,6 +116,15 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
         Limits::DEFAULT,
     )?;
     let large_replies = replica.prime().app().large_replies();
+    if let Some(attack) = &config.attack {
+        tracing::warn!("{}", attack.warning());
+        if attack.scheduled() {
+            replica = replica.with_attack_schedule(attack.schedule());
+        }
+        if attack.control_file.is_some() {
+            replica = replica.allowing_attack_requests();
+        }
+    }
     let resp_listener = bind_resp(config.resp).await?;
     let resp_addr = resp_listener
         .local_addr()
@@ -135,16 +151,24 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
         incarnation,
         large_replies,
     ));
+    let mut tasks = vec![dispatcher];
+    if let Some(file) = config.attack.as_ref().and_then(|a| a.control_file.clone()) {
+        tasks.push(tokio::spawn(follow_control_file(
+            file,
+            node.requests.clone(),
+        )));
+    }
     let front_end = tokio::spawn(async move {
         if let Err(e) = serve_resp(resp_listener, backend, FrontEndLimits::default()).await {
             tracing::error!(error = %e, "the RESP listener stopped");
         }
     });
+    tasks.push(front_end);
     Ok(RunningServer {
         node,
         resp_addr,
         recovered_slot,
-        tasks: vec![dispatcher, front_end],
+        tasks,
     })
 }
 
@@ -152,6 +176,10 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
 /// command).
 pub async fn run_server(config_path: &Path) -> Result<(), ServiceError> {
     let config = ServiceConfig::load(config_path)?;
+    if let Some(attack) = &config.attack {
+        // Loud on purpose: the log of a misbehaving server must say so in its first line.
+        eprintln!("{}", attack.warning());
+    }
     let server = start_server(&config).await?;
     println!(
         "stockade kv server {} up: RESP {} protocol {}",
@@ -206,7 +234,7 @@ pub(crate) fn listen_error(
 
 /// Submits the server's own clients' commands through the local replica.
 struct LocalBackend {
-    requests: mpsc::Sender<Update>,
+    requests: mpsc::Sender<ReplicaRequest>,
     waiting: Arc<Waiting<(ClientId, u64)>>,
     client_base: u64,
     incarnation: u64,
@@ -247,7 +275,7 @@ impl Backend for LocalBackend {
             reply_to: None,
             op: command.to_bytes(),
         };
-        if self.requests.send(update).await.is_err() {
+        if self.requests.send(update.into()).await.is_err() {
             self.waiting.answer(
                 &key,
                 Reply::Error(crate::connection::LOST_REPLY_ERROR.into()),
@@ -311,17 +339,39 @@ async fn dispatch_outputs(
                 participant,
                 evidence,
             } => {
+                metrics::counter!(
+                    "kv_misbehaviour_reports_total",
+                    "participant" => me.0.to_string(),
+                    "culprit" => participant.0.to_string(),
+                    "kind" => misbehaviour_kind(&evidence)
+                )
+                .increment(1);
                 tracing::warn!(?participant, ?evidence, "a server misbehaved");
             }
             PrimeOutput::LeaderSuspected { view } => {
+                metrics::counter!("kv_leader_suspicions_total", "participant" => me.0.to_string())
+                    .increment(1);
                 tracing::info!(view, "suspecting the leader");
             }
             PrimeOutput::NewLeaderProven { view } => {
+                metrics::counter!("kv_view_changes_total", "participant" => me.0.to_string())
+                    .increment(1);
+                metrics::gauge!("kv_proven_view", "participant" => me.0.to_string())
+                    .set(view as f64);
                 tracing::info!(view, "view change proven");
             }
         }
     }
     waiting.abandon_all();
+}
+
+/// The `kind` label of `kv_misbehaviour_reports_total`.
+fn misbehaviour_kind(evidence: &Misbehaviour) -> &'static str {
+    match evidence {
+        Misbehaviour::PoRequestEquivocation { .. } => "po_request_equivocation",
+        Misbehaviour::LowerSummary { .. } => "lower_summary",
+        Misbehaviour::PrePrepareEquivocation { .. } => "pre_prepare_equivocation",
+    }
 }
 
 #[cfg(test)]

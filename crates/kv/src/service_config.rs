@@ -28,6 +28,13 @@
 //! retries_max = 6
 //! server_resp = ["127.0.0.1:7300", ...] # each server's RESP port, in participant order: where
 //!                                     # replies over 16 KiB are fetched (crate::large_reply)
+//!
+//! [attack]                            # optional, demonstrations and tests ONLY: see AttackConfig
+//! misbehave_on_purpose = true
+//! delay_pre_prepares_ms = 450         # a scheduled attack...
+//! from_ms = 3000
+//! until_ms = 6000
+//! control_file = "/cluster/server0.attack"   # ...and/or switches changed while it runs
 //! ```
 
 use std::fs;
@@ -41,10 +48,11 @@ use serde::{Deserialize, Serialize};
 use stockade_core::NodeId;
 use stockade_crypto::ed25519::{SigningKey, VerifyingKey};
 use stockade_crypto::scheme::{Signer, Verifier};
-use stockade_replication::{Ed25519MerkleAuth, Membership};
+use stockade_replication::{Attack, Ed25519MerkleAuth, Membership};
 use stockade_runtime::NodeConfig;
 use thiserror::Error;
 
+use crate::attack::AttackSchedule;
 use crate::replica::ReplicaError;
 use crate::voting::{LANES_DEFAULT, RETRIES_MAX_DEFAULT};
 
@@ -172,6 +180,126 @@ pub struct ServiceConfig {
     /// Voting proxy parameters.
     #[serde(default)]
     pub proxy: ProxyParams,
+    /// Misbehave on purpose (demonstrations and tests only; absent on a correct server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack: Option<AttackConfig>,
+}
+
+/// The longest pre-prepare delay an `[attack]` section may ask for.
+pub const ATTACK_DELAY_MS_MAX: u64 = 60_000;
+
+/// The `[attack]` section: this server misbehaves on purpose, as one of Prime's attack behaviours
+/// (PRIME.md "Parameters of the release"), from `from_ms` until `until_ms` after it started, and
+/// as its `control_file` says while it runs ([`crate::attack_control`]). It is honoured only when
+/// present with `misbehave_on_purpose = true`, and the server says so loudly when it starts
+/// ([`AttackConfig::warning`]). `stockade demo` writes one to show what Prime's defences cost and
+/// detect; a production configuration never has one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttackConfig {
+    /// Must be `true`: the acknowledgement that this server is meant to attack its peers.
+    pub misbehave_on_purpose: bool,
+    /// As leader, propose at most once per this many milliseconds (a slow but not silent leader).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_pre_prepares_ms: Option<u64>,
+    /// As leader, sign two different pre-prepares for each slot and show each to half the servers.
+    #[serde(default)]
+    pub equivocate_pre_prepares: bool,
+    /// Milliseconds after the server started when the attack begins.
+    #[serde(default)]
+    pub from_ms: u64,
+    /// Milliseconds after the server started when it behaves correctly again (never if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
+    /// A file whose contents set the attack switches while the server runs (the format of
+    /// [`crate::attack_control::AttackSwitches`]; no file is a correct server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_file: Option<PathBuf>,
+}
+
+impl AttackConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !self.misbehave_on_purpose {
+            return Err(
+                "[attack] makes this server attack its peers; it is honoured only with \
+                 misbehave_on_purpose = true (remove the section for a correct server)"
+                    .into(),
+            );
+        }
+        if !self.scheduled() && self.control_file.is_none() {
+            return Err("[attack] names no attack: set delay_pre_prepares_ms, \
+                 equivocate_pre_prepares or control_file"
+                .into());
+        }
+        check_attack_delay(self.delay_pre_prepares_ms)?;
+        if self.until_ms.is_some_and(|until| until <= self.from_ms) {
+            return Err("attack.until_ms must come after attack.from_ms".into());
+        }
+        Ok(())
+    }
+
+    /// Whether the section schedules an attack (rather than only naming a control file).
+    pub fn scheduled(&self) -> bool {
+        self.delay_pre_prepares_ms.is_some() || self.equivocate_pre_prepares
+    }
+
+    /// Prime's attack switches this section's schedule turns on.
+    pub fn attack(&self) -> Attack {
+        Attack {
+            pre_prepare_delay: self.delay_pre_prepares_ms.map(Duration::from_millis),
+            equivocate_pre_prepares: self.equivocate_pre_prepares,
+        }
+    }
+
+    /// When the replica applies it.
+    pub fn schedule(&self) -> AttackSchedule {
+        AttackSchedule::new(
+            self.attack(),
+            Duration::from_millis(self.from_ms),
+            self.until_ms.map(Duration::from_millis),
+        )
+    }
+
+    /// The line a server prints when it starts with this section.
+    pub fn warning(&self) -> String {
+        let control = self.control_file.as_ref().map_or_else(String::new, |file| {
+            format!(" Its attacks also follow {} while it runs.", file.display())
+        });
+        if !self.scheduled() {
+            return format!(
+                "WARNING: this server may MISBEHAVE ON PURPOSE ([attack] in its configuration).{control} \
+                 Never run this configuration in production."
+            );
+        }
+        let mut what = Vec::new();
+        if let Some(delay) = self.delay_pre_prepares_ms {
+            what.push(format!(
+                "delays its pre-prepares to one per {delay} ms as leader"
+            ));
+        }
+        if self.equivocate_pre_prepares {
+            what.push("sends conflicting pre-prepares as leader".to_string());
+        }
+        let until = self
+            .until_ms
+            .map_or_else(|| "on".to_string(), |ms| format!("to {ms} ms"));
+        format!(
+            "WARNING: this server MISBEHAVES ON PURPOSE ([attack] in its configuration): it {}, \
+             from {} ms after start {until}.{control} Never run this configuration in production.",
+            what.join(" and "),
+            self.from_ms
+        )
+    }
+}
+
+/// Check a pre-prepare delay asked for by an `[attack]` section or a control file.
+pub(crate) fn check_attack_delay(delay_ms: Option<u64>) -> Result<(), String> {
+    match delay_ms {
+        Some(delay) if !(1..=ATTACK_DELAY_MS_MAX).contains(&delay) => Err(format!(
+            "delay_pre_prepares_ms must be between 1 and {ATTACK_DELAY_MS_MAX}"
+        )),
+        _ => Ok(()),
+    }
 }
 
 impl ServiceConfig {
@@ -217,6 +345,9 @@ impl ServiceConfig {
         }
         if self.proxy.lanes == 0 {
             return Err("proxy.lanes must be at least 1".into());
+        }
+        if let Some(attack) = &self.attack {
+            attack.validate()?;
         }
         self.node.validate().map_err(|e| e.to_string())
     }
@@ -284,4 +415,61 @@ pub(crate) fn incarnation_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attack_section(text: &str) -> Result<AttackConfig, String> {
+        let config: AttackConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn an_attack_is_honoured_only_when_acknowledged_and_named() {
+        let unacknowledged =
+            attack_section("misbehave_on_purpose = false\nequivocate_pre_prepares = true");
+        assert!(unacknowledged.is_err_and(|e| e.contains("misbehave_on_purpose = true")));
+        let missing = attack_section("equivocate_pre_prepares = true");
+        assert!(missing.is_err(), "the acknowledgement has no default");
+        let nothing = attack_section("misbehave_on_purpose = true");
+        let controlled =
+            attack_section("misbehave_on_purpose = true\ncontrol_file = \"/x.attack\"");
+        assert!(controlled.is_ok_and(|c| !c.scheduled() && c.warning().contains("/x.attack")));
+        assert!(nothing.is_err_and(|e| e.contains("names no attack")));
+        let backwards =
+            attack_section("misbehave_on_purpose = true\nequivocate_pre_prepares = true\nfrom_ms = 5\nuntil_ms = 5");
+        assert!(backwards.is_err_and(|e| e.contains("until_ms")));
+        let too_slow = attack_section(&format!(
+            "misbehave_on_purpose = true\ndelay_pre_prepares_ms = {}",
+            ATTACK_DELAY_MS_MAX + 1
+        ));
+        assert!(too_slow.is_err_and(|e| e.contains("delay_pre_prepares_ms")));
+    }
+
+    #[test]
+    fn an_acknowledged_attack_becomes_prime_switches_on_a_schedule() {
+        let config = attack_section(
+            "misbehave_on_purpose = true\ndelay_pre_prepares_ms = 450\nfrom_ms = 3000\nuntil_ms = 6000",
+        )
+        .expect("valid");
+        let wanted = Attack {
+            pre_prepare_delay: Some(Duration::from_millis(450)),
+            equivocate_pre_prepares: false,
+        };
+        assert_eq!(config.attack(), wanted);
+        let mut schedule = config.schedule();
+        assert_eq!(
+            schedule.change_at(stockade_core::Time::from_millis(2_999)),
+            None
+        );
+        assert_eq!(
+            schedule.change_at(stockade_core::Time::from_millis(3_000)),
+            Some(wanted)
+        );
+        let warning = config.warning();
+        assert!(warning.contains("MISBEHAVES ON PURPOSE") && warning.contains("450 ms"));
+    }
 }

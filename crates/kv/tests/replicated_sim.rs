@@ -173,7 +173,7 @@ impl Protocol for SimNode {
             }
             (SimNode::Server(p), SimRequest::Local(update)) => {
                 run_child(cx, SimTimer::Prime, SimOutput::Prime, |c| {
-                    p.on_request(c, update)
+                    p.on_request(c, update.into())
                 })
             }
             _ => {}

@@ -18,7 +18,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a local cluster of real processes on loopback, inject a fault, and report what held.
+    /// Run the replicated KV service as a local cluster of real processes, attack it (a leader that
+    /// delays, then one that equivocates) under a workload, and report what each attack cost and
+    /// what was detected.
     Demo(DemoArgs),
     /// Write a node's keys (Noise static key, Ed25519 and BLS) to files in a directory.
     Keygen(KeygenArgs),
@@ -48,16 +50,34 @@ pub enum Command {
 /// `stockade demo`.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Broadcasts each node sends.
-    #[arg(long, default_value_t = 300)]
+    /// Run the earlier demo instead: Bracha broadcast among 4 processes, one killed halfway.
+    #[arg(long)]
+    pub broadcast: bool,
+    /// Seconds of each phase: fault-free, delaying leader, equivocating leader.
+    #[arg(long, default_value_t = 4)]
+    pub phase_seconds: u64,
+    /// The delaying leader proposes once per this many milliseconds (under --timeout-ms).
+    #[arg(long, default_value_t = 450)]
+    pub delay_ms: u64,
+    /// The plain leader timeout the delay stays under, in milliseconds: what a protocol that only
+    /// times its leader out would tolerate for ever.
+    #[arg(long, default_value_t = 500)]
+    pub timeout_ms: u64,
+    /// Closed-loop Redis clients of the workload, each with one command outstanding.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// With --broadcast: broadcasts each node sends.
+    #[arg(long, default_value_t = 300, requires = "broadcast")]
     pub messages: u64,
-    /// Broadcasts per second each node sends (the offered load).
-    #[arg(long, default_value_t = 100)]
+    /// With --broadcast: broadcasts per second each node sends (the offered load).
+    #[arg(long, default_value_t = 100, requires = "broadcast")]
     pub rate: u64,
-    /// First UDP port on 127.0.0.1 (the 4 nodes use this and the next 3); 0 picks free ports.
-    #[arg(long, default_value_t = 47100)]
+    /// First port on 127.0.0.1; 0 picks free ports. The KV cluster uses protocol ports from here,
+    /// RESP ports from here + 100 and metrics from here + 200 (5 processes each).
+    #[arg(long, default_value_t = 0)]
     pub base_port: u16,
-    /// Keep the cluster's configs, keys and logs here instead of a temporary directory.
+    /// Keep the cluster's configs, keys and logs here (an empty or new directory) instead of a
+    /// temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
 }

@@ -1,9 +1,10 @@
 //! The `stockade` command line as a library, so integration tests reach its parts: the grammar
 //! ([`cli`]), the simulation scenarios of every crate ([`scenarios`], run by [`sim_cmd`]), the
 //! benchmarks ([`bench`], [`kv_bench`]), the replicated KV service's daemons and local cluster
-//! ([`kv_cmd`]), LA-groups' live view and pictures ([`groups`]), the broadcast cluster of real
-//! processes behind `demo` ([`cluster`]), the conformance suite both drivers pass
-//! ([`conformance`]), and how commands report ([`headline`]).
+//! ([`kv_cmd`]), the demo of that cluster under attack ([`demo`]), LA-groups' live view and
+//! pictures ([`groups`]), the broadcast cluster of real processes behind `demo --broadcast`
+//! ([`cluster`]), the conformance suite both drivers pass ([`conformance`]), and how commands
+//! report ([`headline`]).
 
 pub mod attack;
 pub mod bench;

@@ -1,5 +1,5 @@
 //! The `stockade` binary as scripts use it: `sim --list`, a scenario's last line is one JSON
-//! object, exit statuses, `--seeds` aggregation, `keygen`'s files, and `demo` end to end.
+//! object, exit statuses, `--seeds` aggregation, `keygen`'s files, and both demos end to end.
 
 mod common;
 
@@ -101,32 +101,80 @@ fn keygen_writes_owner_only_secret_files() {
     );
 }
 
-#[test]
-fn demo_runs_a_real_cluster_survives_a_kill_and_reports_within_a_minute() {
-    let bound = Duration::from_secs(60);
+/// Run `stockade ARGS`, failing the test if it takes longer than `bound`.
+fn run_within(args: &[&str], bound: Duration) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stockade"))
-        .args([
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let started = Instant::now();
+    while child.try_wait().expect("waitable").is_none() {
+        if started.elapsed() > bound {
+            let _ = child.kill();
+            panic!("{args:?} did not finish within {bound:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("finished")
+}
+
+#[test]
+fn demo_attacks_a_real_kv_cluster_detects_both_attacks_and_loses_no_write() {
+    let out = run_within(
+        &["demo", "--phase-seconds", "2", "--clients", "2"],
+        Duration::from_secs(90),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Delaying leader") && text.contains("Equivocating leader"),
+        "{text}"
+    );
+    let headline = last_line_json(&out);
+    assert_eq!(headline["demo"], "prime-attacks");
+    assert_eq!(headline["passed"], true, "{text}");
+    let delaying = &headline["delaying_leader"];
+    assert_eq!(
+        delaying["replaced"], true,
+        "suspect-leader replaced the slow leader"
+    );
+    assert!(delaying["suspicions"].as_u64() > Some(0), "{delaying}");
+    let equivocating = &headline["equivocating_leader"];
+    assert_eq!(
+        equivocating["detected"], true,
+        "the equivocation was caught"
+    );
+    assert!(equivocating["misbehaviour_reports"].as_u64() > Some(0));
+    assert_eq!(equivocating["replaced"], true);
+    assert_eq!(headline["lost_writes"], 0);
+    assert_eq!(headline["failed_commands"], 0);
+    let written = headline["acknowledged_writes"].as_u64().unwrap_or(0);
+    assert!(written > 0, "the workload wrote through the proxy");
+    assert_eq!(headline["writes_read_back_intact"].as_u64(), Some(written));
+    assert!(headline["fault_free"]["updates"].as_u64() > Some(0));
+}
+
+#[test]
+fn demo_broadcast_runs_a_real_cluster_survives_a_kill_and_reports_within_a_minute() {
+    let out = run_within(
+        &[
             "demo",
+            "--broadcast",
             "--messages",
             "60",
             "--rate",
             "200",
             "--base-port",
             "0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the demo starts");
-    let started = Instant::now();
-    while child.try_wait().expect("waitable").is_none() {
-        if started.elapsed() > bound {
-            let _ = child.kill();
-            panic!("the demo did not finish within {bound:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().expect("finished");
+        ],
+        Duration::from_secs(60),
+    );
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -149,6 +197,19 @@ fn demo_runs_a_real_cluster_survives_a_kill_and_reports_within_a_minute() {
     assert!(
         headline["survivor_retransmissions"].as_u64().unwrap_or(0) > 0,
         "the survivors noticed the dead node"
+    );
+}
+
+#[test]
+fn demo_refuses_a_delay_the_timeout_would_catch_and_options_of_the_other_demo() {
+    let out = stockade(&["demo", "--delay-ms", "600", "--timeout-ms", "500"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("below --timeout-ms"));
+    let out = stockade(&["demo", "--messages", "10"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--messages belongs to --broadcast"
     );
 }
 

@@ -1,4 +1,4 @@
-//! `stockade demo`: Bracha broadcast as a real local cluster of 4 processes on loopback (Noise
+//! `stockade demo --broadcast`: Bracha broadcast as a real local cluster of 4 processes on loopback (Noise
 //! over UDP, Ed25519 on every message). Every node broadcasts a paced stream; halfway through,
 //! one process is killed (SIGKILL). The report says in plain words what ran, the throughput and
 //! latency before and after the fault, what the fault cost, and what the survivors noticed.
@@ -144,7 +144,7 @@ impl Figures {
     }
 }
 
-/// Run the demo.
+/// Run the broadcast demo.
 pub fn run(args: &DemoArgs) -> anyhow::Result<Verdict> {
     if !(1..=RATE_MAX).contains(&args.rate) {
         bail!("--rate must be between 1 and {RATE_MAX} broadcasts per second");
