@@ -20,6 +20,7 @@
 //! servers = [0, 1, 2, 3]              # node ids of the Prime participants, in participant order
 //! verifying_keys = ["...", ...]       # each server's Ed25519 public key (hex), same order
 //! signing_key_file = "/cluster/server0.sign"
+//! link_rtt_ms = 1                     # optional: picks Prime's periods (absent: wide-area)
 //!
 //! [proxy]                             # optional; only the voting proxy reads it
 //! first_client = 4611686018427387904
@@ -39,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use stockade_core::NodeId;
 use stockade_crypto::ed25519::{SigningKey, VerifyingKey};
 use stockade_crypto::scheme::{Signer, Verifier};
-use stockade_replication::{Ed25519MerkleAuth, Membership};
+use stockade_replication::{Ed25519MerkleAuth, Membership, PrimeConfig};
 use stockade_runtime::NodeConfig;
 use thiserror::Error;
 
@@ -115,6 +116,20 @@ pub struct ReplicationConfig {
     pub verifying_keys: Vec<String>,
     /// This node's Ed25519 signing key file (a proxy's key is never used to sign).
     pub signing_key_file: PathBuf,
+    /// Round-trip time of the links between the servers, in milliseconds; it chooses Prime's
+    /// periods ([`PrimeConfig::for_link_rtt`]). Absent: the release's wide-area periods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_rtt_ms: Option<u64>,
+}
+
+impl ReplicationConfig {
+    /// The Prime parameters of this cluster (N = 3f + 1, no recovering participants).
+    pub fn prime_config(&self) -> PrimeConfig {
+        match self.link_rtt_ms {
+            Some(ms) => PrimeConfig::for_link_rtt(self.f, 0, Duration::from_millis(ms)),
+            None => PrimeConfig::new(self.f, 0),
+        }
+    }
 }
 
 /// The voting proxy's parameters.
