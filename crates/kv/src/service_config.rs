@@ -27,6 +27,8 @@
 //! lanes = 64
 //! retry_timeout_ms = 500
 //! retries_max = 6
+//! home_server = 0                     # lanes send through this server first
+//! spread_lanes = false                # true: spread lanes over all servers instead
 //! ```
 
 use std::fs;
@@ -144,6 +146,12 @@ pub struct ProxyParams {
     pub retry_timeout_ms: u64,
     /// Re-sends of one command before it fails.
     pub retries_max: u32,
+    /// The server every lane sends through first (retries move a lane on): one originator
+    /// batches the proxy's concurrent commands into few PO-REQUESTs. Proxies of one cluster may
+    /// pick different home servers to share the load.
+    pub home_server: usize,
+    /// Spread the lanes over all servers instead of using `home_server`.
+    pub spread_lanes: bool,
 }
 
 /// Proxy client ids start here; server-local client ids stay below it.
@@ -156,6 +164,8 @@ impl Default for ProxyParams {
             lanes: LANES_DEFAULT,
             retry_timeout_ms: 500,
             retries_max: RETRIES_MAX_DEFAULT,
+            home_server: 0,
+            spread_lanes: false,
         }
     }
 }
@@ -226,6 +236,13 @@ impl ServiceConfig {
         if self.proxy.lanes == 0 {
             return Err("proxy.lanes must be at least 1".into());
         }
+        if self.proxy.home_server >= r.servers.len() {
+            return Err(format!(
+                "proxy.home_server is {} but servers are numbered 0 to {}",
+                self.proxy.home_server,
+                r.servers.len() - 1
+            ));
+        }
         self.node.validate().map_err(|e| e.to_string())
     }
 
@@ -292,4 +309,43 @@ pub(crate) fn incarnation_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replication(link_rtt_ms: Option<u64>) -> ReplicationConfig {
+        ReplicationConfig {
+            f: 1,
+            servers: vec![0, 1, 2, 3],
+            verifying_keys: Vec::new(),
+            signing_key_file: PathBuf::new(),
+            link_rtt_ms,
+        }
+    }
+
+    #[test]
+    fn the_declared_link_rtt_picks_primes_periods() {
+        let release = PrimeConfig::new(1, 0);
+        assert_eq!(replication(None).prime_config(), release);
+        assert_eq!(replication(Some(50)).prime_config(), release);
+        let lan = replication(Some(1)).prime_config();
+        assert!(
+            lan.pre_prepare_period < release.pre_prepare_period,
+            "{lan:?}"
+        );
+        assert!(lan.po_ack_period < release.po_ack_period, "{lan:?}");
+        assert_eq!(lan.tat_acceptable_min, release.tat_acceptable_min);
+    }
+
+    #[test]
+    fn link_rtt_is_optional_in_the_file() {
+        let text = "f = 1\nservers = [0]\nverifying_keys = []\nsigning_key_file = \"k\"\n";
+        let parsed: ReplicationConfig = toml::from_str(text).expect("parses");
+        assert_eq!(parsed.link_rtt_ms, None);
+        let with: ReplicationConfig =
+            toml::from_str(&format!("{text}link_rtt_ms = 1\n")).expect("parses");
+        assert_eq!(with.link_rtt_ms, Some(1));
+    }
 }

@@ -176,9 +176,9 @@ impl Membership {
 /// [`PrimeConfig::for_link_rtt`].
 pub const LAN_LINK_RTT_MAX: Duration = Duration::from_millis(5);
 /// PO-ACK, PO-SUMMARY and summary-matrix period on a local network.
-pub const LAN_AGGREGATION_PERIOD: Duration = Duration::from_millis(1);
+pub const LAN_AGGREGATION_PERIOD: Duration = Duration::from_millis(2);
 /// PRE-PREPARE period on a local network.
-pub const LAN_PRE_PREPARE_PERIOD: Duration = Duration::from_millis(2);
+pub const LAN_PRE_PREPARE_PERIOD: Duration = Duration::from_millis(5);
 
 /// Every parameter of one Prime instance. Defaults are the release's (PRIME.md "Parameters").
 #[derive(Clone, Debug, PartialEq)]
@@ -386,6 +386,30 @@ mod tests {
                 assert!(2 * q.certificate() - q.n() > f, "f={f} k={k}");
             }
         }
+    }
+
+    #[test]
+    fn lan_profile_shortens_the_periods_below_the_rtt_bound_only() {
+        let release = PrimeConfig::new(1, 0);
+        let wan = PrimeConfig::for_link_rtt(1, 0, LAN_LINK_RTT_MAX);
+        assert_eq!(wan, release);
+        let lan = PrimeConfig::for_link_rtt(1, 0, Duration::from_micros(200));
+        assert_eq!(
+            (
+                lan.po_ack_period,
+                lan.po_summary_period,
+                lan.summary_matrix_period
+            ),
+            (
+                LAN_AGGREGATION_PERIOD,
+                LAN_AGGREGATION_PERIOD,
+                LAN_AGGREGATION_PERIOD
+            )
+        );
+        assert_eq!(lan.pre_prepare_period, LAN_PRE_PREPARE_PERIOD);
+        // Suspect-leader keeps the release's floor; only the period term shrinks.
+        assert_eq!(lan.tat_acceptable_min, release.tat_acceptable_min);
+        assert_eq!(lan.k_lat, release.k_lat);
     }
 
     #[test]
