@@ -10,7 +10,8 @@
 //! - [`checkpoint`]: deterministic snapshots, digests, restore, and incremental persistence.
 //! - [`replicated`]: the state machine as a Prime application; [`replica`]: one Prime server
 //!   running it, with persistence.
-//! - [`voting`]: the voting client (f+1 matching signed replies), sans-IO.
+//! - [`voting`]: the voting client (f+1 matching signed replies), sans-IO; [`verified_roots`]: the
+//!   servers' batch signatures, each checked once.
 //! - Feature `net` (tokio): `server` (a Prime replica on `stockade-runtime` with its own RESP
 //!   port), `proxy` (the voting proxy for unmodified Redis clients), `cluster` (a local cluster of
 //!   processes), and their shared `connection` front end and `service_config`.
@@ -41,6 +42,7 @@ pub mod session;
 pub mod state;
 #[cfg(feature = "net")]
 pub mod unreplicated;
+pub mod verified_roots;
 pub mod voting;
 
 pub use checkpoint::{CheckpointError, Digest};

@@ -42,11 +42,12 @@ use serde::{Deserialize, Serialize};
 use stockade_core::NodeId;
 use stockade_crypto::ed25519::{SigningKey, VerifyingKey};
 use stockade_crypto::scheme::{Signer, Verifier};
-use stockade_replication::{Ed25519MerkleAuth, Membership, PrimeConfig};
+use stockade_replication::{Membership, PrimeConfig};
 use stockade_runtime::NodeConfig;
 use thiserror::Error;
 
 use crate::replica::ReplicaError;
+use crate::verified_roots::{RootCachingAuth, VERIFIED_ROOTS_MAX};
 use crate::voting::{LANES_DEFAULT, RETRIES_MAX_DEFAULT};
 
 /// Why a server, proxy or cluster command failed.
@@ -260,8 +261,9 @@ impl ServiceConfig {
         })
     }
 
-    /// The signer of this node's replies and the verifiers of every server's.
-    pub fn auth(&self) -> Result<Ed25519MerkleAuth, ServiceError> {
+    /// The signer of this node's replies and the verifiers of every server's (each batch
+    /// signature checked once, [`crate::verified_roots`]).
+    pub fn auth(&self) -> Result<RootCachingAuth, ServiceError> {
         let signing = load_signing_key(&self.replication.signing_key_file)?;
         let verifiers = self
             .replication
@@ -277,7 +279,11 @@ impl ServiceConfig {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Ed25519MerkleAuth::new(Signer::Real(signing), verifiers))
+        Ok(RootCachingAuth::new(
+            Signer::Real(signing),
+            verifiers,
+            VERIFIED_ROOTS_MAX,
+        ))
     }
 }
 
