@@ -24,7 +24,7 @@
 //!
 //! [proxy]                             # optional; only the voting proxy reads it
 //! first_client = 4611686018427387904
-//! lanes = 64
+//! lanes = 256
 //! retry_timeout_ms = 500
 //! retries_max = 6
 //! home_server = 0                     # lanes send through this server first

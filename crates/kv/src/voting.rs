@@ -42,8 +42,10 @@ use crate::reply::Reply;
 pub const RETRY_TIMEOUT_DEFAULT: Duration = Duration::from_millis(500);
 /// Default re-sends of one command before it fails.
 pub const RETRIES_MAX_DEFAULT: u32 = 6;
-/// Default commands in flight (lanes) per voting client.
-pub const LANES_DEFAULT: usize = 64;
+/// Default commands in flight (lanes) per voting client: enough that a proxy serving a few
+/// hundred closed-loop clients keeps their commands in Prime's batches instead of queued in
+/// front of the lanes (a lane costs a client record on each server and one retry timer).
+pub const LANES_DEFAULT: usize = 256;
 
 /// The parameters of one voting client.
 #[derive(Clone, Debug)]
