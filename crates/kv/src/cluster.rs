@@ -29,6 +29,9 @@ use crate::service_config::{
 pub const RESP_PORT_OFFSET: u16 = 100;
 /// Port offset of the metrics ports from the protocol ports.
 pub const METRICS_PORT_OFFSET: u16 = 200;
+/// The link round-trip time a local cluster's configurations declare: loopback is well under a
+/// millisecond, so Prime runs with its local-network periods.
+pub const LOOPBACK_LINK_RTT_MS: u64 = 1;
 /// How long `cluster_up` waits for a started process to show up as running.
 pub const STARTUP_WAIT_MS: u64 = 2_000;
 /// How long `cluster_down` waits for a process to exit after SIGTERM before SIGKILL.
@@ -148,6 +151,7 @@ pub fn write_cluster(
         servers: (0..servers as u32).collect(),
         verifying_keys: signing[..servers].iter().map(|(_, k)| k.clone()).collect(),
         signing_key_file: signing[i].0.clone(),
+        link_rtt_ms: Some(LOOPBACK_LINK_RTT_MS),
     };
     let server_resp = (0..servers)
         .map(|i| Ok(loopback(port(base_port, RESP_PORT_OFFSET, i)?)))

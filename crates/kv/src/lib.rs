@@ -13,7 +13,8 @@
 //!   running it, with persistence.
 //! - [`attack`]: a schedule that makes a server misbehave on purpose (demonstrations, tests);
 //!   `attack_control` (feature `net`) changes a running server's attack from a file.
-//! - [`voting`]: the voting client (f+1 matching signed replies), sans-IO.
+//! - [`voting`]: the voting client (f+1 matching signed replies), sans-IO; [`verified_roots`]: the
+//!   servers' batch signatures, each checked once.
 //! - Feature `net` (tokio): `server` (a Prime replica on `stockade-runtime` with its own RESP
 //!   port), `proxy` (the voting proxy for unmodified Redis clients), `cluster` (a local cluster of
 //!   processes), and their shared `connection` front end and `service_config`.
@@ -50,6 +51,7 @@ pub mod session;
 pub mod state;
 #[cfg(feature = "net")]
 pub mod unreplicated;
+pub mod verified_roots;
 pub mod voting;
 
 pub use checkpoint::{CheckpointError, Digest};

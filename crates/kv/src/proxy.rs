@@ -71,6 +71,7 @@ pub async fn start_proxy(config: &ServiceConfig) -> Result<RunningProxy, Service
     voting.lanes = params.lanes;
     voting.retry_timeout = params.retry_timeout();
     voting.retries_max = params.retries_max;
+    voting.home_server = (!params.spread_lanes).then_some(params.home_server);
     let setup = NodeSetup::from_config(&config.node)?;
     let resp_listener = bind_resp(config.resp).await?;
     let resp_addr = resp_listener

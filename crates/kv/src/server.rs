@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use stockade_core::{DecodeLimits, Wire};
 use stockade_replication::replica::Misbehaviour;
-use stockade_replication::{ClientId, ParticipantId, PrimeConfig, PrimeOutput, Update};
+use stockade_replication::{ClientId, ParticipantId, PrimeOutput, Update};
 use stockade_runtime::{serve_metrics, spawn_node, NodeHandle, NodeSetup, RedbStore};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -44,6 +44,10 @@ pub const LOCAL_WAITING_MAX: usize = 100_000;
 
 /// Client ids of a server's own connections: `(node id + 1) << LOCAL_CLIENT_SHIFT` + connection.
 pub const LOCAL_CLIENT_SHIFT: u32 = 40;
+
+/// Prometheus counter of the view changes this server saw proven (`stockade bench kv` reads it:
+/// a view change during a benchmark means the leader was suspected under load).
+pub const VIEW_CHANGES_METRIC: &str = "kv_view_changes_total";
 
 /// A running server. Dropping it stops the node.
 pub struct RunningServer {
@@ -106,7 +110,7 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
         .and_then(|store| store.snapshot())
         .map_err(|e| ServiceError::Node(e.into()))?;
     let recovered_slot = ReplicatedKv::recorded_slot(&durable).map_err(ReplicaError::from)?;
-    let prime_config = PrimeConfig::new(config.replication.f, 0);
+    let prime_config = config.replication.prime_config();
     let mut replica = KvReplica::recover(
         prime_config,
         membership,
@@ -354,7 +358,7 @@ async fn dispatch_outputs(
                 tracing::info!(view, "suspecting the leader");
             }
             PrimeOutput::NewLeaderProven { view } => {
-                metrics::counter!("kv_view_changes_total", "participant" => me.0.to_string())
+                metrics::counter!(VIEW_CHANGES_METRIC, "participant" => me.0.to_string())
                     .increment(1);
                 metrics::gauge!("kv_proven_view", "participant" => me.0.to_string())
                     .set(view as f64);

@@ -20,14 +20,17 @@
 //! servers = [0, 1, 2, 3]              # node ids of the Prime participants, in participant order
 //! verifying_keys = ["...", ...]       # each server's Ed25519 public key (hex), same order
 //! signing_key_file = "/cluster/server0.sign"
+//! link_rtt_ms = 1                     # optional: picks Prime's periods (absent: wide-area)
 //!
 //! [proxy]                             # optional; only the voting proxy reads it
 //! first_client = 4611686018427387904
-//! lanes = 64
+//! lanes = 256
 //! retry_timeout_ms = 500
 //! retries_max = 6
 //! server_resp = ["127.0.0.1:7300", ...] # each server's RESP port, in participant order: where
 //!                                     # replies over 16 KiB are fetched (crate::large_reply)
+//! home_server = 0                     # lanes send through this server first
+//! spread_lanes = false                # true: spread lanes over all servers instead
 //!
 //! [attack]                            # optional, demonstrations and tests ONLY: see AttackConfig
 //! misbehave_on_purpose = true
@@ -48,12 +51,13 @@ use serde::{Deserialize, Serialize};
 use stockade_core::NodeId;
 use stockade_crypto::ed25519::{SigningKey, VerifyingKey};
 use stockade_crypto::scheme::{Signer, Verifier};
-use stockade_replication::{Attack, Ed25519MerkleAuth, Membership};
+use stockade_replication::{Attack, Membership, PrimeConfig};
 use stockade_runtime::NodeConfig;
 use thiserror::Error;
 
 use crate::attack::AttackSchedule;
 use crate::replica::ReplicaError;
+use crate::verified_roots::{RootCachingAuth, VERIFIED_ROOTS_MAX};
 use crate::voting::{LANES_DEFAULT, RETRIES_MAX_DEFAULT};
 
 /// Why a server, proxy or cluster command failed.
@@ -125,6 +129,20 @@ pub struct ReplicationConfig {
     pub verifying_keys: Vec<String>,
     /// This node's Ed25519 signing key file (a proxy's key is never used to sign).
     pub signing_key_file: PathBuf,
+    /// Round-trip time of the links between the servers, in milliseconds; it chooses Prime's
+    /// periods ([`PrimeConfig::for_link_rtt`]). Absent: the release's wide-area periods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_rtt_ms: Option<u64>,
+}
+
+impl ReplicationConfig {
+    /// The Prime parameters of this cluster (N = 3f + 1, no recovering participants).
+    pub fn prime_config(&self) -> PrimeConfig {
+        match self.link_rtt_ms {
+            Some(ms) => PrimeConfig::for_link_rtt(self.f, 0, Duration::from_millis(ms)),
+            None => PrimeConfig::new(self.f, 0),
+        }
+    }
 }
 
 /// The voting proxy's parameters.
@@ -143,6 +161,12 @@ pub struct ProxyParams {
     /// large for a Prime reply once f+1 servers agreed on their digest
     /// ([`crate::large_reply`]). Empty: such replies are answered with an error.
     pub server_resp: Vec<SocketAddr>,
+    /// The server every lane sends through first (retries move a lane on): one originator
+    /// batches the proxy's concurrent commands into few PO-REQUESTs. Proxies of one cluster may
+    /// pick different home servers to share the load.
+    pub home_server: usize,
+    /// Spread the lanes over all servers instead of using `home_server`.
+    pub spread_lanes: bool,
 }
 
 /// Proxy client ids start here; server-local client ids stay below it.
@@ -156,6 +180,8 @@ impl Default for ProxyParams {
             retry_timeout_ms: 500,
             retries_max: RETRIES_MAX_DEFAULT,
             server_resp: Vec::new(),
+            home_server: 0,
+            spread_lanes: false,
         }
     }
 }
@@ -349,6 +375,13 @@ impl ServiceConfig {
         if let Some(attack) = &self.attack {
             attack.validate()?;
         }
+        if self.proxy.home_server >= r.servers.len() {
+            return Err(format!(
+                "proxy.home_server is {} but servers are numbered 0 to {}",
+                self.proxy.home_server,
+                r.servers.len() - 1
+            ));
+        }
         self.node.validate().map_err(|e| e.to_string())
     }
 
@@ -366,8 +399,9 @@ impl ServiceConfig {
         })
     }
 
-    /// The signer of this node's replies and the verifiers of every server's.
-    pub fn auth(&self) -> Result<Ed25519MerkleAuth, ServiceError> {
+    /// The signer of this node's replies and the verifiers of every server's (each batch
+    /// signature checked once, [`crate::verified_roots`]).
+    pub fn auth(&self) -> Result<RootCachingAuth, ServiceError> {
         let signing = load_signing_key(&self.replication.signing_key_file)?;
         let verifiers = self
             .replication
@@ -383,7 +417,11 @@ impl ServiceConfig {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Ed25519MerkleAuth::new(Signer::Real(signing), verifiers))
+        Ok(RootCachingAuth::new(
+            Signer::Real(signing),
+            verifiers,
+            VERIFIED_ROOTS_MAX,
+        ))
     }
 }
 
@@ -471,5 +509,39 @@ mod tests {
         );
         let warning = config.warning();
         assert!(warning.contains("MISBEHAVES ON PURPOSE") && warning.contains("450 ms"));
+    }
+
+    fn replication(link_rtt_ms: Option<u64>) -> ReplicationConfig {
+        ReplicationConfig {
+            f: 1,
+            servers: vec![0, 1, 2, 3],
+            verifying_keys: Vec::new(),
+            signing_key_file: PathBuf::new(),
+            link_rtt_ms,
+        }
+    }
+
+    #[test]
+    fn the_declared_link_rtt_picks_primes_periods() {
+        let release = PrimeConfig::new(1, 0);
+        assert_eq!(replication(None).prime_config(), release);
+        assert_eq!(replication(Some(50)).prime_config(), release);
+        let lan = replication(Some(1)).prime_config();
+        assert!(
+            lan.pre_prepare_period < release.pre_prepare_period,
+            "{lan:?}"
+        );
+        assert!(lan.po_ack_period < release.po_ack_period, "{lan:?}");
+        assert_eq!(lan.tat_acceptable_min, release.tat_acceptable_min);
+    }
+
+    #[test]
+    fn link_rtt_is_optional_in_the_file() {
+        let text = "f = 1\nservers = [0]\nverifying_keys = []\nsigning_key_file = \"k\"\n";
+        let parsed: ReplicationConfig = toml::from_str(text).expect("parses");
+        assert_eq!(parsed.link_rtt_ms, None);
+        let with: ReplicationConfig =
+            toml::from_str(&format!("{text}link_rtt_ms = 1\n")).expect("parses");
+        assert_eq!(with.link_rtt_ms, Some(1));
     }
 }

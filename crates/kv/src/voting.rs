@@ -16,6 +16,8 @@
 //!   (Prime executes an update once, whoever admitted it), at most `retries_max` times; then the
 //!   command fails with [`VotingOutput::Failed`]. The lane's later commands go through the server
 //!   it moved to.
+//! - Each lane starts at the configured home server ([`VotingConfig::home_server`]) or, without
+//!   one, lanes are spread over the servers.
 //! - Concurrency comes from lanes: each lane is a Prime client of its own with one update in
 //!   flight, so its sequence numbers execute in order even when retries go through different
 //!   servers (Prime drops an update whose sequence number is not above the last executed one).
@@ -40,8 +42,10 @@ use crate::reply::Reply;
 pub const RETRY_TIMEOUT_DEFAULT: Duration = Duration::from_millis(500);
 /// Default re-sends of one command before it fails.
 pub const RETRIES_MAX_DEFAULT: u32 = 6;
-/// Default commands in flight (lanes) per voting client.
-pub const LANES_DEFAULT: usize = 64;
+/// Default commands in flight (lanes) per voting client: enough that a proxy serving a few
+/// hundred closed-loop clients keeps their commands in Prime's batches instead of queued in
+/// front of the lanes (a lane costs a client record on each server and one retry timer).
+pub const LANES_DEFAULT: usize = 256;
 
 /// The parameters of one voting client.
 #[derive(Clone, Debug)]
@@ -62,6 +66,11 @@ pub struct VotingConfig {
     pub retry_timeout: Duration,
     /// Re-sends of one command before it fails.
     pub retries_max: u32,
+    /// `Some(i)`: every lane starts out sending through server i; `None`: lane j starts with
+    /// server `(first_client + j) mod N`. One home server lets its pre-ordering put the
+    /// client's concurrent commands into few PO-REQUESTs (PRIME.md step 2), so fewer requests,
+    /// acknowledgements and signatures are spent per command; retries still move each lane on.
+    pub home_server: Option<usize>,
 }
 
 impl VotingConfig {
@@ -75,6 +84,7 @@ impl VotingConfig {
             lanes: LANES_DEFAULT,
             retry_timeout: RETRY_TIMEOUT_DEFAULT,
             retries_max: RETRIES_MAX_DEFAULT,
+            home_server: None,
         }
     }
 }
@@ -395,10 +405,12 @@ impl Protocol for VotingClient {
             reply_to: Some(cx.me()),
             op: request.command.to_bytes(),
         };
-        // Spread lanes over the servers; retries move on from there.
-        let via = *lane
-            .preferred
-            .get_or_insert((client.0 % servers as u64) as usize);
+        // Start at the home server, or spread lanes over the servers; retries move on from there.
+        let start = match self.cfg.home_server {
+            Some(home) => home % servers,
+            None => (client.0 % servers as u64) as usize,
+        };
+        let via = *lane.preferred.get_or_insert(start);
         lane.in_flight = Some(InFlight {
             tag: request.tag,
             update: update.clone(),

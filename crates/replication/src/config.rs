@@ -172,6 +172,14 @@ impl Membership {
     }
 }
 
+/// Links with a round-trip time below this get the local-network periods of
+/// [`PrimeConfig::for_link_rtt`].
+pub const LAN_LINK_RTT_MAX: Duration = Duration::from_millis(5);
+/// PO-ACK, PO-SUMMARY and summary-matrix period on a local network.
+pub const LAN_AGGREGATION_PERIOD: Duration = Duration::from_millis(2);
+/// PRE-PREPARE period on a local network.
+pub const LAN_PRE_PREPARE_PERIOD: Duration = Duration::from_millis(5);
+
 /// Every parameter of one Prime instance. Defaults are the release's (PRIME.md "Parameters").
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrimeConfig {
@@ -272,6 +280,35 @@ impl PrimeConfig {
         }
     }
 
+    /// Periods for a deployment whose links have round-trip time `link_rtt`: the release's
+    /// defaults ([`PrimeConfig::new`]) for wide-area links, shorter aggregation periods for a
+    /// local network.
+    ///
+    /// Rationale: each periodic step (PO-ACK, PO-SUMMARY, summary matrix: PRIME.md steps 4, 6, 7;
+    /// PRE-PREPARE: step 8) adds on average half its period to an update's latency, and exists to
+    /// aggregate many updates into one signed message. The release's 6 ms and 20 ms suit its
+    /// wide-area links (paper 004, section 5: 50 ms between sites), where they are small next to
+    /// the link delay. On a LAN (RTT below [`LAN_LINK_RTT_MAX`]) the same periods would be most of
+    /// the latency, so the aggregation steps run every [`LAN_AGGREGATION_PERIOD`] and the leader
+    /// proposes every [`LAN_PRE_PREPARE_PERIOD`]; steps with nothing new send nothing, so an idle
+    /// cluster pays only timer wake-ups. Suspect-leader is unchanged except for the period term
+    /// of its threshold (PRIME.md "Suspect-leader"): `tat_acceptable_min` (8 ms) stays, so a
+    /// leader still gets at least `K_lat x 8 ms` on top of its own proposal period, the same
+    /// slack the release gives.
+    pub fn for_link_rtt(f: usize, k: usize, link_rtt: Duration) -> PrimeConfig {
+        let release = PrimeConfig::new(f, k);
+        if link_rtt >= LAN_LINK_RTT_MAX {
+            return release;
+        }
+        PrimeConfig {
+            po_ack_period: LAN_AGGREGATION_PERIOD,
+            po_summary_period: LAN_AGGREGATION_PERIOD,
+            summary_matrix_period: LAN_AGGREGATION_PERIOD,
+            pre_prepare_period: LAN_PRE_PREPARE_PERIOD,
+            ..release
+        }
+    }
+
     /// Check that the parameters can run with `membership`.
     pub fn validate(&self, membership: &Membership) -> Result<(), ConfigError> {
         let needed = self.quorums.n();
@@ -349,6 +386,30 @@ mod tests {
                 assert!(2 * q.certificate() - q.n() > f, "f={f} k={k}");
             }
         }
+    }
+
+    #[test]
+    fn lan_profile_shortens_the_periods_below_the_rtt_bound_only() {
+        let release = PrimeConfig::new(1, 0);
+        let wan = PrimeConfig::for_link_rtt(1, 0, LAN_LINK_RTT_MAX);
+        assert_eq!(wan, release);
+        let lan = PrimeConfig::for_link_rtt(1, 0, Duration::from_micros(200));
+        assert_eq!(
+            (
+                lan.po_ack_period,
+                lan.po_summary_period,
+                lan.summary_matrix_period
+            ),
+            (
+                LAN_AGGREGATION_PERIOD,
+                LAN_AGGREGATION_PERIOD,
+                LAN_AGGREGATION_PERIOD
+            )
+        );
+        assert_eq!(lan.pre_prepare_period, LAN_PRE_PREPARE_PERIOD);
+        // Suspect-leader keeps the release's floor; only the period term shrinks.
+        assert_eq!(lan.tat_acceptable_min, release.tat_acceptable_min);
+        assert_eq!(lan.k_lat, release.k_lat);
     }
 
     #[test]

@@ -138,18 +138,27 @@ pub enum BenchCommand {
 /// `stockade bench kv`.
 #[derive(Args, Debug)]
 pub struct BenchKvArgs {
-    /// Updates (SET of a 200-byte value) in all.
-    #[arg(long, default_value_t = 2_000)]
+    /// Updates (SET of a 200-byte value) per run; a run is one target at one client count.
+    #[arg(long, default_value_t = 1_000)]
     pub updates: u64,
-    /// Closed-loop clients, each with one update outstanding.
-    #[arg(long, default_value_t = 8)]
-    pub clients: usize,
+    /// Client counts, comma-separated: closed-loop clients, each with one update outstanding.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16, 64])]
+    pub clients: Vec<usize>,
+    /// A run stops after this many seconds even if updates remain (it reports what was done).
+    #[arg(long, default_value_t = 15)]
+    pub run_seconds_max: u64,
     /// Byzantine servers the local cluster tolerates (3f + 1 servers).
     #[arg(long, default_value_t = 1)]
     pub f: usize,
     /// A running proxy's RESP address instead of a local cluster.
     #[arg(long)]
     pub proxy: Option<std::net::SocketAddr>,
+    /// A server's RESP port to measure directly (a local cluster's server 0 by default).
+    #[arg(long)]
+    pub direct: Option<std::net::SocketAddr>,
+    /// Skip the unreplicated baselines (stockade's unreplicated server, redis-server).
+    #[arg(long)]
+    pub no_baselines: bool,
 }
 
 /// `stockade bench transcript`.

@@ -1,157 +1,299 @@
 //! `stockade bench kv`: throughput and latency of the replicated KV service as a Redis client sees
-//! it. Starts a local cluster of real processes (or uses a running proxy), runs closed-loop clients
-//! that each send SET commands of 200-byte values (paper 004's update size) one at a time through
-//! the voting proxy, and reports updates per second and latency percentiles.
+//! it, against the number of clients, next to unreplicated servers on the same machine.
+//!
+//! Starts a local 3f+1-server cluster of real processes (or uses a running proxy), then for each
+//! client count runs closed-loop clients sending 200-byte SETs ([`crate::kv_load`]) through the
+//! voting proxy and directly to server 0's RESP port (a client that trusts that server; its
+//! updates are still ordered by Prime). Then the same load against the baselines
+//! ([`crate::kv_baselines`]): stockade's unreplicated server, and redis-server in three durability
+//! modes when it is on PATH. Prints a table, the replicated/unreplicated throughput ratios (paper
+//! 001's anchor: within 25%), each server's peak memory, the view changes the run caused, and
+//! every figure as one JSON line.
 
-use std::io::{BufRead, BufReader, Read as _, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use serde_json::json;
+use serde_json::{json, Map, Value};
+use stockade_kv::cluster::{METRICS_PORT_OFFSET, RESP_PORT_OFFSET};
+use stockade_kv::server::VIEW_CHANGES_METRIC;
 
 use crate::cli::BenchKvArgs;
 use crate::headline::{print_headline, Verdict};
+use crate::kv_baselines::{
+    peak_rss_kib, redis_available, scrape_counter, RedisDurability, RedisServer,
+    UnreplicatedBaseline,
+};
+pub use crate::kv_load::{connect_within, VALUE_BYTES};
+use crate::kv_load::{run_load, LoadFigures, LoadSpec, CLIENTS_MAX};
 
-/// Bytes of each SET's value (paper 004, section 5: 200-byte updates).
-pub const VALUE_BYTES: usize = 200;
-/// Longest reply line read from the proxy, in bytes.
-pub const REPLY_LINE_BYTES_MAX: u64 = 1024;
-/// How long one update may take before the benchmark gives up.
-pub const REPLY_TIMEOUT_MS: u64 = 20_000;
-/// How long a client keeps trying to connect to a proxy that was just started.
-pub const CONNECT_WITHIN_MS: u64 = 10_000;
-/// Pause between two connection attempts.
-const CONNECT_RETRY_MS: u64 = 20;
-/// Most client threads.
-pub const CLIENTS_MAX: usize = 256;
 /// Port offsets of a local cluster's protocol, RESP and metrics ports (`stockade_kv::cluster`).
-const PORT_OFFSETS: [u16; 3] = [
-    0,
-    stockade_kv::cluster::RESP_PORT_OFFSET,
-    stockade_kv::cluster::METRICS_PORT_OFFSET,
-];
+const PORT_OFFSETS: [u16; 3] = [0, RESP_PORT_OFFSET, METRICS_PORT_OFFSET];
+
+/// A baseline run does this many times `--updates`: it is so much faster that a run of the same
+/// count would last milliseconds and measure mostly thread start-up (each run is still bounded by
+/// `--run-seconds-max`).
+pub const BASELINE_UPDATES_FACTOR: u64 = 20;
+
+/// The replicated targets, compared with every baseline.
+const REPLICATED_TARGETS: [&str; 2] = ["proxy", "direct"];
+
+/// A local cluster this benchmark started; stopped by [`LocalCluster::stop`].
+struct LocalCluster {
+    dir: tempfile::TempDir,
+    base_port: u16,
+    servers: usize,
+    proxy: SocketAddr,
+}
+
+impl LocalCluster {
+    fn start(f: usize) -> anyhow::Result<LocalCluster> {
+        let dir = tempfile::tempdir().context("creating a directory for the cluster")?;
+        let exe = std::env::current_exe().context("finding this binary")?;
+        let servers = 3 * f + 1;
+        let base_port = free_base_port(servers as u16 + 1)?;
+        let proxy = stockade_kv::cluster::cluster_up(dir.path(), servers, f, base_port, &exe)
+            .context("starting a local cluster")?;
+        Ok(LocalCluster {
+            dir,
+            base_port,
+            servers,
+            proxy,
+        })
+    }
+
+    fn loopback(&self, offset: u16, index: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.base_port + offset + index as u16))
+    }
+
+    /// Server 0's RESP port.
+    fn direct(&self) -> SocketAddr {
+        self.loopback(RESP_PORT_OFFSET, 0)
+    }
+
+    /// View changes proven, summed over the servers (each server counts each one it saw).
+    fn view_changes(&self) -> Option<f64> {
+        (0..self.servers)
+            .map(|i| scrape_counter(self.loopback(METRICS_PORT_OFFSET, i), VIEW_CHANGES_METRIC))
+            .sum()
+    }
+
+    /// Each process's peak resident memory in KiB, by name (`server0`, ..., `proxy`).
+    fn peak_memory(&self) -> anyhow::Result<Map<String, Value>> {
+        let status = stockade_kv::cluster::cluster_status(self.dir.path())?;
+        let mut peaks = Map::new();
+        for row in status.as_array().into_iter().flatten() {
+            let name = match (row["role"].as_str(), row["id"].as_u64()) {
+                (Some("server"), Some(id)) => format!("server{id}"),
+                (Some(role), _) => role.to_string(),
+                _ => continue,
+            };
+            let peak = row["pid"].as_u64().and_then(|pid| peak_rss_kib(pid as u32));
+            peaks.insert(name, json!(peak));
+        }
+        Ok(peaks)
+    }
+
+    fn stop(self) -> anyhow::Result<()> {
+        stockade_kv::cluster::cluster_down(self.dir.path())
+            .context("stopping the local cluster")?;
+        Ok(())
+    }
+}
 
 /// Run the benchmark.
 pub fn run(args: &BenchKvArgs) -> anyhow::Result<Verdict> {
-    if !(1..=CLIENTS_MAX).contains(&args.clients) || args.updates == 0 {
-        bail!("--clients must be between 1 and {CLIENTS_MAX} and --updates at least 1");
+    if args.clients.is_empty() || args.clients.iter().any(|c| !(1..=CLIENTS_MAX).contains(c)) {
+        bail!("--clients must list counts between 1 and {CLIENTS_MAX}");
     }
-    let (proxy, cluster_dir) = match args.proxy {
-        Some(addr) => (addr, None),
-        None => {
-            let dir = tempfile::tempdir().context("creating a directory for the cluster")?;
-            let exe = std::env::current_exe().context("finding this binary")?;
-            let servers = 3 * args.f + 1;
-            let base = free_base_port(servers as u16 + 1)?;
-            let addr = stockade_kv::cluster::cluster_up(dir.path(), servers, args.f, base, &exe)
-                .context("starting a local cluster")?;
-            (addr, Some(dir))
+    if args.updates == 0 || args.run_seconds_max == 0 {
+        bail!("--updates and --run-seconds-max must be at least 1");
+    }
+    let mut runs: Vec<(String, LoadFigures)> = Vec::new();
+    let mut peak_memory = Map::new();
+    let cluster = match args.proxy {
+        Some(_) => None,
+        None => Some(LocalCluster::start(args.f)?),
+    };
+    let proxy = args.proxy.or(cluster.as_ref().map(|c| c.proxy));
+    let direct = args.direct.or(cluster.as_ref().map(LocalCluster::direct));
+    let view_changes_before = cluster.as_ref().and_then(LocalCluster::view_changes);
+    let replicated = measure_replicated(args, proxy, direct, &mut runs);
+    let mut view_changes = None;
+    if let Some(cluster) = cluster {
+        if replicated.is_ok() {
+            peak_memory = cluster.peak_memory()?;
+            view_changes = cluster
+                .view_changes()
+                .map(|after| (after - view_changes_before.unwrap_or(0.0)).max(0.0) as u64);
         }
-    };
-    let result = measure(proxy, args);
-    if let Some(dir) = &cluster_dir {
-        stockade_kv::cluster::cluster_down(dir.path()).context("stopping the local cluster")?;
+        cluster.stop()?;
     }
-    let mut latencies = result?;
-    latencies.sort();
-    let (elapsed, count) = (latencies.iter().map(|(_, end)| *end).max(), latencies.len());
-    let elapsed = elapsed.unwrap_or_default().as_secs_f64().max(f64::EPSILON);
-    let mut spans: Vec<Duration> = latencies.iter().map(|(span, _)| *span).collect();
-    spans.sort();
-    let percentile = |p: f64| {
-        let index = ((spans.len() as f64 - 1.0) * p).round() as usize;
-        spans.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e3)
-    };
-    let throughput = count as f64 / elapsed;
-    println!(
-        "{count} updates of {VALUE_BYTES} B by {} clients through the voting proxy at {proxy}: {throughput:.0} updates/s, latency p50 {:.2} ms, p99 {:.2} ms",
-        args.clients,
-        percentile(0.5),
-        percentile(0.99)
-    );
-    println!("(other processes sharing the CPU make these figures pessimistic)");
-    print_headline(&json!({
-        "bench": "kv",
-        "updates": count,
-        "clients": args.clients,
-        "value_bytes": VALUE_BYTES,
-        "local_cluster": cluster_dir.is_some(),
-        "updates_per_s": throughput,
-        "latency_p50_ms": percentile(0.5),
-        "latency_p99_ms": percentile(0.99),
-    }));
+    replicated?;
+    if !args.no_baselines {
+        measure_baselines(args, &mut runs, &mut peak_memory)?;
+    }
+    report(args, &runs, &peak_memory, view_changes, proxy);
     Ok(Verdict::Passed)
 }
 
-/// Every update's `(latency, time since the start when it finished)`.
-fn measure(proxy: SocketAddr, args: &BenchKvArgs) -> anyhow::Result<Vec<(Duration, Duration)>> {
-    let start = Instant::now();
-    let per_client = args.updates.div_ceil(args.clients as u64);
-    let workers: Vec<_> = (0..args.clients)
-        .map(|client| std::thread::spawn(move || client_loop(proxy, client, per_client, start)))
-        .collect();
-    let mut all = Vec::new();
-    for worker in workers {
-        let done = worker
-            .join()
-            .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
-        all.extend(done);
-    }
-    Ok(all)
-}
-
-fn client_loop(
-    proxy: SocketAddr,
-    client: usize,
+/// Measure `target` at every client count, `updates` per run.
+fn measure(
+    args: &BenchKvArgs,
+    target: &str,
+    addr: SocketAddr,
     updates: u64,
-    start: Instant,
-) -> anyhow::Result<Vec<(Duration, Duration)>> {
-    let stream = connect_within(proxy, Duration::from_millis(CONNECT_WITHIN_MS))?;
-    stream.set_read_timeout(Some(Duration::from_millis(REPLY_TIMEOUT_MS)))?;
-    stream.set_nodelay(true)?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    let value = "v".repeat(VALUE_BYTES);
-    let mut done = Vec::with_capacity(updates as usize);
-    for i in 0..updates {
-        let key = format!("bench:{client}:{i}");
-        let command = format!(
-            "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n",
-            key.len(),
-            value.len()
-        );
-        let sent = Instant::now();
-        writer.write_all(command.as_bytes())?;
-        let mut line = Vec::new();
-        (&mut reader)
-            .take(REPLY_LINE_BYTES_MAX)
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("waiting for the reply to update {i} of client {client}"))?;
-        if line != b"+OK\r\n" {
-            bail!(
-                "update {i} of client {client} was answered {:?}",
-                String::from_utf8_lossy(&line)
-            );
-        }
-        done.push((sent.elapsed(), start.elapsed()));
+    runs: &mut Vec<(String, LoadFigures)>,
+) -> anyhow::Result<()> {
+    for &clients in &args.clients {
+        let spec = LoadSpec {
+            clients,
+            updates,
+            within: Duration::from_secs(args.run_seconds_max),
+        };
+        let figures = run_load(addr, spec)
+            .with_context(|| format!("{target} at {addr} with {clients} clients"))?;
+        runs.push((target.to_string(), figures));
     }
-    Ok(done)
+    Ok(())
 }
 
-/// Connect to `addr`, retrying while it refuses (a proxy that was just started binds its RESP port
-/// a moment after its process runs), for at most `within`.
-pub fn connect_within(addr: SocketAddr, within: Duration) -> anyhow::Result<TcpStream> {
-    let deadline = Instant::now() + within;
-    loop {
-        match TcpStream::connect(addr) {
-            Ok(stream) => return Ok(stream),
-            Err(e) if Instant::now() >= deadline => {
-                return Err(e).with_context(|| format!("connecting to {addr} for {within:?}"))
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(CONNECT_RETRY_MS)),
+fn measure_replicated(
+    args: &BenchKvArgs,
+    proxy: Option<SocketAddr>,
+    direct: Option<SocketAddr>,
+    runs: &mut Vec<(String, LoadFigures)>,
+) -> anyhow::Result<()> {
+    for (target, addr) in REPLICATED_TARGETS.into_iter().zip([proxy, direct]) {
+        if let Some(addr) = addr {
+            measure(args, target, addr, args.updates, runs)?;
         }
     }
+    Ok(())
+}
+
+fn measure_baselines(
+    args: &BenchKvArgs,
+    runs: &mut Vec<(String, LoadFigures)>,
+    peak_memory: &mut Map<String, Value>,
+) -> anyhow::Result<()> {
+    let unreplicated = UnreplicatedBaseline::start()?;
+    let updates = args.updates.saturating_mul(BASELINE_UPDATES_FACTOR);
+    measure(args, "unreplicated", unreplicated.addr(), updates, runs)?;
+    drop(unreplicated);
+    if !redis_available() {
+        println!("redis-server is not on PATH: no redis baseline (apt-get install redis-server)");
+        return Ok(());
+    }
+    for durability in RedisDurability::ALL {
+        let dir = tempfile::tempdir().context("creating a directory for redis-server")?;
+        let redis = RedisServer::start(durability, dir.path())?;
+        measure(args, durability.target(), redis.addr(), updates, runs)?;
+        peak_memory.insert(durability.target().into(), json!(peak_rss_kib(redis.pid())));
+    }
+    Ok(())
+}
+
+/// Replicated throughput over each baseline's, per client count.
+fn ratios(runs: &[(String, LoadFigures)]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (target, figures) in runs {
+        if !REPLICATED_TARGETS.contains(&target.as_str()) {
+            continue;
+        }
+        for (baseline, base) in runs {
+            if REPLICATED_TARGETS.contains(&baseline.as_str()) || base.clients != figures.clients {
+                continue;
+            }
+            out.push(json!({
+                "clients": figures.clients,
+                "replicated": target,
+                "baseline": baseline,
+                "throughput_ratio": figures.updates_per_s / base.updates_per_s.max(f64::EPSILON),
+            }));
+        }
+    }
+    out
+}
+
+fn report(
+    args: &BenchKvArgs,
+    runs: &[(String, LoadFigures)],
+    peak_memory: &Map<String, Value>,
+    view_changes: Option<u64>,
+    proxy: Option<SocketAddr>,
+) {
+    println!(
+        "SET of {VALUE_BYTES} B, closed loop, one update outstanding per client; {} servers, f = {}",
+        3 * args.f + 1,
+        args.f
+    );
+    println!(
+        "{:<20} {:>7} {:>8} {:>11} {:>9} {:>9}",
+        "target", "clients", "updates", "updates/s", "p50 ms", "p99 ms"
+    );
+    for (target, f) in runs {
+        println!(
+            "{target:<20} {:>7} {:>8} {:>11.0} {:>9.2} {:>9.2}",
+            f.clients, f.updates, f.updates_per_s, f.latency_p50_ms, f.latency_p99_ms
+        );
+    }
+    let ratios = ratios(runs);
+    println!("replicated throughput as a fraction of unreplicated (paper 001's anchor: >= 0.75):");
+    for (target, figures) in runs
+        .iter()
+        .filter(|(t, _)| REPLICATED_TARGETS.contains(&t.as_str()))
+    {
+        let parts: Vec<String> = ratios
+            .iter()
+            .filter(|r| r["replicated"] == target.as_str() && r["clients"] == figures.clients)
+            .map(|r| {
+                format!(
+                    "{:.4} of {}",
+                    r["throughput_ratio"].as_f64().unwrap_or_default(),
+                    r["baseline"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        println!(
+            "  {target}, {} clients: {}",
+            figures.clients,
+            parts.join(", ")
+        );
+    }
+    for (name, kib) in peak_memory {
+        println!("peak memory (VmHWM) of {name}: {kib} KiB");
+    }
+    if let Some(changes) = view_changes {
+        println!("view changes during the run (summed over servers): {changes}");
+    }
+    println!("(other processes sharing the CPU make these figures pessimistic)");
+    // The headline of older scripts: the proxy at the largest client count.
+    let headline = runs
+        .iter()
+        .filter(|(t, _)| t == "proxy")
+        .max_by_key(|(_, f)| f.clients)
+        .map(|(_, f)| f.clone());
+    let mut figures = json!({
+        "bench": "kv",
+        "value_bytes": VALUE_BYTES,
+        "servers": 3 * args.f + 1,
+        "f": args.f,
+        "local_cluster": args.proxy.is_none(),
+        "proxy": proxy.map(|p| p.to_string()),
+        "runs": runs.iter().map(|(t, f)| f.to_json(t)).collect::<Vec<_>>(),
+        "ratios": ratios,
+        "peak_rss_kib": peak_memory,
+        "view_changes": view_changes,
+    });
+    if let (Some(h), Some(object)) = (headline, figures.as_object_mut()) {
+        object.insert("clients".into(), json!(h.clients));
+        object.insert("updates".into(), json!(h.updates));
+        object.insert("updates_per_s".into(), json!(h.updates_per_s));
+        object.insert("latency_p50_ms".into(), json!(h.latency_p50_ms));
+        object.insert("latency_p99_ms".into(), json!(h.latency_p99_ms));
+    }
+    print_headline(&figures);
 }
 
 /// A base port whose protocol, RESP and metrics ports for `processes` processes are free now.

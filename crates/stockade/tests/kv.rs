@@ -128,14 +128,44 @@ fn cluster_commands_refuse_what_they_cannot_do() {
 
 #[test]
 fn bench_kv_starts_a_cluster_measures_updates_and_stops_it() {
-    let out = stockade(&["bench", "kv", "--updates", "200", "--clients", "4"]);
+    let out = stockade(&["bench", "kv", "--updates", "100", "--clients", "1,4"]);
     assert_success(&out);
     let figures = last_line_json(&out);
     assert_eq!(figures["bench"], "kv");
-    assert_eq!(figures["updates"], 200);
+    assert_eq!(figures["updates"], 100);
+    assert_eq!(figures["clients"], 4);
     assert_eq!(figures["local_cluster"], true);
     assert!(figures["updates_per_s"].as_f64() > Some(0.0));
     assert!(figures["latency_p99_ms"].as_f64() >= figures["latency_p50_ms"].as_f64());
+    let runs = figures["runs"].as_array().expect("runs");
+    let baseline_updates = 100 * stockade::kv_bench::BASELINE_UPDATES_FACTOR;
+    for (target, updates) in [
+        ("proxy", 100),
+        ("direct", 100),
+        ("unreplicated", baseline_updates),
+    ] {
+        for clients in [1, 4] {
+            let run = runs
+                .iter()
+                .find(|r| r["target"] == target && r["clients"] == clients)
+                .unwrap_or_else(|| panic!("no {target} run with {clients} clients: {runs:?}"));
+            assert_eq!(run["updates"], updates, "{run}");
+        }
+    }
+    let ratios = figures["ratios"].as_array().expect("ratios");
+    assert!(
+        ratios.iter().any(|r| r["replicated"] == "proxy"
+            && r["baseline"] == "unreplicated"
+            && r["throughput_ratio"].as_f64() > Some(0.0)),
+        "{ratios:?}"
+    );
+    for process in ["server0", "server1", "server2", "server3", "proxy"] {
+        assert!(
+            figures["peak_rss_kib"][process].as_u64() > Some(0),
+            "peak memory of {process}: {figures}"
+        );
+    }
+    assert!(figures["view_changes"].as_f64().is_some(), "{figures}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.matches("started ").count(), 5, "{text}");
 }

@@ -324,3 +324,31 @@ fn commands_in_flight_are_bounded_by_the_lanes() {
     assert_eq!(c.in_flight(), 2);
     c.check_invariants().expect("invariants hold");
 }
+
+#[test]
+fn with_a_home_server_every_lane_starts_there_and_a_silent_one_is_left() {
+    let mut cfg = config();
+    cfg.home_server = Some(2);
+    let mut c = VotingClient::new(cfg, Box::new(auth_for(&keys(), 0)));
+    let first_hops: Vec<NodeId> = [1, 2]
+        .into_iter()
+        .map(|tag| {
+            let effects = request(&mut c, tag, "SET k v");
+            match &effects[0] {
+                Effect::Send { to, .. } => *to,
+                other => panic!("a send first: {other:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(
+        first_hops,
+        vec![NodeId(2), NodeId(2)],
+        "both lanes start at home"
+    );
+    let effects = call(&mut c, |c, cx| c.on_timer(cx, VotingTimer::Retry(0)));
+    assert!(
+        matches!(&effects[0], Effect::Send { to, .. } if *to == NodeId(3)),
+        "the silent home is left for the next server: {effects:?}"
+    );
+    assert_eq!(c.stats().resends, 1);
+}
