@@ -12,6 +12,8 @@
 //! - "Cooperative group communication" (Scribe multicast, anycast, tree repair): [`scribe`];
 //! - the `stockade sim` scenarios (`pastry-hops`, `pastry-failures`, `pastry-malicious`,
 //!   `pastry-churn`, `dht`, `scribe`): [`scenarios`];
+//! - the DHT and Scribe on one node behind a ticketed interface, as the real daemon runs them:
+//!   [`service`];
 //! - scale experiments over a statically built overlay (hop counts, delay stretch):
 //!   [`static_overlay`] on a [`latency`] model, driven by the `pastry-hops` binary; failures and
 //!   malicious nodes (secure routing: constrained tables, redundant routing): [`static_faults`].
@@ -29,6 +31,7 @@ pub mod routing_table;
 #[cfg(feature = "sim")]
 pub mod scenarios;
 pub mod scribe;
+pub mod service;
 pub mod static_faults;
 pub mod static_overlay;
 
