@@ -2,8 +2,8 @@
 //! ([`cli`]), the simulation scenarios of every crate ([`scenarios`], run by [`sim_cmd`]), the
 //! benchmarks ([`bench`], [`kv_bench`]), the replicated KV service's daemons and local cluster
 //! ([`kv_cmd`]), LA-groups' live view and pictures ([`groups`]), the broadcast cluster of real
-//! processes behind `demo` ([`cluster`]), the conformance suite both drivers pass
-//! ([`conformance`]), and how commands report ([`headline`]).
+//! processes behind `demo` ([`cluster`]), the Pastry overlay's daemons ([`overlay_cmd`]), the
+//! conformance suite both drivers pass ([`conformance`]), and how commands report ([`headline`]).
 
 pub mod attack;
 pub mod bench;
@@ -16,6 +16,7 @@ pub mod headline;
 pub mod keygen;
 pub mod kv_bench;
 pub mod kv_cmd;
+pub mod overlay_cmd;
 pub mod scenario_args;
 pub mod scenarios;
 pub mod sim_cmd;
