@@ -8,8 +8,8 @@
 //! ```
 //!
 //! The `status` reply carries: `node` (transport id), `id` (32 hex digits), `joined` (both
-//! overlays joined), `dht_phase`, `multicast_phase`, `leaf_set`, `multicast_leaf_set`,
-//! `leaf_set_size` (L), `routing_table`, `stored_objects`, `stored_bytes`, `cached_bytes` and
+//! overlays joined), `dht_phase`, `multicast_phase`, `leaf_set`, `multicast_leaf_set` (sizes),
+//! `leaf_set_members`, `multicast_leaf_set_members` (ids), `leaf_set_size` (L), `routing_table`, `stored_objects`, `stored_bytes`, `cached_bytes` and
 //! `subscribed_topics`.
 
 use std::collections::BTreeMap;
@@ -502,6 +502,8 @@ pub fn status_json(status: &ServiceStatus) -> Value {
         "multicast_phase": phase_name(status.multicast_phase),
         "leaf_set": status.dht_leaf_set_len,
         "multicast_leaf_set": status.multicast_leaf_set_len,
+        "leaf_set_members": status.dht_leaf_set.iter().map(|id| id_hex(*id)).collect::<Vec<_>>(),
+        "multicast_leaf_set_members": status.multicast_leaf_set.iter().map(|id| id_hex(*id)).collect::<Vec<_>>(),
         "leaf_set_size": status.leaf_set_size,
         "routing_table": status.routing_table_len,
         "stored_objects": status.stored_objects,

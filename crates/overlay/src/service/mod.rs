@@ -164,6 +164,10 @@ pub struct ServiceStatus {
     pub dht_leaf_set_len: usize,
     /// Leaf-set members of Scribe's overlay node.
     pub multicast_leaf_set_len: usize,
+    /// The DHT overlay's leaf-set members.
+    pub dht_leaf_set: Vec<OverlayId>,
+    /// Scribe overlay's leaf-set members.
+    pub multicast_leaf_set: Vec<OverlayId>,
     /// The leaf-set size L both are configured with.
     pub leaf_set_size: usize,
     /// Routing-table entries of the DHT's overlay node.
@@ -282,6 +286,18 @@ impl OverlayService {
             multicast_phase: multicast_overlay.phase(),
             dht_leaf_set_len: dht_overlay.leaf_set().len(),
             multicast_leaf_set_len: multicast_overlay.leaf_set().len(),
+            dht_leaf_set: dht_overlay
+                .leaf_set()
+                .members()
+                .iter()
+                .map(|p| p.id)
+                .collect(),
+            multicast_leaf_set: multicast_overlay
+                .leaf_set()
+                .members()
+                .iter()
+                .map(|p| p.id)
+                .collect(),
             leaf_set_size: 2 * dht_overlay.leaf_set().half_len_max(),
             routing_table_len: dht_overlay.routing_table().len(),
             stored_objects: self.dht.store().len(),
