@@ -17,8 +17,9 @@
 //!
 //! Keys and topics are names: a key's object is signed by a key pair derived from the name
 //! ([`names`]), so any client that knows a name may overwrite its value (the namespace is
-//! public); replicas and caches still cannot alter a value without the name, and every answer
-//! is verified before it is returned.
+//! public); replicas and caches, which see only the derived public key, cannot forge a value
+//! without knowing the name (short names are guessable), and every answer is verified before it
+//! is returned.
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};

@@ -45,6 +45,9 @@ pub const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
 /// Multicasts queued for one subscribed connection; beyond this, multicasts to it are dropped.
 pub const SUBSCRIBER_MESSAGES_QUEUED_MAX: usize = 256;
 
+/// Pause after a failed accept (e.g. out of file descriptors) before accepting again.
+const ACCEPT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
 type Reply = oneshot::Sender<Result<ServiceOutput, String>>;
 
 /// What a control connection asks of the dispatcher.
@@ -206,8 +209,14 @@ async fn accept(listener: TcpListener, commands: mpsc::Sender<Command>) {
     let slots = Arc::new(Semaphore::new(CONTROL_CONNECTIONS_MAX));
     let versions = Arc::new(VersionClock::default());
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
+        let mut stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors, typically: back off instead of spinning.
+                tracing::warn!(error = %e, "accepting a control connection failed");
+                tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                continue;
+            }
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             let busy = error_reply(format!(
