@@ -7,6 +7,8 @@ pub mod client;
 pub mod config;
 pub mod control;
 pub mod daemon;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 
