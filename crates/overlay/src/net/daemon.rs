@@ -137,7 +137,7 @@ async fn dispatch(
     mut stop: oneshot::Receiver<()>,
 ) -> Result<(), NetError> {
     let mut waiting: BTreeMap<u64, Reply> = BTreeMap::new();
-    let mut watchers: BTreeMap<OverlayId, Vec<mpsc::Sender<Vec<u8>>>> = BTreeMap::new();
+    let mut watchers = Watchers::default();
     let mut next_ticket = 0u64;
     loop {
         tokio::select! {
@@ -159,22 +159,20 @@ async fn dispatch(
                     }
                 }
                 Some(Command::Watch { topic, messages }) => {
-                    watchers.entry(topic).or_default().push(messages);
+                    for abandoned in watchers.add(topic, messages) {
+                        let leave = ServiceRequest::Unsubscribe { topic: abandoned };
+                        if node.requests.send(leave).await.is_err() {
+                            break;
+                        }
+                    }
                 }
             },
             output = node.outputs.recv() => match output {
                 None => break,
                 Some(ServiceOutput::Received { topic, data }) => {
-                    let Some(list) = watchers.get_mut(&topic) else { continue };
-                    list.retain(|w| !w.is_closed());
-                    for watcher in list.iter() {
-                        if watcher.try_send(data.clone()).is_err() {
-                            tracing::warn!(?topic, "a subscriber is behind by {SUBSCRIBER_MESSAGES_QUEUED_MAX} multicasts; dropped one for it");
-                        }
-                    }
-                    if list.is_empty() {
-                        watchers.remove(&topic);
-                        if node.requests.send(ServiceRequest::Unsubscribe { topic }).await.is_err() {
+                    if watchers.deliver(topic, &data) {
+                        let leave = ServiceRequest::Unsubscribe { topic };
+                        if node.requests.send(leave).await.is_err() {
                             break;
                         }
                     }
@@ -192,6 +190,49 @@ async fn dispatch(
     }
     node.shutdown().await?;
     Ok(())
+}
+
+/// The subscribed connections of each topic. Closed connections are dropped whenever a
+/// connection subscribes or a multicast arrives, so the map holds at most the open connections
+/// and the node leaves a topic once nobody here listens to it.
+#[derive(Default)]
+struct Watchers {
+    by_topic: BTreeMap<OverlayId, Vec<mpsc::Sender<Vec<u8>>>>,
+}
+
+impl Watchers {
+    /// Add a watcher; returns the topics nobody watches any more.
+    fn add(&mut self, topic: OverlayId, messages: mpsc::Sender<Vec<u8>>) -> Vec<OverlayId> {
+        let mut abandoned = Vec::new();
+        self.by_topic.retain(|t, list| {
+            list.retain(|w| !w.is_closed());
+            let keep = !list.is_empty() || *t == topic;
+            if !keep {
+                abandoned.push(*t);
+            }
+            keep
+        });
+        self.by_topic.entry(topic).or_default().push(messages);
+        abandoned
+    }
+
+    /// Pass a multicast to `topic`'s watchers; true when nobody watches it any more.
+    fn deliver(&mut self, topic: OverlayId, data: &[u8]) -> bool {
+        let Some(list) = self.by_topic.get_mut(&topic) else {
+            return false;
+        };
+        list.retain(|w| !w.is_closed());
+        for watcher in list.iter() {
+            if watcher.try_send(data.to_vec()).is_err() {
+                tracing::warn!(?topic, "a subscriber is behind by {SUBSCRIBER_MESSAGES_QUEUED_MAX} multicasts; dropped one for it");
+            }
+        }
+        if list.is_empty() {
+            self.by_topic.remove(&topic);
+            return true;
+        }
+        false
+    }
 }
 
 fn ticket_of(output: &ServiceOutput) -> Option<u64> {
@@ -520,4 +561,39 @@ pub fn status_json(status: &ServiceStatus) -> Value {
         "cached_bytes": status.cached_bytes,
         "subscribed_topics": status.subscribed_topics,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_subscriber_loses_multicasts_beyond_its_queue_and_closed_ones_are_forgotten() {
+        let mut watchers = Watchers::default();
+        let topic = OverlayId(1);
+        let (slow_tx, mut slow) = mpsc::channel(SUBSCRIBER_MESSAGES_QUEUED_MAX);
+        assert!(watchers.add(topic, slow_tx).is_empty());
+        for i in 0..SUBSCRIBER_MESSAGES_QUEUED_MAX + 10 {
+            assert!(!watchers.deliver(topic, &i.to_be_bytes()));
+        }
+        let mut queued = 0;
+        while slow.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(
+            queued, SUBSCRIBER_MESSAGES_QUEUED_MAX,
+            "the rest were dropped"
+        );
+
+        // Once its only watcher closes, the topic is reported abandoned: by the next multicast,
+        // or by the next subscription to another topic.
+        drop(slow);
+        assert!(watchers.deliver(topic, b"x"), "nobody listens any more");
+        let (closed_tx, closed) = mpsc::channel(1);
+        watchers.add(OverlayId(2), closed_tx);
+        drop(closed);
+        let (open_tx, _open) = mpsc::channel(1);
+        assert_eq!(watchers.add(OverlayId(3), open_tx), vec![OverlayId(2)]);
+        assert_eq!(watchers.by_topic.len(), 1);
+    }
 }
