@@ -23,7 +23,8 @@ const REPLICAS: usize = 4;
 /// Leaf-set size L of the daemons (the overlay's default).
 const LEAF_SET_SIZE: usize = 16;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-const FORMATION_TIMEOUT: Duration = Duration::from_secs(40);
+/// Bound of each wait for the overlay to reach a state (normally 6-10 s on a busy 2-core machine).
+const FORMATION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The daemons; dropping it kills every one still running.
 struct Daemons {
@@ -72,10 +73,21 @@ fn status(node: &LocalNode) -> Option<Value> {
 fn wait_for(nodes: &[&LocalNode], what: &str, ready: impl Fn(&Value) -> bool) {
     let deadline = Instant::now() + FORMATION_TIMEOUT;
     loop {
-        let lagging: Vec<(u32, Option<Value>)> = nodes
+        let lagging: Vec<String> = nodes
             .iter()
             .map(|n| (n.node, status(n)))
             .filter(|(_, s)| !s.as_ref().is_some_and(&ready))
+            .map(|(node, s)| match s {
+                Some(s) => format!(
+                    "node {node}: {} leaf sets {}/{} routing table {} subscribed {}",
+                    s["dht_phase"],
+                    s["leaf_set"],
+                    s["multicast_leaf_set"],
+                    s["routing_table"],
+                    s["subscribed_topics"]
+                ),
+                None => format!("node {node}: no status"),
+            })
             .collect();
         if lagging.is_empty() {
             return;
