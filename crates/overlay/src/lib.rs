@@ -12,6 +12,9 @@
 //! - "Cooperative group communication" (Scribe multicast, anycast, tree repair): [`scribe`];
 //! - the `stockade sim` scenarios (`pastry-hops`, `pastry-failures`, `pastry-malicious`,
 //!   `pastry-churn`, `dht`, `scribe`): [`scenarios`];
+//! - the DHT and Scribe on one node behind a ticketed interface, as the real daemon runs them:
+//!   [`service`];
+//! - the real daemon behind `stockade overlay` (feature `net`): [`net`];
 //! - scale experiments over a statically built overlay (hop counts, delay stretch):
 //!   [`static_overlay`] on a [`latency`] model, driven by the `pastry-hops` binary; failures and
 //!   malicious nodes (secure routing: constrained tables, redundant routing): [`static_faults`].
@@ -23,12 +26,15 @@ pub mod id;
 pub mod latency;
 pub mod leaf_set;
 pub mod neighborhood;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod protocol;
 pub mod route;
 pub mod routing_table;
 #[cfg(feature = "sim")]
 pub mod scenarios;
 pub mod scribe;
+pub mod service;
 pub mod static_faults;
 pub mod static_overlay;
 

@@ -93,7 +93,7 @@ pub fn write_node_keys(dir: &Path, force: bool) -> anyhow::Result<PublicKeys> {
 }
 
 /// Write `text` to a new file only its owner can read.
-fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+pub fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(path);
     let mut file = OpenOptions::new()
         .write(true)

@@ -30,6 +30,7 @@ pub use messages::{DhtDirect, DhtRouted, PastMessage, Refusal};
 pub use object::{Certification, ObjectError, StoredObject, OBJECT_BYTES_MAX};
 pub use store::{ObjectCache, ObjectStore, StoreError};
 
+use crate::certificate::NodeCertificate;
 use crate::handle::NodeHandle;
 use crate::id::OverlayId;
 use crate::protocol::{
@@ -251,6 +252,12 @@ impl Past {
             pushed: BTreeMap::new(),
             check_cursor: 0,
         }
+    }
+
+    /// This node's certificate, sent in every probe answer (needed when the overlay certifies ids).
+    pub fn with_certificate(mut self, certificate: NodeCertificate) -> Past {
+        self.pastry = self.pastry.with_certificate(certificate);
+        self
     }
 
     /// The overlay node underneath.

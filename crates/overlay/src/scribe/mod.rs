@@ -27,6 +27,7 @@ use thiserror::Error;
 
 pub use messages::{AnycastSearch, ScribeDirect, ScribeMessage, ScribeRouted};
 
+use crate::certificate::NodeCertificate;
 use crate::handle::NodeHandle;
 use crate::id::OverlayId;
 use crate::protocol::{
@@ -283,6 +284,22 @@ impl Scribe {
         };
         let pastry = Pastry::with_application(config.pastry.clone(), me, bootstrap, hook);
         Scribe { config, pastry }
+    }
+
+    /// This node's certificate, sent in every probe answer (needed when the overlay certifies ids).
+    pub fn with_certificate(mut self, certificate: NodeCertificate) -> Scribe {
+        self.pastry = self.pastry.with_certificate(certificate);
+        self
+    }
+
+    /// Topics the local application subscribed to.
+    pub fn subscribed_topics(&self) -> usize {
+        self.pastry
+            .application()
+            .topics
+            .values()
+            .filter(|t| t.member)
+            .count()
     }
 
     /// The overlay node underneath.
