@@ -31,6 +31,7 @@ pub mod scenarios;
 pub mod scribe;
 pub mod static_faults;
 pub mod static_overlay;
+pub mod static_scribe;
 
 pub use certificate::{CertificateAuthority, CertificateError, NodeCertificate};
 pub use handle::NodeHandle;
