@@ -32,6 +32,7 @@ pub mod scribe;
 pub mod static_faults;
 pub mod static_overlay;
 pub mod static_scribe;
+pub mod static_secure;
 
 pub use certificate::{CertificateAuthority, CertificateError, NodeCertificate};
 pub use handle::NodeHandle;

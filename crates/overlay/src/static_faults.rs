@@ -25,6 +25,8 @@ pub struct FailureStats {
     pub timeouts: u64,
     /// Nodes failed.
     pub failed_nodes: u64,
+    /// `hop_histogram[h]` lookups took h hops.
+    pub hop_histogram: Vec<u64>,
 }
 
 impl FailureStats {
@@ -174,6 +176,10 @@ impl StaticOverlay {
             let (end, hops, timeouts) = self.route_around(source, key, &dead);
             stats.lookups += 1;
             stats.hops_total += hops as u64;
+            if stats.hop_histogram.len() <= hops {
+                stats.hop_histogram.resize(hops + 1, 0);
+            }
+            stats.hop_histogram[hops] += 1;
             stats.timeouts += timeouts as u64;
             if Some(end) == self.live_root_of(key, &dead) {
                 stats.delivered_correctly += 1;
@@ -227,7 +233,12 @@ impl StaticOverlay {
     /// knows the whole replica set and sends a copy to each member directly, so the message
     /// reaches every honest replica (Castro et al.'s redundant routing, paper 002 "Secure routing
     /// primitive").
-    fn redundant_route_succeeds(&self, source: u32, key: OverlayId, redundancy: usize) -> bool {
+    pub(crate) fn redundant_route_succeeds(
+        &self,
+        source: u32,
+        key: OverlayId,
+        redundancy: usize,
+    ) -> bool {
         let replicas = self.closest_ranks(key, redundancy);
         if replicas.contains(&source) {
             return true;
@@ -260,7 +271,7 @@ impl StaticOverlay {
     }
 
     /// The ranks of the `count` nodes numerically closest to `key`.
-    fn closest_ranks(&self, key: OverlayId, count: usize) -> Vec<u32> {
+    pub(crate) fn closest_ranks(&self, key: OverlayId, count: usize) -> Vec<u32> {
         let n = self.len();
         let root = self.root_of(key) as usize;
         let half = count.min(n);

@@ -39,7 +39,9 @@ pub const ROUTER_GRID_SIDE_MAX: usize = 2_000;
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum StaticScribeError {
     /// The router grid needs plane coordinates.
-    #[error("link stress needs the plane latency model (a router grid is laid over the plane), not {0}")]
+    #[error(
+        "link stress needs the plane latency model (a router grid is laid over the plane), not {0}"
+    )]
     NotPlane(&'static str),
     /// The grid side is out of range.
     #[error("router grid side {0} must be between 1 and {ROUTER_GRID_SIDE_MAX}")]
@@ -74,7 +76,8 @@ impl RouterGrid {
         if !(1..=ROUTER_GRID_SIDE_MAX).contains(&side) {
             return Err(StaticScribeError::BadGridSide(side));
         }
-        let to_cell = |v: f32| ((f64::from(v) / PLANE_SIDE_MS * side as f64) as usize).min(side - 1);
+        let to_cell =
+            |v: f32| ((f64::from(v) / PLANE_SIDE_MS * side as f64) as usize).min(side - 1);
         let cell = (0..overlay.len() as u32)
             .map(|node| {
                 let (x, y) = overlay.position(node).plane_xy();
@@ -102,7 +105,10 @@ impl RouterGrid {
     /// `a`'s access link, the X-then-Y route between their routers, `b`'s access link.
     pub fn for_each_link(&self, a: u32, b: u32, visit: &mut impl FnMut(usize)) {
         let side = self.side;
-        let (from, to) = (self.cell[a as usize] as usize, self.cell[b as usize] as usize);
+        let (from, to) = (
+            self.cell[a as usize] as usize,
+            self.cell[b as usize] as usize,
+        );
         let (x0, y0) = (from % side, from / side);
         let (x1, y1) = (to % side, to / side);
         visit(self.grid_links() + a as usize);
@@ -172,6 +178,8 @@ pub struct ScribeTreeStats {
     pub group_rmd: Vec<f64>,
     /// The deepest member, in tree edges from the root.
     pub depth_max: usize,
+    /// Members whose join never reached the tree (0 on a consistent overlay).
+    pub members_unreached: u64,
     /// Children-table entries per node, summed over groups (node stress).
     pub children_per_node: Vec<u32>,
     /// Link stress of Scribe's trees, when a router grid was given.
@@ -359,7 +367,8 @@ impl StaticOverlay {
         scratch.delay_known[root as usize] = stamp;
         scratch.delay_ms[root as usize] = 0.0;
         scratch.depth[root as usize] = 0;
-        let (mut tree_sum, mut direct_sum, mut tree_max, mut direct_max) = (0.0, 0.0, 0.0f64, 0.0f64);
+        let (mut tree_sum, mut direct_sum, mut tree_max, mut direct_max) =
+            (0.0, 0.0, 0.0f64, 0.0f64);
         for m in members.iter().copied().filter(|m| *m != root) {
             // Climb to the nearest node whose delay is known, then fill the chain back down.
             scratch.chain.clear();
@@ -369,12 +378,12 @@ impl StaticOverlay {
                 v = scratch.parent[v as usize];
             }
             if v == NO_ENTRY {
-                continue; // cut off from the root: cannot happen on a consistent overlay
+                stats.members_unreached += 1;
+                continue;
             }
             for w in scratch.chain.iter().rev() {
                 let p = scratch.parent[*w as usize] as usize;
-                scratch.delay_ms[*w as usize] =
-                    scratch.delay_ms[p] + self.latency_ms(p as u32, *w);
+                scratch.delay_ms[*w as usize] = scratch.delay_ms[p] + self.latency_ms(p as u32, *w);
                 scratch.depth[*w as usize] = scratch.depth[p] + 1;
                 scratch.delay_known[*w as usize] = stamp;
             }
@@ -424,7 +433,10 @@ mod tests {
         for (a, b) in [(0u32, 1u32), (7, 300), (499, 42)] {
             let mut seen = Vec::new();
             grid.for_each_link(a, b, &mut |l| seen.push(l));
-            let (ca, cb) = (grid.cell[a as usize] as usize, grid.cell[b as usize] as usize);
+            let (ca, cb) = (
+                grid.cell[a as usize] as usize,
+                grid.cell[b as usize] as usize,
+            );
             let manhattan = (ca % 10).abs_diff(cb % 10) + (ca / 10).abs_diff(cb / 10);
             assert_eq!(seen.len(), manhattan + 2, "{a}->{b}");
             assert!(seen.iter().all(|l| *l < grid.link_count()));

@@ -5,21 +5,34 @@
 //! - `pastry-churn`, `dht`, `scribe`: the event-driven protocols on the simulator's [`World`]
 //!   ([`world`] builds an overlay by staggered joins on a latency plane).
 //!
-//! Each prints its headline as JSON through the CLI; a failed check makes `passed` false.
+//! Each prints its headline as JSON through the CLI; a failed check makes `passed` false. Under
+//! `--out` each writes the simulator's report: CSV files and SVG plots (event-driven runs: the
+//! world's traffic and metrics; static runs: their histograms and counters).
 
 mod churn;
 mod dht_run;
+mod failures;
+mod malicious;
 mod scribe_run;
+mod scribe_static;
 mod static_runs;
 pub mod world;
 
+use std::time::Instant;
+
 use serde_json::Value;
-use stockade_sim::{Registry, RunOptions, Scenario, ScenarioError, ScenarioOutcome};
+use stockade_core::{Protocol, Time};
+use stockade_sim::{
+    peak_rss_bytes, LinkTraffic, Metrics, Registry, Report, RunOptions, Scenario, ScenarioError,
+    ScenarioOutcome, World,
+};
 
 pub use churn::ChurnScenario;
 pub use dht_run::DhtScenario;
+pub use failures::FailuresScenario;
+pub use malicious::MaliciousScenario;
 pub use scribe_run::ScribeScenario;
-pub use static_runs::{hops_headline, FailuresScenario, HopsScenario, MaliciousScenario};
+pub use static_runs::{hops_headline, HopsScenario};
 
 /// Add every overlay scenario to `registry`.
 pub fn register(registry: &mut Registry) {
@@ -83,18 +96,60 @@ fn repro(name: &str, options: &RunOptions) -> String {
     format!("stockade sim {name} --seed {}{args}", options.seed)
 }
 
-/// An outcome from a headline and an optional failure.
-fn outcome(
+/// Finish an event-driven scenario: its world's report (CSV files and plots under `--out`) with
+/// the scenario's figures in the headline, and the checks' verdict.
+fn finish_world<P: Protocol>(
+    world: &World<P>,
     name: &str,
     options: &RunOptions,
-    headline: Value,
+    figures: Value,
     failure: Option<String>,
-) -> ScenarioOutcome {
-    ScenarioOutcome {
-        headline,
-        passed: failure.is_none(),
-        repro: repro(name, options),
+) -> Result<ScenarioOutcome, ScenarioError> {
+    ScenarioOutcome::from_report(
+        world.report(figures),
+        options,
+        repro(name, options),
         failure,
+    )
+}
+
+/// Finish a static-model scenario. There is no simulated network, so the report holds no link
+/// traffic: `metrics` carries the scenario's own counters and histograms (one CSV row and one
+/// CDF plot each under `--out`), and the headline gains the wall time and peak RSS.
+fn finish_static(
+    name: &str,
+    options: &RunOptions,
+    mut headline: Value,
+    metrics: Metrics,
+    started: Instant,
+    failure: Option<String>,
+) -> Result<ScenarioOutcome, ScenarioError> {
+    let wall = started.elapsed();
+    headline["model"] = Value::from("static");
+    headline["wall_seconds"] = Value::from(wall.as_secs_f64());
+    if let Some(rss) = peak_rss_bytes() {
+        headline["peak_rss_bytes"] = Value::from(rss);
+    }
+    let report = Report {
+        scenario: name.to_string(),
+        seed: options.seed,
+        crypto_mode: "none (static model)".to_string(),
+        cost_source: "not modelled (static model)".to_string(),
+        sim_time: Time::ZERO,
+        wall,
+        digest: 0,
+        metrics,
+        links: LinkTraffic::PerSender(Vec::new()),
+        sites: Vec::new(),
+        headline,
+    };
+    ScenarioOutcome::from_report(report, options, repro(name, options), failure)
+}
+
+/// Record `count` copies of `value` in histogram `name`.
+fn record_repeated(metrics: &mut Metrics, name: &str, value: u64, count: u64) {
+    for _ in 0..count {
+        metrics.record(name, value);
     }
 }
 

@@ -9,8 +9,9 @@ use serde_json::json;
 use stockade_core::NodeId;
 use stockade_sim::{RunOptions, Scenario, ScenarioError, ScenarioOutcome, SimConfig};
 
+use super::failures::{model_arg, Model};
 use super::world::OverlayWorld;
-use super::{count_arg, fraction_arg, outcome};
+use super::{count_arg, finish_world, fraction_arg};
 use crate::id::OverlayId;
 use crate::scribe::{Scribe, ScribeConfig, ScribeOutput, ScribeRequest};
 
@@ -59,11 +60,17 @@ impl Scenario for ScribeScenario {
         "scribe"
     }
     fn description(&self) -> &'static str {
-        "Scribe multicast trees over Pastry: G groups, members join, multicast before and after \
-         a fraction of nodes crashes [--nodes 300 --groups 10 --members 0.1 --fail 0.05]"
+        "Scribe multicast trees over Pastry. Events (up to 2,000 nodes): G groups, members join, \
+         multicast before and after a fraction of nodes crashes [--nodes 300 --groups 10 \
+         --members 0.1 --fail 0.05]. Static (above 2,000 nodes or --model static): delay penalty \
+         and link stress against IP multicast [--nodes 100000 --groups 1500 --zipf 1.25 --grid-side 50]"
     }
     fn run(&self, options: &RunOptions) -> Result<ScenarioOutcome, ScenarioError> {
-        options.reject_unknown(&["nodes", "groups", "members", "fail"])?;
+        let nodes = options.u64_arg("nodes", 300)?;
+        if model_arg(options, nodes, true)? == Model::Static {
+            return super::scribe_static::run_static(self.name(), options);
+        }
+        options.reject_unknown(&["nodes", "groups", "members", "fail", "model"])?;
         let nodes = super::world_nodes_arg(options, 300)?;
         let group_count = count_arg(options, "groups", 10, 1, 1_000)?;
         let member_fraction = fraction_arg(options, "members", 0.1, 1.0)?;
@@ -119,7 +126,7 @@ impl Scenario for ScribeScenario {
         overlay.refresh_joined();
         let after = multicast_round(&mut overlay, &mut rng, &groups, 2)?;
 
-        let report = overlay.world.report(json!({
+        let figures = json!({
             "groups": group_count,
             "members": members_total,
             "tree_nodes": tree_nodes,
@@ -129,7 +136,7 @@ impl Scenario for ScribeScenario {
             "delivered_after_repair": after.1,
             "expected_after_repair": after.0,
             "duplicates": before.2 + after.2,
-        }));
+        });
         let failure = if before.1 < before.0 {
             Some(format!(
                 "{} of {} members missed a multicast before failures",
@@ -145,6 +152,6 @@ impl Scenario for ScribeScenario {
         } else {
             None
         };
-        Ok(outcome(self.name(), options, report.headline, failure))
+        finish_world(&overlay.world, self.name(), options, figures, failure)
     }
 }
