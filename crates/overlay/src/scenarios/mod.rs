@@ -222,6 +222,19 @@ mod tests {
         assert!(malicious.headline["secure_routing_success"]
             .as_f64()
             .is_some_and(|s| s >= 0.99));
+        let sweep = malicious.headline["by_fraction"]
+            .as_array()
+            .expect("one row per fraction");
+        assert_eq!(sweep.len(), 3, "10%, 20% and 25% by default");
+        for row in sweep {
+            let secure = row["secure_lookup_success"].as_f64().expect("secure");
+            assert!(secure > row["pns_plain_success"].as_f64().expect("plain"));
+            assert!(secure > row["constrained_plain_success"].as_f64().expect("plain"));
+            assert!(row["failure_test_detection"].as_f64() > Some(0.9), "{row}");
+        }
+        assert!(malicious.headline["secure_success_by_fraction"]["0.25"]
+            .as_f64()
+            .is_some_and(|s| s >= 0.99));
         assert!(matches!(
             HopsScenario.run(&RunOptions::with_seed(1).arg("nodez", 5)),
             Err(ScenarioError::UnknownArgument { .. })
@@ -230,6 +243,61 @@ mod tests {
             FailuresScenario.run(&RunOptions::with_seed(1).arg("fraction", 1.5)),
             Err(ScenarioError::OutOfRange { .. })
         ));
+    }
+
+    #[test]
+    fn scribe_at_scale_reports_delay_penalty_and_link_stress() {
+        let s = run(
+            &ScribeScenario,
+            RunOptions::with_seed(2)
+                .arg("model", "static")
+                .arg("nodes", 3000)
+                .arg("groups", 40)
+                .arg("grid-side", 20),
+        );
+        let f = |k: &str| s.headline[k].as_f64().unwrap_or_else(|| panic!("{k}"));
+        assert!(
+            f("rdp_mean") >= 1.0 && f("rdp_mean") < 4.0,
+            "{}",
+            s.headline
+        );
+        assert!(f("rdp_max") >= f("rdp_p90") && f("rdp_p90") >= f("rdp_median"));
+        assert!(f("rad_mean") >= 1.0);
+        assert!(f("link_stress_mean") >= 1.0 && f("link_stress_max") >= f("link_stress_mean"));
+        assert!(
+            f("link_stress_scribe_over_ip") > 1.0,
+            "overlay edges share links"
+        );
+        assert_eq!(s.headline["group_sizes"]["max"], 3000);
+        assert_eq!(s.headline["model"], "static");
+        assert!(matches!(
+            ScribeScenario.run(
+                &RunOptions::with_seed(1)
+                    .arg("model", "static")
+                    .arg("fail", 0.1)
+            ),
+            Err(ScenarioError::UnknownArgument { .. })
+        ));
+    }
+
+    #[test]
+    fn failures_in_the_event_model_are_repaired_and_their_repair_is_counted() {
+        let f = run(
+            &FailuresScenario,
+            RunOptions::with_seed(5)
+                .arg("model", "events")
+                .arg("nodes", 80)
+                .arg("lookups", 200)
+                .arg("fraction", 0.1),
+        );
+        assert!(
+            f.headline["failed_nodes"].as_u64() > Some(0),
+            "nodes failed"
+        );
+        assert!(f.headline["repair_leaf_set_requests"].as_u64() > Some(0));
+        assert!(f.headline["repair_messages_per_failed_node"].as_f64() > Some(1.0));
+        assert_eq!(f.headline["success_before_failure"].as_f64(), Some(1.0));
+        assert_eq!(f.headline["success_after_repair"].as_f64(), Some(1.0));
     }
 
     #[test]
