@@ -29,18 +29,23 @@ pub struct FailureStats {
     pub hop_histogram: Vec<u64>,
 }
 
+/// `part / whole`, 0 when `whole` is 0.
+pub(crate) fn ratio(part: u64, whole: u64) -> f64 {
+    part as f64 / whole.max(1) as f64
+}
+
 impl FailureStats {
     /// Fraction of lookups delivered at the right node.
     pub fn success_rate(&self) -> f64 {
-        self.delivered_correctly as f64 / self.lookups.max(1) as f64
+        ratio(self.delivered_correctly, self.lookups)
     }
     /// Mean hops per lookup.
     pub fn mean_hops(&self) -> f64 {
-        self.hops_total as f64 / self.lookups.max(1) as f64
+        ratio(self.hops_total, self.lookups)
     }
     /// Mean timeouts per lookup.
     pub fn mean_timeouts(&self) -> f64 {
-        self.timeouts as f64 / self.lookups.max(1) as f64
+        ratio(self.timeouts, self.lookups)
     }
 }
 
@@ -63,11 +68,11 @@ pub struct MaliciousStats {
 impl MaliciousStats {
     /// Fraction of plain routes that succeed.
     pub fn plain_rate(&self) -> f64 {
-        self.plain_success as f64 / self.lookups.max(1) as f64
+        ratio(self.plain_success, self.lookups)
     }
     /// Fraction of redundant routes that succeed.
     pub fn redundant_rate(&self) -> f64 {
-        self.redundant_success as f64 / self.lookups.max(1) as f64
+        ratio(self.redundant_success, self.lookups)
     }
 }
 

@@ -18,6 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use thiserror::Error;
 
 use crate::id::OverlayId;
+use crate::static_faults::ratio;
 use crate::static_overlay::StaticOverlay;
 
 /// The routing failure test's default threshold on the spacing ratio (our choice: honest sets
@@ -51,19 +52,19 @@ pub struct SecureRoutingStats {
 impl SecureRoutingStats {
     /// Fraction of secure lookups that reached an honest replica.
     pub fn success_rate(&self) -> f64 {
-        self.secure_success as f64 / self.lookups.max(1) as f64
+        ratio(self.secure_success, self.lookups)
     }
     /// Fraction of plain routes that met only honest nodes.
     pub fn plain_rate(&self) -> f64 {
-        self.plain_success as f64 / self.lookups.max(1) as f64
+        ratio(self.plain_success, self.lookups)
     }
     /// Fraction of forgeries the routing failure test caught.
     pub fn detection_rate(&self) -> f64 {
-        self.detected as f64 / self.intercepted.max(1) as f64
+        ratio(self.detected, self.intercepted)
     }
     /// Fraction of honest answers the test failed.
     pub fn false_positive_rate(&self) -> f64 {
-        self.false_positives as f64 / self.plain_success.max(1) as f64
+        ratio(self.false_positives, self.plain_success)
     }
 }
 
