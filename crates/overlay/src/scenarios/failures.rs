@@ -178,6 +178,10 @@ impl FailuresScenario {
             "repair_window_seconds": REPAIR_WINDOW.as_secs(),
             "repair_messages": repair.messages(),
             "repair_messages_per_failed_node": repair.messages() as f64 / failed,
+            // Without the probes that measure the nodes the answers named (the protocol probes
+            // every new candidate to keep the proximity invariant).
+            "repair_requests_and_replies_per_failed_node":
+                (repair.leaf_set_requests + repair.row_requests + repair.replies) as f64 / failed,
             "repair_leaf_set_requests": repair.leaf_set_requests,
             "repair_row_requests": repair.row_requests,
             "repair_replies": repair.replies,
