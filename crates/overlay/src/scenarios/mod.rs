@@ -347,5 +347,7 @@ mod tests {
         assert!(scribe.headline["delivered_after_repair"]
             .as_u64()
             .is_some_and(|d| d > 0));
+        let rdp = scribe.headline["rdp_mean"].as_f64().expect("rdp_mean");
+        assert!(rdp >= 1.0 && rdp < 10.0, "rdp {rdp}");
     }
 }
