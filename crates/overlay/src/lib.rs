@@ -14,7 +14,10 @@
 //!   `pastry-churn`, `dht`, `scribe`): [`scenarios`];
 //! - scale experiments over a statically built overlay (hop counts, delay stretch):
 //!   [`static_overlay`] on a [`latency`] model, driven by the `pastry-hops` binary; failures and
-//!   malicious nodes (secure routing: constrained tables, redundant routing): [`static_faults`].
+//!   malicious nodes (secure routing: constrained tables, redundant routing): [`static_faults`];
+//!   the whole secure routing primitive (routing failure test, then redundant routing):
+//!   [`static_secure`]; Scribe trees at 100,000 nodes (delay penalty, link stress):
+//!   [`static_scribe`].
 
 pub mod certificate;
 pub mod dht;
