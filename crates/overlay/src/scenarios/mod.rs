@@ -348,6 +348,6 @@ mod tests {
             .as_u64()
             .is_some_and(|d| d > 0));
         let rdp = scribe.headline["rdp_mean"].as_f64().expect("rdp_mean");
-        assert!(rdp >= 1.0 && rdp < 10.0, "rdp {rdp}");
+        assert!((1.0..10.0).contains(&rdp), "rdp {rdp}");
     }
 }
