@@ -145,6 +145,11 @@ impl Position {
     pub fn planar(x: f32, y: f32) -> Position {
         Position { x, y, z: 0.0 }
     }
+
+    /// The point's plane coordinates (meaningful under [`LatencyModel::Plane`]).
+    pub fn plane_xy(&self) -> (f32, f32) {
+        (self.x, self.y)
+    }
 }
 
 impl LatencyModel {

@@ -17,7 +17,10 @@
 //! - the real daemon behind `stockade overlay` (feature `net`): [`net`];
 //! - scale experiments over a statically built overlay (hop counts, delay stretch):
 //!   [`static_overlay`] on a [`latency`] model, driven by the `pastry-hops` binary; failures and
-//!   malicious nodes (secure routing: constrained tables, redundant routing): [`static_faults`].
+//!   malicious nodes (secure routing: constrained tables, redundant routing): [`static_faults`];
+//!   the whole secure routing primitive (routing failure test, then redundant routing):
+//!   [`static_secure`]; Scribe trees at 100,000 nodes (delay penalty, link stress):
+//!   [`static_scribe`].
 
 pub mod certificate;
 pub mod dht;
@@ -37,6 +40,8 @@ pub mod scribe;
 pub mod service;
 pub mod static_faults;
 pub mod static_overlay;
+pub mod static_scribe;
+pub mod static_secure;
 
 pub use certificate::{CertificateAuthority, CertificateError, NodeCertificate};
 pub use handle::NodeHandle;

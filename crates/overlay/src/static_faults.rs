@@ -25,20 +25,27 @@ pub struct FailureStats {
     pub timeouts: u64,
     /// Nodes failed.
     pub failed_nodes: u64,
+    /// `hop_histogram[h]` lookups took h hops.
+    pub hop_histogram: Vec<u64>,
+}
+
+/// `part / whole`, 0 when `whole` is 0.
+pub(crate) fn ratio(part: u64, whole: u64) -> f64 {
+    part as f64 / whole.max(1) as f64
 }
 
 impl FailureStats {
     /// Fraction of lookups delivered at the right node.
     pub fn success_rate(&self) -> f64 {
-        self.delivered_correctly as f64 / self.lookups.max(1) as f64
+        ratio(self.delivered_correctly, self.lookups)
     }
     /// Mean hops per lookup.
     pub fn mean_hops(&self) -> f64 {
-        self.hops_total as f64 / self.lookups.max(1) as f64
+        ratio(self.hops_total, self.lookups)
     }
     /// Mean timeouts per lookup.
     pub fn mean_timeouts(&self) -> f64 {
-        self.timeouts as f64 / self.lookups.max(1) as f64
+        ratio(self.timeouts, self.lookups)
     }
 }
 
@@ -61,11 +68,11 @@ pub struct MaliciousStats {
 impl MaliciousStats {
     /// Fraction of plain routes that succeed.
     pub fn plain_rate(&self) -> f64 {
-        self.plain_success as f64 / self.lookups.max(1) as f64
+        ratio(self.plain_success, self.lookups)
     }
     /// Fraction of redundant routes that succeed.
     pub fn redundant_rate(&self) -> f64 {
-        self.redundant_success as f64 / self.lookups.max(1) as f64
+        ratio(self.redundant_success, self.lookups)
     }
 }
 
@@ -174,6 +181,10 @@ impl StaticOverlay {
             let (end, hops, timeouts) = self.route_around(source, key, &dead);
             stats.lookups += 1;
             stats.hops_total += hops as u64;
+            if stats.hop_histogram.len() <= hops {
+                stats.hop_histogram.resize(hops + 1, 0);
+            }
+            stats.hop_histogram[hops] += 1;
             stats.timeouts += timeouts as u64;
             if Some(end) == self.live_root_of(key, &dead) {
                 stats.delivered_correctly += 1;
@@ -227,7 +238,12 @@ impl StaticOverlay {
     /// knows the whole replica set and sends a copy to each member directly, so the message
     /// reaches every honest replica (Castro et al.'s redundant routing, paper 002 "Secure routing
     /// primitive").
-    fn redundant_route_succeeds(&self, source: u32, key: OverlayId, redundancy: usize) -> bool {
+    pub(crate) fn redundant_route_succeeds(
+        &self,
+        source: u32,
+        key: OverlayId,
+        redundancy: usize,
+    ) -> bool {
         let replicas = self.closest_ranks(key, redundancy);
         if replicas.contains(&source) {
             return true;
@@ -260,7 +276,7 @@ impl StaticOverlay {
     }
 
     /// The ranks of the `count` nodes numerically closest to `key`.
-    fn closest_ranks(&self, key: OverlayId, count: usize) -> Vec<u32> {
+    pub(crate) fn closest_ranks(&self, key: OverlayId, count: usize) -> Vec<u32> {
         let n = self.len();
         let root = self.root_of(key) as usize;
         let half = count.min(n);

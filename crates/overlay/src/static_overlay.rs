@@ -339,6 +339,16 @@ impl StaticOverlay {
         }
     }
 
+    /// Where node `node` sits in the latency model.
+    pub fn position(&self, node: u32) -> Position {
+        self.positions[node as usize]
+    }
+
+    /// The latency model the overlay was built on.
+    pub fn latency_model(&self) -> &LatencyModel {
+        &self.latency
+    }
+
     /// One-way latency between two nodes, ms.
     pub fn latency_ms(&self, a: u32, b: u32) -> f64 {
         self.latency

@@ -70,6 +70,49 @@ fn pastry_routes_around_failed_and_malicious_nodes() {
         m["secure_routing_success"].as_f64() > m["pns_plain_success"].as_f64(),
         "{m}"
     );
+    for f in ["0.1", "0.2", "0.25"] {
+        assert!(
+            m["secure_success_by_fraction"][f].as_f64() > Some(0.9),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn pastry_failures_event_model_reports_repair_cost() {
+    let f = run(&[
+        "sim",
+        "pastry-failures",
+        "--model",
+        "events",
+        "--nodes",
+        "60",
+        "--lookups",
+        "100",
+    ]);
+    assert!(
+        f["repair_messages_per_failed_node"].as_f64() > Some(0.0),
+        "{f}"
+    );
+    assert_eq!(f["success_after_repair"].as_f64(), Some(1.0), "{f}");
+}
+
+#[test]
+fn scribe_static_model_reports_rdp_and_link_stress_and_writes_csv_under_out() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out_dir = dir.path().to_str().expect("utf-8 path");
+    let s = run(&[
+        "sim", "scribe", "--model", "static", "--nodes", "3000", "--groups", "30", "--out", out_dir,
+    ]);
+    assert!(s["rdp_mean"].as_f64() >= Some(1.0), "{s}");
+    assert!(s["link_stress_mean"].as_f64() >= Some(1.0), "{s}");
+    for file in [
+        "headline.json",
+        "histograms.csv",
+        "cdf_member_rdp_permille.svg",
+    ] {
+        assert!(dir.path().join(file).exists(), "{file} written");
+    }
 }
 
 #[test]

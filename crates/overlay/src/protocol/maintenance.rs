@@ -24,6 +24,49 @@ use crate::certificate::{CertificateError, NodeCertificate};
 use crate::handle::NodeHandle;
 use crate::id::OverlayId;
 
+/// Messages a node spent repairing its state after failures (paper 002, "Node departure
+/// (failure)"): what `pastry-failures --model events` sums per failed node. Keep-alives and
+/// leaf-set gossip run whether or not anything failed, and are not counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RepairTally {
+    /// Leaf-set requests sent because a leaf failed (eager leaf-set repair).
+    pub leaf_set_requests: u64,
+    /// Row requests sent because a routing-table entry failed (lazy table repair).
+    pub row_requests: u64,
+    /// Answers received to those requests.
+    pub replies: u64,
+    /// Probes (pings) sent to nodes learned from those answers.
+    pub probes: u64,
+}
+
+impl RepairTally {
+    /// Messages on the wire: requests, replies, and each probe's ping and pong (a probe of a
+    /// dead node gets no pong, so this is at most that many too high).
+    pub fn messages(&self) -> u64 {
+        self.leaf_set_requests + self.row_requests + self.replies + 2 * self.probes
+    }
+
+    /// What was spent after `earlier` (a tally of the same node taken before).
+    pub fn since(&self, earlier: &RepairTally) -> RepairTally {
+        RepairTally {
+            leaf_set_requests: self
+                .leaf_set_requests
+                .saturating_sub(earlier.leaf_set_requests),
+            row_requests: self.row_requests.saturating_sub(earlier.row_requests),
+            replies: self.replies.saturating_sub(earlier.replies),
+            probes: self.probes.saturating_sub(earlier.probes),
+        }
+    }
+
+    /// Add `other`'s counts.
+    pub fn add(&mut self, other: &RepairTally) {
+        self.leaf_set_requests += other.leaf_set_requests;
+        self.row_requests += other.row_requests;
+        self.replies += other.replies;
+        self.probes += other.probes;
+    }
+}
+
 impl<A: KbrApplication> Pastry<A> {
     /// The periodic maintenance tick.
     pub(super) fn on_maintenance(&mut self, cx: &mut Context<'_, Self>) {
@@ -149,6 +192,9 @@ impl<A: KbrApplication> Pastry<A> {
             };
             if let Some(peer) = ask {
                 cx.send(peer.addr, PastryMessage::LeafSetRequest);
+                self.repair.leaf_set_requests += 1;
+                self.leaf_repairs_pending =
+                    (self.leaf_repairs_pending + 1).min(self.config.leaf_set_size);
             }
         }
         if let Some((row, _column)) = table_slot {
@@ -158,6 +204,7 @@ impl<A: KbrApplication> Pastry<A> {
                 .find_map(|r| self.table.row(r).first().map(|e| e.peer));
             if let Some(peer) = helper {
                 cx.send(peer.addr, PastryMessage::RowRequest { row: row as u8 });
+                self.repair.row_requests += 1;
             }
         }
         if was_leaf || table_slot.is_some() {
@@ -173,6 +220,7 @@ impl<A: KbrApplication> Pastry<A> {
         sender: NodeHandle,
         leaves: Vec<NodeHandle>,
     ) {
+        let pings_before = self.pings_sent;
         if sender.addr == from {
             self.learn_and_probe(cx, sender);
         }
@@ -181,6 +229,18 @@ impl<A: KbrApplication> Pastry<A> {
                 self.learn_and_probe(cx, peer);
             }
         }
+        // Gossip asks for leaf sets too; an answer counts as repair while a repair request is
+        // unanswered (a gossip answer arriving first is counted in its place).
+        if self.leaf_repairs_pending > 0 {
+            self.leaf_repairs_pending -= 1;
+            self.repair.replies += 1;
+            self.repair.probes += self.pings_sent - pings_before;
+        }
+    }
+
+    /// The messages this node has spent on repair since it started.
+    pub fn repair_tally(&self) -> RepairTally {
+        self.repair
     }
 
     /// A node that failed came back (it announced itself again).

@@ -25,6 +25,7 @@ use std::time::Duration;
 use stockade_core::{Context, InvariantViolation, NodeId, Protocol, Time};
 
 pub use kbr::{DeliverAll, ForwardVerdict, KbrApplication, PastryOutput, RouteRefused};
+pub use maintenance::RepairTally;
 pub use messages::PastryMessage;
 
 use crate::certificate::NodeCertificate;
@@ -185,6 +186,10 @@ pub struct Pastry<A: KbrApplication = DeliverAll> {
     unacked: BTreeMap<u64, UnackedForward>,
     certificate: Option<NodeCertificate>,
     verified: BTreeSet<OverlayId>,
+    repair: RepairTally,
+    /// Leaf-set requests sent for repair and not yet answered (at most the leaf-set size).
+    leaf_repairs_pending: usize,
+    pings_sent: u64,
     app: A,
 }
 
@@ -219,6 +224,9 @@ impl<A: KbrApplication> Pastry<A> {
             unacked: BTreeMap::new(),
             certificate: None,
             verified: BTreeSet::new(),
+            repair: RepairTally::default(),
+            leaf_repairs_pending: 0,
+            pings_sent: 0,
             app,
         }
     }
@@ -298,6 +306,7 @@ impl<A: KbrApplication> Pastry<A> {
         {
             return;
         }
+        self.pings_sent += 1;
         self.probes.insert(
             peer.addr,
             PendingProbe {
@@ -450,11 +459,14 @@ impl<A: KbrApplication> Protocol for Pastry<A> {
                 cx.send(from, PastryMessage::RowReply { entries });
             }
             PastryMessage::RowReply { entries } => {
+                let pings_before = self.pings_sent;
                 for peer in entries {
                     if !self.table.contains(peer.id) {
                         self.learn_and_probe(cx, peer);
                     }
                 }
+                self.repair.replies += 1;
+                self.repair.probes += self.pings_sent - pings_before;
             }
             PastryMessage::Route {
                 key,

@@ -261,6 +261,35 @@ fn pong_measures_proximity_and_silence_means_failure_with_eager_repair() {
         )),
         "repair asks the farthest live leaf"
     );
+    // The repair is counted: one leaf-set request per failed leaf (gossip is not counted).
+    let requests = effects
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Effect::Send {
+                    message: PastryMessage::LeafSetRequest,
+                    ..
+                }
+            )
+        })
+        .count();
+    let tally = p.repair_tally();
+    assert_eq!(tally.leaf_set_requests, 2);
+    assert_eq!(requests, 3, "two repairs and one gossip request");
+    // The answer is a repair reply, and the probes it causes are repair probes.
+    let reply = PastryMessage::LeafSetReply {
+        sender: test_handle(1100),
+        leaves: vec![test_handle(1300), test_handle(800)],
+    };
+    let effects = run(&mut p, Time::from_millis(3_600), |p, cx| {
+        p.on_message(cx, NodeId(1100), reply)
+    });
+    let tally = p.repair_tally();
+    assert_eq!(tally.replies, 1);
+    assert_eq!(tally.probes as usize, count_pings(&effects));
+    assert!(tally.probes >= 2, "the two new nodes are probed");
+    assert_eq!(tally.messages(), 2 + 1 + 2 * tally.probes);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use stockade_core::NodeId;
 use stockade_sim::{RunOptions, Scenario, ScenarioError, ScenarioOutcome, SimConfig};
 
 use super::world::OverlayWorld;
-use super::{count_arg, fraction_arg, outcome};
+use super::{count_arg, finish_world, fraction_arg};
 use crate::id::OverlayId;
 use crate::protocol::{Pastry, PastryConfig, PastryOutput, PastryRequest};
 
@@ -22,17 +22,26 @@ const SETTLE: Duration = Duration::from_secs(15);
 pub struct ChurnScenario;
 
 /// Lookups in flight: id -> (key, expected root at sending).
-type Issued = BTreeMap<u64, (OverlayId, usize)>;
+pub(super) type Issued = BTreeMap<u64, (OverlayId, usize)>;
 
+/// Lookups issued, delivered, delivered at the right root, and their hops.
 #[derive(Default)]
-struct Tally {
-    issued: u64,
-    delivered: u64,
-    correct: u64,
-    hops: u64,
+pub(super) struct Tally {
+    pub(super) issued: u64,
+    pub(super) delivered: u64,
+    pub(super) correct: u64,
+    pub(super) hops: u64,
 }
 
-fn issue(
+impl Tally {
+    /// Fraction of issued lookups delivered at the right root.
+    pub(super) fn correct_rate(&self) -> f64 {
+        self.correct as f64 / self.issued.max(1) as f64
+    }
+}
+
+/// Route `count` random keys from random joined nodes.
+pub(super) fn issue(
     overlay: &mut OverlayWorld<Pastry>,
     rng: &mut ChaCha8Rng,
     count: usize,
@@ -60,7 +69,8 @@ fn issue(
     }
 }
 
-fn collect(overlay: &mut OverlayWorld<Pastry>, issued: &mut Issued, tally: &mut Tally) {
+/// Match deliveries to the lookups issued.
+pub(super) fn collect(overlay: &mut OverlayWorld<Pastry>, issued: &mut Issued, tally: &mut Tally) {
     for delivery in overlay.world.take_outputs() {
         if let PastryOutput::Delivered {
             key, hops, payload, ..
@@ -157,18 +167,17 @@ impl Scenario for ChurnScenario {
         overlay.sim(|w| w.run_for(Duration::from_secs(5)))?;
         collect(&mut overlay, &mut issued, &mut after);
 
-        let rate = |t: &Tally| t.correct as f64 / t.issued.max(1) as f64;
-        let report = overlay.world.report(json!({
+        let figures = json!({
             "nodes_joined_initially": grown,
             "crashes": crashes,
             "rejoins": rejoins,
             "lookups_during_churn": during.issued,
             "delivered_during_churn": during.delivered,
-            "correct_during_churn": rate(&during),
+            "correct_during_churn": during.correct_rate(),
             "mean_hops": during.hops as f64 / during.delivered.max(1) as f64,
             "lookups_after_repair": after.issued,
-            "correct_after_repair": rate(&after),
-        }));
+            "correct_after_repair": after.correct_rate(),
+        });
         let failure = if grown < nodes {
             Some(format!("only {grown} of {nodes} nodes joined"))
         } else if after.correct < after.issued {
@@ -180,6 +189,6 @@ impl Scenario for ChurnScenario {
         } else {
             None
         };
-        Ok(outcome(self.name(), options, report.headline, failure))
+        finish_world(&overlay.world, self.name(), options, figures, failure)
     }
 }

@@ -11,7 +11,7 @@ use stockade_core::NodeId;
 use stockade_sim::{RunOptions, Scenario, ScenarioError, ScenarioOutcome, SimConfig};
 
 use super::world::OverlayWorld;
-use super::{count_arg, fraction_arg, outcome};
+use super::{count_arg, finish_world, fraction_arg};
 use crate::dht::{Past, PastConfig, PastOutput, PastRequest, StoredObject};
 
 /// Bytes of each object the scenario stores.
@@ -129,7 +129,7 @@ impl Scenario for DhtScenario {
                     .is_some_and(|p| p.cache().used_bytes() > 0)
             })
             .count();
-        let report = overlay.world.report(json!({
+        let figures = json!({
             "objects": objects,
             "replicas": replicas,
             "puts_complete": puts_complete,
@@ -139,7 +139,7 @@ impl Scenario for DhtScenario {
             "objects_with_a_surviving_replica": recoverable_count,
             "recoverable_found": recoverable_found,
             "nodes_caching": cached_nodes,
-        }));
+        });
         let failure = if recoverable_found < recoverable_count {
             Some(format!(
                 "{} of {recoverable_count} objects with a surviving replica were not found after {} crashes",
@@ -153,6 +153,6 @@ impl Scenario for DhtScenario {
         } else {
             None
         };
-        Ok(outcome(self.name(), options, report.headline, failure))
+        finish_world(&overlay.world, self.name(), options, figures, failure)
     }
 }

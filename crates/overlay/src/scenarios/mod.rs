@@ -5,21 +5,34 @@
 //! - `pastry-churn`, `dht`, `scribe`: the event-driven protocols on the simulator's [`World`]
 //!   ([`world`] builds an overlay by staggered joins on a latency plane).
 //!
-//! Each prints its headline as JSON through the CLI; a failed check makes `passed` false.
+//! Each prints its headline as JSON through the CLI; a failed check makes `passed` false. Under
+//! `--out` each writes the simulator's report: CSV files and SVG plots (event-driven runs: the
+//! world's traffic and metrics; static runs: their histograms and counters).
 
 mod churn;
 mod dht_run;
+mod failures;
+mod malicious;
 mod scribe_run;
+mod scribe_static;
 mod static_runs;
 pub mod world;
 
+use std::time::Instant;
+
 use serde_json::Value;
-use stockade_sim::{Registry, RunOptions, Scenario, ScenarioError, ScenarioOutcome};
+use stockade_core::{Protocol, Time};
+use stockade_sim::{
+    peak_rss_bytes, LinkTraffic, Metrics, Registry, Report, RunOptions, Scenario, ScenarioError,
+    ScenarioOutcome, World,
+};
 
 pub use churn::ChurnScenario;
 pub use dht_run::DhtScenario;
+pub use failures::FailuresScenario;
+pub use malicious::MaliciousScenario;
 pub use scribe_run::ScribeScenario;
-pub use static_runs::{hops_headline, FailuresScenario, HopsScenario, MaliciousScenario};
+pub use static_runs::{hops_headline, HopsScenario};
 
 /// Add every overlay scenario to `registry`.
 pub fn register(registry: &mut Registry) {
@@ -83,18 +96,60 @@ fn repro(name: &str, options: &RunOptions) -> String {
     format!("stockade sim {name} --seed {}{args}", options.seed)
 }
 
-/// An outcome from a headline and an optional failure.
-fn outcome(
+/// Finish an event-driven scenario: its world's report (CSV files and plots under `--out`) with
+/// the scenario's figures in the headline, and the checks' verdict.
+fn finish_world<P: Protocol>(
+    world: &World<P>,
     name: &str,
     options: &RunOptions,
-    headline: Value,
+    figures: Value,
     failure: Option<String>,
-) -> ScenarioOutcome {
-    ScenarioOutcome {
-        headline,
-        passed: failure.is_none(),
-        repro: repro(name, options),
+) -> Result<ScenarioOutcome, ScenarioError> {
+    ScenarioOutcome::from_report(
+        world.report(figures),
+        options,
+        repro(name, options),
         failure,
+    )
+}
+
+/// Finish a static-model scenario. There is no simulated network, so the report holds no link
+/// traffic: `metrics` carries the scenario's own counters and histograms (one CSV row and one
+/// CDF plot each under `--out`), and the headline gains the wall time and peak RSS.
+fn finish_static(
+    name: &str,
+    options: &RunOptions,
+    mut headline: Value,
+    metrics: Metrics,
+    started: Instant,
+    failure: Option<String>,
+) -> Result<ScenarioOutcome, ScenarioError> {
+    let wall = started.elapsed();
+    headline["model"] = Value::from("static");
+    headline["wall_seconds"] = Value::from(wall.as_secs_f64());
+    if let Some(rss) = peak_rss_bytes() {
+        headline["peak_rss_bytes"] = Value::from(rss);
+    }
+    let report = Report {
+        scenario: name.to_string(),
+        seed: options.seed,
+        crypto_mode: "none (static model)".to_string(),
+        cost_source: "not modelled (static model)".to_string(),
+        sim_time: Time::ZERO,
+        wall,
+        digest: 0,
+        metrics,
+        links: LinkTraffic::PerSender(Vec::new()),
+        sites: Vec::new(),
+        headline,
+    };
+    ScenarioOutcome::from_report(report, options, repro(name, options), failure)
+}
+
+/// Record `count` copies of `value` in histogram `name`.
+fn record_repeated(metrics: &mut Metrics, name: &str, value: u64, count: u64) {
+    for _ in 0..count {
+        metrics.record(name, value);
     }
 }
 
@@ -167,6 +222,19 @@ mod tests {
         assert!(malicious.headline["secure_routing_success"]
             .as_f64()
             .is_some_and(|s| s >= 0.99));
+        let sweep = malicious.headline["by_fraction"]
+            .as_array()
+            .expect("one row per fraction");
+        assert_eq!(sweep.len(), 3, "10%, 20% and 25% by default");
+        for row in sweep {
+            let secure = row["secure_lookup_success"].as_f64().expect("secure");
+            assert!(secure > row["pns_plain_success"].as_f64().expect("plain"));
+            assert!(secure > row["constrained_plain_success"].as_f64().expect("plain"));
+            assert!(row["failure_test_detection"].as_f64() > Some(0.9), "{row}");
+        }
+        assert!(malicious.headline["secure_success_by_fraction"]["0.25"]
+            .as_f64()
+            .is_some_and(|s| s >= 0.99));
         assert!(matches!(
             HopsScenario.run(&RunOptions::with_seed(1).arg("nodez", 5)),
             Err(ScenarioError::UnknownArgument { .. })
@@ -175,6 +243,61 @@ mod tests {
             FailuresScenario.run(&RunOptions::with_seed(1).arg("fraction", 1.5)),
             Err(ScenarioError::OutOfRange { .. })
         ));
+    }
+
+    #[test]
+    fn scribe_at_scale_reports_delay_penalty_and_link_stress() {
+        let s = run(
+            &ScribeScenario,
+            RunOptions::with_seed(2)
+                .arg("model", "static")
+                .arg("nodes", 3000)
+                .arg("groups", 40)
+                .arg("grid-side", 20),
+        );
+        let f = |k: &str| s.headline[k].as_f64().unwrap_or_else(|| panic!("{k}"));
+        assert!(
+            f("rdp_mean") >= 1.0 && f("rdp_mean") < 4.0,
+            "{}",
+            s.headline
+        );
+        assert!(f("rdp_max") >= f("rdp_p90") && f("rdp_p90") >= f("rdp_median"));
+        assert!(f("rad_mean") >= 1.0);
+        assert!(f("link_stress_mean") >= 1.0 && f("link_stress_max") >= f("link_stress_mean"));
+        assert!(
+            f("link_stress_scribe_over_ip") > 1.0,
+            "overlay edges share links"
+        );
+        assert_eq!(s.headline["group_sizes"]["max"], 3000);
+        assert_eq!(s.headline["model"], "static");
+        assert!(matches!(
+            ScribeScenario.run(
+                &RunOptions::with_seed(1)
+                    .arg("model", "static")
+                    .arg("fail", 0.1)
+            ),
+            Err(ScenarioError::UnknownArgument { .. })
+        ));
+    }
+
+    #[test]
+    fn failures_in_the_event_model_are_repaired_and_their_repair_is_counted() {
+        let f = run(
+            &FailuresScenario,
+            RunOptions::with_seed(5)
+                .arg("model", "events")
+                .arg("nodes", 80)
+                .arg("lookups", 200)
+                .arg("fraction", 0.1),
+        );
+        assert!(
+            f.headline["failed_nodes"].as_u64() > Some(0),
+            "nodes failed"
+        );
+        assert!(f.headline["repair_leaf_set_requests"].as_u64() > Some(0));
+        assert!(f.headline["repair_messages_per_failed_node"].as_f64() > Some(1.0));
+        assert_eq!(f.headline["success_before_failure"].as_f64(), Some(1.0));
+        assert_eq!(f.headline["success_after_repair"].as_f64(), Some(1.0));
     }
 
     #[test]
@@ -224,5 +347,7 @@ mod tests {
         assert!(scribe.headline["delivered_after_repair"]
             .as_u64()
             .is_some_and(|d| d > 0));
+        let rdp = scribe.headline["rdp_mean"].as_f64().expect("rdp_mean");
+        assert!((1.0..10.0).contains(&rdp), "rdp {rdp}");
     }
 }

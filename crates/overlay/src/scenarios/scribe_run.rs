@@ -9,25 +9,45 @@ use serde_json::json;
 use stockade_core::NodeId;
 use stockade_sim::{RunOptions, Scenario, ScenarioError, ScenarioOutcome, SimConfig};
 
+use super::failures::{model_arg, Model};
 use super::world::OverlayWorld;
-use super::{count_arg, fraction_arg, outcome};
+use super::{count_arg, finish_world, fraction_arg};
 use crate::id::OverlayId;
 use crate::scribe::{Scribe, ScribeConfig, ScribeOutput, ScribeRequest};
+use crate::static_scribe::mean;
 
 /// `scribe`.
 pub struct ScribeScenario;
 
-/// Multicast once per group and count, per group, members that received exactly once.
+/// What one multicast per group achieved.
+#[derive(Default)]
+struct Round {
+    /// Live members.
+    expected: u64,
+    /// Live members that received the message exactly once.
+    exactly_once: u64,
+    /// Extra copies received.
+    duplicates: u64,
+    /// Per receiving member other than the sender: delay from the multicast call to delivery
+    /// (through the root and down the tree) over the direct link's delay.
+    rdp: Vec<f64>,
+}
+
+/// Multicast once per group from a random live node and count, per group, members that
+/// received exactly once, and their delay penalty.
 fn multicast_round(
     overlay: &mut OverlayWorld<Scribe>,
     rng: &mut ChaCha8Rng,
     groups: &[(OverlayId, Vec<usize>)],
     round: u8,
-) -> Result<(u64, u64, u64), ScenarioError> {
+) -> Result<Round, ScenarioError> {
     overlay.world.take_outputs();
     let live = overlay.joined_nodes();
+    let sent_at = overlay.world.now();
+    let mut senders = Vec::with_capacity(groups.len());
     for (topic, _) in groups {
         let sender = live[rng.gen_range(0..live.len())];
+        senders.push(sender);
         overlay.world.request(
             NodeId(sender as u32),
             ScribeRequest::Multicast {
@@ -38,20 +58,29 @@ fn multicast_round(
     }
     overlay.sim(|w| w.run_for(Duration::from_secs(5)))?;
     let outputs = overlay.world.take_outputs();
-    let (mut expected, mut exactly_once, mut duplicates) = (0u64, 0u64, 0u64);
-    for (topic, members) in groups {
+    let mut result = Round::default();
+    for ((topic, members), sender) in groups.iter().zip(&senders) {
         for m in members.iter().filter(|m| overlay.is_joined(**m)) {
-            expected += 1;
-            let got = outputs
+            result.expected += 1;
+            let mut got = outputs
                 .iter()
                 .filter(|d| d.node.index() == *m)
-                .filter(|d| matches!(&d.output, ScribeOutput::Received { topic: t, data } if t == topic && data == &[round]))
-                .count() as u64;
-            exactly_once += u64::from(got == 1);
-            duplicates += got.saturating_sub(1);
+                .filter(|d| matches!(&d.output, ScribeOutput::Received { topic: t, data } if t == topic && data == &[round]));
+            let Some(first) = got.next() else {
+                continue;
+            };
+            let extra = got.count() as u64;
+            result.exactly_once += u64::from(extra == 0);
+            result.duplicates += extra;
+            if m != sender {
+                let delay_ms = (first.at - sent_at).as_secs_f64() * 1e3;
+                result
+                    .rdp
+                    .push(delay_ms / overlay.link_latency_ms(*sender, *m) as f64);
+            }
         }
     }
-    Ok((expected, exactly_once, duplicates))
+    Ok(result)
 }
 
 impl Scenario for ScribeScenario {
@@ -59,11 +88,17 @@ impl Scenario for ScribeScenario {
         "scribe"
     }
     fn description(&self) -> &'static str {
-        "Scribe multicast trees over Pastry: G groups, members join, multicast before and after \
-         a fraction of nodes crashes [--nodes 300 --groups 10 --members 0.1 --fail 0.05]"
+        "Scribe multicast trees over Pastry. Events (up to 2,000 nodes): G groups, members join, \
+         multicast before and after a fraction of nodes crashes [--nodes 300 --groups 10 \
+         --members 0.1 --fail 0.05]. Static (above 2,000 nodes or --model static): delay penalty \
+         and link stress against IP multicast [--nodes 100000 --groups 1500 --zipf 1.25 --grid-side 50]"
     }
     fn run(&self, options: &RunOptions) -> Result<ScenarioOutcome, ScenarioError> {
-        options.reject_unknown(&["nodes", "groups", "members", "fail"])?;
+        let nodes = options.u64_arg("nodes", 300)?;
+        if model_arg(options, nodes, true)? == Model::Static {
+            return super::scribe_static::run_static(self.name(), options);
+        }
+        options.reject_unknown(&["nodes", "groups", "members", "fail", "model"])?;
         let nodes = super::world_nodes_arg(options, 300)?;
         let group_count = count_arg(options, "groups", 10, 1, 1_000)?;
         let member_fraction = fraction_arg(options, "members", 0.1, 1.0)?;
@@ -119,32 +154,35 @@ impl Scenario for ScribeScenario {
         overlay.refresh_joined();
         let after = multicast_round(&mut overlay, &mut rng, &groups, 2)?;
 
-        let report = overlay.world.report(json!({
+        let figures = json!({
             "groups": group_count,
             "members": members_total,
             "tree_nodes": tree_nodes,
-            "delivered_before": before.1,
-            "expected_before": before.0,
+            "delivered_before": before.exactly_once,
+            "expected_before": before.expected,
+            "rdp_mean": mean(&before.rdp),
+            "rdp_max": before.rdp.iter().copied().fold(0.0, f64::max),
+            "rdp_definition": "delay from the multicast call at a random live node (routed to the root, then down the tree) over the direct link's delay, before failures",
             "crashed": victims.len(),
-            "delivered_after_repair": after.1,
-            "expected_after_repair": after.0,
-            "duplicates": before.2 + after.2,
-        }));
-        let failure = if before.1 < before.0 {
+            "delivered_after_repair": after.exactly_once,
+            "expected_after_repair": after.expected,
+            "duplicates": before.duplicates + after.duplicates,
+        });
+        let failure = if before.exactly_once < before.expected {
             Some(format!(
                 "{} of {} members missed a multicast before failures",
-                before.0 - before.1,
-                before.0
+                before.expected - before.exactly_once,
+                before.expected
             ))
-        } else if after.1 < after.0 {
+        } else if after.exactly_once < after.expected {
             Some(format!(
                 "{} of {} members missed a multicast after tree repair",
-                after.0 - after.1,
-                after.0
+                after.expected - after.exactly_once,
+                after.expected
             ))
         } else {
             None
         };
-        Ok(outcome(self.name(), options, report.headline, failure))
+        finish_world(&overlay.world, self.name(), options, figures, failure)
     }
 }

@@ -1,21 +1,22 @@
-//! Scenarios over the static scale model: hop counts, failures, malicious nodes.
+//! `pastry-hops` over the static scale model, and the static model arguments every static
+//! scenario shares.
+
+use std::time::Instant;
 
 use serde_json::{json, Value};
-use stockade_sim::{RunOptions, Scenario, ScenarioError, ScenarioOutcome};
+use stockade_sim::{Metrics, RunOptions, Scenario, ScenarioError, ScenarioOutcome};
 
-use super::{count_arg, fraction_arg, out_of_range, outcome};
+use super::{count_arg, finish_static, out_of_range, record_repeated};
 use crate::id::DigitBits;
 use crate::latency::LatencyModel;
-use crate::static_overlay::{
-    LookupStats, StaticConfig, StaticOverlay, TableRule, PNS_SAMPLES_MAX_DEFAULT,
-};
+use crate::static_overlay::{LookupStats, StaticConfig, StaticOverlay, PNS_SAMPLES_MAX_DEFAULT};
 
 /// The largest static overlay a scenario builds.
 const STATIC_SCENARIO_NODES_MAX: u64 = 2_000_000;
 /// The most lookups a scenario routes.
 const LOOKUPS_MAX: u64 = 100_000_000;
 
-fn static_config(
+pub(super) fn static_config(
     options: &RunOptions,
     default_nodes: u64,
     default_leaf_set: u64,
@@ -69,7 +70,7 @@ pub fn hops_headline(overlay: &StaticOverlay, config: &StaticConfig, stats: &Loo
     })
 }
 
-fn build(config: &StaticConfig) -> Result<StaticOverlay, ScenarioError> {
+pub(super) fn build(config: &StaticConfig) -> Result<StaticOverlay, ScenarioError> {
     StaticOverlay::build(config).map_err(|e| ScenarioError::Setup(e.to_string()))
 }
 
@@ -86,6 +87,7 @@ impl Scenario for HopsScenario {
     }
     fn run(&self, options: &RunOptions) -> Result<ScenarioOutcome, ScenarioError> {
         options.reject_unknown(&["nodes", "lookups", "b", "leaf-set", "topology"])?;
+        let started = Instant::now();
         let config = static_config(options, 100_000, 16)?;
         let lookups = count_arg(options, "lookups", 1_000_000, 1, LOOKUPS_MAX)?;
         let overlay = build(&config)?;
@@ -97,111 +99,12 @@ impl Scenario for HopsScenario {
                 stats.misdelivered, stats.looped
             )
         });
-        Ok(outcome(self.name(), options, headline, failure))
-    }
-}
-
-/// `pastry-failures`: a fraction of nodes fails at once; routes before any repair.
-pub struct FailuresScenario;
-
-impl Scenario for FailuresScenario {
-    fn name(&self) -> &'static str {
-        "pastry-failures"
-    }
-    fn description(&self) -> &'static str {
-        "a fraction of Pastry nodes fails at once; lookups route around them before repair \
-         [--fraction 0.1 --nodes 10000 --lookups 100000]"
-    }
-    fn run(&self, options: &RunOptions) -> Result<ScenarioOutcome, ScenarioError> {
-        options.reject_unknown(&["fraction", "nodes", "lookups", "b", "leaf-set", "topology"])?;
-        let config = static_config(options, 10_000, 16)?;
-        let fraction = fraction_arg(options, "fraction", 0.1, 1.0)?;
-        let lookups = count_arg(options, "lookups", 100_000, 1, LOOKUPS_MAX)?;
-        let overlay = build(&config)?;
-        let stats = overlay.measure_failures(fraction, lookups, options.seed);
-        let headline = json!({
-            "scenario": self.name(),
-            "seed": options.seed,
-            "nodes": overlay.len(),
-            "fraction": fraction,
-            "failed_nodes": stats.failed_nodes,
-            "lookups": stats.lookups,
-            "success_rate": stats.success_rate(),
-            "mean_hops": stats.mean_hops(),
-            "mean_timeouts": stats.mean_timeouts(),
-        });
-        // Pastry routes around failed nodes through leaf sets; with L = 16 nearly every lookup
-        // must still arrive while under half the nodes are down.
-        let failure = (fraction < 0.5 && stats.success_rate() < 0.95).then(|| {
-            format!(
-                "only {:.3} of lookups reached the live root",
-                stats.success_rate()
-            )
-        });
-        Ok(outcome(self.name(), options, headline, failure))
-    }
-}
-
-/// `pastry-malicious`: malicious nodes lie about proximity and drop traffic; plain versus
-/// redundant routing over proximity-chosen versus constrained tables.
-pub struct MaliciousScenario;
-
-impl Scenario for MaliciousScenario {
-    fn name(&self) -> &'static str {
-        "pastry-malicious"
-    }
-    fn description(&self) -> &'static str {
-        "malicious Pastry nodes drop traffic and lie about proximity; secure routing (constrained \
-         tables + redundant routing) versus plain [--fraction 0.2 --nodes 10000 --lookups 100000 --leaf-set 32 --redundancy 32]"
-    }
-    fn run(&self, options: &RunOptions) -> Result<ScenarioOutcome, ScenarioError> {
-        options.reject_unknown(&[
-            "fraction",
-            "nodes",
-            "lookups",
-            "redundancy",
-            "b",
-            "leaf-set",
-            "topology",
-        ])?;
-        // Castro et al. evaluate secure routing with a leaf set of 32; redundancy defaults to it.
-        let base = static_config(options, 10_000, 32)?;
-        let fraction = fraction_arg(options, "fraction", 0.2, 1.0)?;
-        let lookups = count_arg(options, "lookups", 100_000, 1, LOOKUPS_MAX)?;
-        let redundancy = count_arg(options, "redundancy", base.leaf_set_size as u64, 1, 256)?;
-        let mut results = Vec::new();
-        for rule in [TableRule::Proximity, TableRule::Constrained] {
-            let config = StaticConfig {
-                table_rule: rule,
-                malicious_fraction: fraction,
-                ..base.clone()
-            };
-            let overlay = build(&config)?;
-            results.push(overlay.measure_malicious(lookups, redundancy, options.seed));
+        let mut metrics = Metrics::default();
+        for (hops, count) in stats.hop_histogram.iter().enumerate() {
+            record_repeated(&mut metrics, "hops", hops as u64, *count);
         }
-        let (pns, constrained) = (&results[0], &results[1]);
-        let headline = json!({
-            "scenario": self.name(),
-            "seed": options.seed,
-            "nodes": base.nodes,
-            "fraction": fraction,
-            "malicious_nodes": constrained.malicious_nodes,
-            "lookups": constrained.lookups,
-            "redundancy": redundancy,
-            "pns_malicious_entries": pns.malicious_entry_fraction,
-            "pns_plain_success": pns.plain_rate(),
-            "pns_redundant_success": pns.redundant_rate(),
-            "constrained_malicious_entries": constrained.malicious_entry_fraction,
-            "constrained_plain_success": constrained.plain_rate(),
-            "secure_routing_success": constrained.redundant_rate(),
-        });
-        // Paper 002: secure routing tolerates up to 25% faulty nodes.
-        let failure = (fraction <= 0.25 && constrained.redundant_rate() < 0.99).then(|| {
-            format!(
-                "secure routing reached only {:.3} of replica sets at f = {fraction}",
-                constrained.redundant_rate()
-            )
-        });
-        Ok(outcome(self.name(), options, headline, failure))
+        metrics.add("lookups", stats.lookups);
+        metrics.add("misdelivered", stats.misdelivered);
+        finish_static(self.name(), options, headline, metrics, started, failure)
     }
 }

@@ -98,10 +98,7 @@ impl<P: OverlayMember + 'static> OverlayWorld<P> {
             Topology::full_mesh(nodes as u32, LinkSpec::ideal(Duration::from_millis(50)));
         for a in 0..nodes {
             for b in a + 1..nodes {
-                let ms = LatencyModel::Plane
-                    .latency_ms(positions[a], positions[b])
-                    .round()
-                    .max(1.0) as u64;
+                let ms = link_ms(&positions, a, b);
                 topology
                     .set_link_pair(
                         NodeId(a as u32),
@@ -210,6 +207,19 @@ impl<P: OverlayMember + 'static> OverlayWorld<P> {
     pub fn latency_ms(&self, a: usize, b: usize) -> f64 {
         LatencyModel::Plane.latency_ms(self.positions[a], self.positions[b])
     }
+
+    /// The simulated link's latency between two nodes, whole ms.
+    pub fn link_latency_ms(&self, a: usize, b: usize) -> u64 {
+        link_ms(&self.positions, a, b)
+    }
+}
+
+/// The link latency between nodes `a` and `b`: their plane distance rounded to whole ms, at least 1.
+fn link_ms(positions: &[Position], a: usize, b: usize) -> u64 {
+    LatencyModel::Plane
+        .latency_ms(positions[a], positions[b])
+        .round()
+        .max(1.0) as u64
 }
 
 /// The joined node nearest to node `me` by latency.
