@@ -171,6 +171,21 @@ pub enum GroupsCommand {
     /// Run one real LA-groups member over Noise/UDP links until Ctrl-C or SIGTERM; print view
     /// changes, and write view.txt, graph.dot and graph.svg under --out every --print-every seconds.
     Member(GroupsMemberArgs),
+    /// Ask a running member (its view_listen address) for its view of its group; print the view
+    /// and the attestation graph, and write graph.dot and graph.svg under --out (DOT on standard
+    /// output without --out).
+    View(GroupsViewArgs),
+}
+
+/// `stockade groups view`.
+#[derive(Args, Debug)]
+pub struct GroupsViewArgs {
+    /// The member's view_listen address, for example 127.0.0.1:7200.
+    #[arg(long)]
+    pub member: std::net::SocketAddr,
+    /// Write graph.dot and graph.svg here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `stockade groups member`.
