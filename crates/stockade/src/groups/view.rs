@@ -58,7 +58,7 @@ impl ViewReport {
     ) -> ViewReport {
         let mut report = ViewReport {
             member: me.0,
-            published_at_ms: u64::try_from(published.at.as_nanos() / 1_000_000).unwrap_or(u64::MAX),
+            published_at_ms: published.at.as_nanos() / 1_000_000,
             nodes: known.iter().map(|n| n.0).collect(),
             ..ViewReport::default()
         };
