@@ -18,6 +18,9 @@ const MEMBERS: u32 = 3;
 const FORM_WITHIN: Duration = Duration::from_secs(20);
 /// How long a killed member may stay in the others' views: misses_max probes plus the validity.
 const DROP_WITHIN: Duration = Duration::from_secs(20);
+/// Members 1 and 2 start this long after member 0: longer than an attestation lives, so their
+/// attestations would look expired to member 0 if members compared process-relative clocks.
+const START_APART: Duration = Duration::from_millis(5000);
 /// How long a member is given to stop after SIGTERM.
 const STOP_WITHIN: Duration = Duration::from_secs(5);
 /// The `[group]` periods every member runs with: short, so a lost member shows quickly.
@@ -150,6 +153,8 @@ fn members_with_their_own_keys_form_a_group_that_groups_view_reads_and_drops_a_k
     )
     .expect("member 0 wrote its group id");
     let group = group.trim().to_string();
+    std::thread::sleep(START_APART);
+    let deadline = Instant::now() + FORM_WITHIN;
 
     for i in 1..MEMBERS {
         let others: Vec<String> = (0..MEMBERS)

@@ -39,7 +39,7 @@ pub struct ViewReport {
     pub member: u32,
     /// The group (40 hex characters), or none while the member is not in one yet.
     pub group: Option<String>,
-    /// When the member published this view, in milliseconds of its runtime clock.
+    /// When the member published this view, in milliseconds since it started.
     pub published_at_ms: u64,
     /// Every node the member knows (its peers and itself), and any other node its view holds.
     pub nodes: BTreeSet<u32>,
@@ -136,7 +136,7 @@ pub fn run(args: &GroupsViewArgs) -> anyhow::Result<Verdict> {
     let report = fetch_view(args.member)?;
     let picture = report.picture();
     println!(
-        "member {} at {:.1} s: {}",
+        "member {} (up {:.1} s): {}",
         report.member,
         report.published_at_ms as f64 / 1000.0,
         report

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use stockade_attest::group::{GroupOutput, GroupRequest, LaGroups};
+use stockade_attest::group::{GroupConfig, GroupOutput, GroupRequest, LaGroups};
 use stockade_core::NodeId;
 use stockade_runtime::{spawn_node, NodeSetup};
 use tokio::sync::watch;
@@ -102,13 +102,18 @@ async fn serve(
     let me = NodeId(config.node.id);
     let nodes = config.nodes();
     let group_config = &config.group;
+    // Attestations carry wall-clock times so members started at different moments agree on
+    // expiry; the runtime's clock starts at zero with the node, which is spawned right after.
+    let clock_offset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is set before 1970")?;
+    let protocol_config = GroupConfig {
+        clock_offset,
+        ..group_config.protocol.clone()
+    };
     let protocol = ObservedGroups::new(
-        LaGroups::new(
-            me,
-            group_config.protocol.clone(),
-            Box::new(keys.attestation_keys),
-        )
-        .with_view_signing(keys.view_signer),
+        LaGroups::new(me, protocol_config, Box::new(keys.attestation_keys))
+            .with_view_signing(keys.view_signer),
         group_config.view_publish,
     );
     let (reports, latest) = watch::channel(ViewReport::from_published(
