@@ -208,6 +208,17 @@ fn members_with_their_own_keys_form_a_group_that_groups_view_reads_and_drops_a_k
     assert_eq!(headline["group"], group.as_str());
     assert_eq!(headline["view_size"], 3);
     assert_eq!(headline["attestations"], 6);
+    // The member collected a compact transcript signed by all three (their BLS keys from keygen).
+    let signed_by_all = wait_for(
+        deadline,
+        || groups_view(&view_addr, &[]).map(|(_, headline)| headline.to_string()),
+        |h| h.contains("\"transcript_signers\":[0,1,2]"),
+    );
+    assert!(
+        signed_by_all.is_some(),
+        "no transcript signed by every member: {:?}",
+        groups_view(&view_addr, &[])
+    );
     let dot = std::fs::read_to_string(pictures.join("graph.dot")).expect("graph.dot");
     assert_eq!(dot.matches(" -> ").count(), 6, "{dot}");
     let svg = std::fs::read_to_string(pictures.join("graph.svg")).expect("graph.svg");

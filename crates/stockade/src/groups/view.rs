@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::demo::write_pictures;
-use super::member::PublishedView;
+use super::member::{PublishedView, TranscriptReport};
 use super::render::GraphPicture;
 use crate::cli::GroupsViewArgs;
 use crate::headline::{print_headline, Verdict};
@@ -47,6 +47,9 @@ pub struct ViewReport {
     pub view: BTreeSet<u32>,
     /// Live attestations, `[attester, attestee]`.
     pub attestations: BTreeSet<(u32, u32)>,
+    /// The last compact transcript the member collected and checked, if any.
+    #[serde(default)]
+    pub transcript: Option<TranscriptReport>,
 }
 
 impl ViewReport {
@@ -145,6 +148,17 @@ pub fn run(args: &GroupsViewArgs) -> anyhow::Result<Verdict> {
             .map_or("not in a group yet".to_string(), |g| format!("group {g}"))
     );
     print!("{}", picture.describe(NodeId(report.member)));
+    if let Some(t) = &report.transcript {
+        let list =
+            |ids: &BTreeSet<u32>| ids.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
+        println!(
+            "compact transcript of epoch {}: view {} signed by {} ({} bytes, one BLS aggregate)",
+            t.epoch,
+            list(&t.members),
+            list(&t.signers),
+            t.bytes
+        );
+    }
     let files = match &args.out {
         Some(dir) => write_pictures(&picture, dir)?,
         None => {
@@ -162,6 +176,8 @@ pub fn run(args: &GroupsViewArgs) -> anyhow::Result<Verdict> {
         "view": report.view,
         "view_size": report.view.len(),
         "attestations": report.attestations.len(),
+        "transcript_signers": report.transcript.as_ref().map(|t| &t.signers),
+        "transcript_bytes": report.transcript.as_ref().map(|t| t.bytes),
         "files": files,
     }));
     Ok(Verdict::from_passed(report.group.is_some()))

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use stockade_attest::keys::SchemeKeys;
 use stockade_attest::transcript::MemberDirectory;
-use stockade_core::wire::{DecodeLimits, Reader, Wire};
+use stockade_core::wire::{DecodeLimits, Wire};
 use stockade_core::NodeId;
 use stockade_crypto::bls::{BlsPublicKey, ProofOfPossession, VerifiedPublicKey};
 use stockade_crypto::ed25519::VerifyingKey;
@@ -82,12 +82,7 @@ fn peer_keys(peer: &PeerEntry) -> anyhow::Result<(VerifyingKey, VerifiedPublicKe
         BlsPublicKey::from_hex(&peer.bls).map_err(|e| anyhow::anyhow!("bls: {e}; {copy_hint}"))?;
     let pop_bytes = hex::decode(peer.bls_pop.trim())
         .map_err(|e| anyhow::anyhow!("bls_pop is not hex ({e}); {copy_hint}"))?;
-    let pop = Reader::new(&pop_bytes, DecodeLimits::default())
-        .and_then(|mut r| {
-            let pop = ProofOfPossession::decode(&mut r)?;
-            r.finish()?;
-            Ok(pop)
-        })
+    let pop = ProofOfPossession::from_bytes(&pop_bytes, DecodeLimits::default())
         .map_err(|e| anyhow::anyhow!("bls_pop: {e}; {copy_hint}"))?;
     let verified = bls.verify_possession(&pop).map_err(|e| {
         anyhow::anyhow!("bls_pop does not prove possession of bls ({e}): the two must come from the same public.toml")

@@ -8,7 +8,8 @@
 //!
 //! Once in the group it monitors each member of its `attest` list with the configured monitor and
 //! attests it while the monitor says so. View changes are printed as they happen; the protocol
-//! publishes its view every `view_publish_ms` ([`observed`]); every `--print-every` seconds the
+//! publishes its view every `view_publish_ms` ([`observed`]) and collects a compact, BLS-aggregated
+//! transcript of it when it changed ([`transcript`]); every `--print-every` seconds the
 //! member writes `group.txt`, `view.txt`, `graph.dot` and `graph.svg` under `--out` (see
 //! [`super::render`]), and `stockade groups view --member <view_listen>` reads the latest
 //! publication ([`super::view`]).
@@ -16,6 +17,7 @@
 pub mod config;
 pub mod keys;
 pub mod observed;
+pub mod transcript;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,6 +31,7 @@ use tokio::sync::watch;
 pub use config::{parse_group_id, Entry, MemberConfig, MemberGroupConfig, MonitorChoice};
 pub use keys::MemberKeys;
 pub use observed::{GroupSnapshot, MemberOutput, ObservedGroups, PublishedView};
+pub use transcript::{TranscriptReport, TranscriptRounds};
 
 use super::view::{serve_view, ViewReport};
 use crate::cli::GroupsMemberArgs;
@@ -144,6 +147,7 @@ async fn serve(
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     let mut ticker = tokio::time::interval(print_every);
+    let mut rounds = TranscriptRounds::new(keys.directory);
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
@@ -153,7 +157,27 @@ async fn serve(
                 let Some(output) = output else { break };
                 let output = match output {
                     MemberOutput::Published(published) => {
-                        reports.send_replace(ViewReport::from_published(me, &nodes, &published));
+                        let mut report = ViewReport::from_published(me, &nodes, &published);
+                        report.transcript = rounds.latest().cloned();
+                        if let Some(group) = published.groups.keys().next() {
+                            if let Some(request) = rounds.next_request(*group, &report.view) {
+                                send(&handle.requests, request).await?;
+                            }
+                        }
+                        reports.send_replace(report);
+                        continue;
+                    }
+                    MemberOutput::Group(GroupOutput::Transcript { result, .. }) => {
+                        match rounds.finished(me, result) {
+                            Ok(t) => println!(
+                                "transcript of epoch {}: {} of {} members signed, {} bytes",
+                                t.epoch,
+                                t.signers.len(),
+                                t.members.len(),
+                                t.bytes
+                            ),
+                            Err(e) => println!("transcript not kept: {e}"),
+                        }
                         continue;
                     }
                     MemberOutput::Group(output) => output,
