@@ -191,7 +191,8 @@ pub struct GroupsViewArgs {
 /// `stockade groups member`.
 #[derive(Args, Debug)]
 pub struct GroupsMemberArgs {
-    /// The member's TOML: the runtime node configuration plus a [group] section.
+    /// The member's TOML: id, listen, keys_dir (from `stockade keygen`), data_dir, optional
+    /// view_listen, a [[peer]] per other member with its public keys, and a [group] section.
     #[arg(long)]
     pub config: PathBuf,
     /// Write group.txt, view.txt, graph.dot and graph.svg here.
