@@ -31,6 +31,9 @@ pub const VIEW_REPLY_BYTES_MAX: usize = 1 << 20;
 /// How long either side waits for the other.
 pub const VIEW_IO_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long the member waits after a failed accept before it accepts again.
+const VIEW_ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 /// One member's view of its group, as it travels to `groups view`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +102,8 @@ impl ViewReport {
 pub async fn serve_view(listener: TcpListener, reports: watch::Receiver<ViewReport>) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
+            // Out of descriptors, most likely: let some close before accepting again.
+            tokio::time::sleep(VIEW_ACCEPT_RETRY).await;
             continue;
         };
         let body = match serde_json::to_vec(&*reports.borrow()) {
