@@ -90,6 +90,7 @@ impl LaGroups {
 
     /// This node's current view of `group`: the nodes it reaches along live attestations.
     pub fn view(&self, group: GroupId, now: Time) -> Option<BTreeSet<NodeId>> {
+        let now = self.group_time(now);
         self.groups.get(&group).map(|g| g.view(self.me, now))
     }
 
@@ -100,6 +101,7 @@ impl LaGroups {
         node: NodeId,
         now: Time,
     ) -> Vec<SignedAttestation> {
+        let now = self.group_time(now);
         self.groups
             .get(&group)
             .map(|g| g.store.about(node, now).into_iter().cloned().collect())
@@ -108,6 +110,7 @@ impl LaGroups {
 
     /// Every live attestation held for `group` (what a membership transcript is built from).
     pub fn attestations(&self, group: GroupId, now: Time) -> Vec<SignedAttestation> {
+        let now = self.group_time(now);
         self.groups
             .get(&group)
             .map(|g| g.store.live(now).cloned().collect())
@@ -116,6 +119,7 @@ impl LaGroups {
 
     /// The attestation graph of `group` with unit costs, for the queries of [`crate::graph`].
     pub fn graph(&self, group: GroupId, now: Time) -> Option<AttestationGraph> {
+        let now = self.group_time(now);
         self.groups.get(&group).map(|g| g.graph(self.me, now))
     }
 
@@ -137,6 +141,12 @@ impl LaGroups {
             .get(&group)
             .map(|g| g.attesting.keys().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// The time attestations carry when the context's clock reads `now`: `now` plus
+    /// [`GroupConfig::clock_offset`]. Every query method takes the context's time and converts it.
+    pub fn group_time(&self, now: Time) -> Time {
+        now + self.config.clock_offset
     }
 
     /// The counters.
@@ -222,7 +232,7 @@ impl LaGroups {
         info: Vec<u8>,
         announce: bool,
     ) -> Option<SignedAttestation> {
-        let now = cx.now();
+        let now = self.group_time(cx.now());
         let state = self.groups.get_mut(&group)?;
         // Issue times of one link strictly increase, so a second statement within one instant
         // supersedes the first everywhere instead of looking like an equivocation.
@@ -308,7 +318,11 @@ impl LaGroups {
         let Some(state) = self.groups.get(&group) else {
             return;
         };
-        let all: Vec<SignedAttestation> = state.store.live(cx.now()).cloned().collect();
+        let all: Vec<SignedAttestation> = state
+            .store
+            .live(self.group_time(cx.now()))
+            .cloned()
+            .collect();
         self.stats.snapshots_sent += 1;
         self.send_announcements(cx, group, to, AnnounceKind::Snapshot, &all);
     }
@@ -354,7 +368,7 @@ impl LaGroups {
     /// Flood the collected changes to every neighbour, except each change's source and attester
     /// (who already hold it).
     fn flush(&mut self, cx: &mut Context<'_, Self>, group: GroupId) {
-        let now = cx.now();
+        let now = self.group_time(cx.now());
         let Some(state) = self.groups.get_mut(&group) else {
             return;
         };
@@ -449,7 +463,7 @@ impl LaGroups {
         attestation: SignedAttestation,
         vouched: bool,
     ) -> bool {
-        let now = cx.now();
+        let now = self.group_time(cx.now());
         let Some(state) = self.groups.get_mut(&group) else {
             return false;
         };
@@ -485,7 +499,7 @@ impl LaGroups {
     }
 
     fn check_joined(&mut self, cx: &mut Context<'_, Self>, group: GroupId) {
-        let now = cx.now();
+        let now = self.group_time(cx.now());
         let Some(state) = self.groups.get_mut(&group) else {
             return;
         };
@@ -501,7 +515,7 @@ impl LaGroups {
     }
 
     fn report_view(&mut self, cx: &mut Context<'_, Self>, group: GroupId) {
-        let now = cx.now();
+        let now = self.group_time(cx.now());
         let Some(state) = self.groups.get_mut(&group) else {
             return;
         };
@@ -533,7 +547,7 @@ impl LaGroups {
     }
 
     fn sweep(&mut self, cx: &mut Context<'_, Self>, group: GroupId) {
-        let now = cx.now();
+        let now = self.group_time(cx.now());
         let Some(state) = self.groups.get_mut(&group) else {
             return;
         };

@@ -204,12 +204,28 @@ pub enum GroupsCommand {
     /// Run one real LA-groups member over Noise/UDP links until Ctrl-C or SIGTERM; print view
     /// changes, and write view.txt, graph.dot and graph.svg under --out every --print-every seconds.
     Member(GroupsMemberArgs),
+    /// Ask a running member (its view_listen address) for its view of its group; print the view
+    /// and the attestation graph, and write graph.dot and graph.svg under --out (DOT on standard
+    /// output without --out).
+    View(GroupsViewArgs),
+}
+
+/// `stockade groups view`.
+#[derive(Args, Debug)]
+pub struct GroupsViewArgs {
+    /// The member's view_listen address, for example 127.0.0.1:7200.
+    #[arg(long)]
+    pub member: std::net::SocketAddr,
+    /// Write graph.dot and graph.svg here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `stockade groups member`.
 #[derive(Args, Debug)]
 pub struct GroupsMemberArgs {
-    /// The member's TOML: the runtime node configuration plus a [group] section.
+    /// The member's TOML: id, listen, keys_dir (from `stockade keygen`), data_dir, optional
+    /// view_listen, a [[peer]] per other member with its public keys, and a [group] section.
     #[arg(long)]
     pub config: PathBuf,
     /// Write group.txt, view.txt, graph.dot and graph.svg here.

@@ -108,6 +108,18 @@ pub fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
 
 /// Read an Ed25519 secret written by `keygen`, refusing a file others can read.
 pub fn load_ed25519(path: &Path) -> anyhow::Result<SigningKey> {
+    let text = read_secret_text(path)?;
+    SigningKey::from_hex(text.trim()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Read a BLS secret written by `keygen`, refusing a file others can read.
+pub fn load_bls(path: &Path) -> anyhow::Result<BlsSecretKey> {
+    let text = read_secret_text(path)?;
+    BlsSecretKey::from_hex(text.trim()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The text of a secret key file, after checking that only its owner can read it.
+fn read_secret_text(path: &Path) -> anyhow::Result<String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
@@ -120,9 +132,7 @@ pub fn load_ed25519(path: &Path) -> anyhow::Result<SigningKey> {
             mode & 0o777
         );
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    SigningKey::from_hex(text.trim()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
 #[cfg(test)]
@@ -143,6 +153,8 @@ mod tests {
         }
         let loaded = load_ed25519(&dir.path().join(ED25519_KEY_FILE)).expect("loads");
         assert_eq!(loaded.verifying_key().to_hex(), public.ed25519);
+        let bls = load_bls(&dir.path().join(BLS_KEY_FILE)).expect("loads");
+        assert_eq!(bls.public_key().to_hex(), public.bls);
         assert!(StaticKeypair::load(&dir.path().join(NOISE_KEY_FILE)).is_ok());
         assert!(
             write_node_keys(dir.path(), false).is_err(),

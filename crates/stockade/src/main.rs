@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Cluster(command) => stockade::kv_cmd::cluster(command),
         Command::Groups(GroupsCommand::Demo(args)) => stockade::groups::demo::run(args),
         Command::Groups(GroupsCommand::Member(args)) => stockade::groups::member::run(args),
+        Command::Groups(GroupsCommand::View(args)) => stockade::groups::view::run(args),
         Command::Overlay(command) => stockade::overlay_cmd::run(command),
         Command::BroadcastNode(args) => stockade::cluster::node::run(args),
     };

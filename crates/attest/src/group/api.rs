@@ -46,6 +46,12 @@ pub struct GroupConfig {
     /// checking their signatures (the optimization of paper 000, section "LA-groups abstraction").
     /// It trusts that neighbour to have verified them.
     pub mac_vouching: bool,
+    /// Added to the context's clock to get the time attestations carry and expire by. Members
+    /// compare each other's issue and expiry times, so their clocks must agree loosely (paper 000,
+    /// section "Attestations and membership transcripts": attestations carry an expiration time).
+    /// The simulator's clock is shared, so zero there; a runtime's clock starts at zero when its
+    /// process starts, so a daemon sets this to the wall-clock time (since the Unix epoch) at start.
+    pub clock_offset: Duration,
 }
 
 impl Default for GroupConfig {
@@ -65,6 +71,7 @@ impl Default for GroupConfig {
             monitors_max: 256,
             attest_joiners: true,
             mac_vouching: true,
+            clock_offset: Duration::ZERO,
         }
     }
 }

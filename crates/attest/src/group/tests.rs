@@ -957,3 +957,80 @@ fn the_group_protocol_is_send_so_the_runtime_can_run_it() {
     fn assert_send<T: Send>() {}
     assert_send::<LaGroups>();
 }
+
+/// Node 1 joins node 0's group when node 1's context clock reads `skew` less than node 0's (its
+/// process started later), with each node's `clock_offset` given. Returns node 0 after it handled
+/// the join request, and the issue time the joiner's attestation carried.
+fn join_with_skewed_clocks(skew: Duration, offsets: [Duration; 2]) -> (LaGroups, Time) {
+    let keys = node_keys(2);
+    let member = |i: usize| {
+        let config = GroupConfig {
+            clock_offset: offsets[i],
+            ..GroupConfig::default()
+        };
+        LaGroups::new(n(i as u32), config, Box::new(keys[i].clone()))
+    };
+    let (mut creator, mut joiner) = (member(0), member(1));
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut tokens = 0;
+    let joiner_now = Time::from_secs(1);
+    let creator_now = joiner_now + skew;
+    let mut cx = Context::new(creator_now, n(0), &mut rng, &mut tokens, Vec::new());
+    creator.on_request(&mut cx, GroupRequest::Create);
+    let group = creator.groups()[0];
+    let mut cx = Context::new(joiner_now, n(1), &mut rng, &mut tokens, Vec::new());
+    joiner.on_request(
+        &mut cx,
+        GroupRequest::Join {
+            group,
+            contacts: vec![n(0)],
+        },
+    );
+    let request = cx
+        .into_effects()
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Send { message, .. } => Some(message),
+            _ => None,
+        })
+        .expect("the join request");
+    let GroupMessage::JoinRequest { attestation, .. } = &request else {
+        panic!("not a join request: {request:?}");
+    };
+    let issued = attestation.attestation.issued;
+    let mut cx = Context::new(creator_now, n(0), &mut rng, &mut tokens, Vec::new());
+    creator.on_message(&mut cx, n(1), request);
+    (creator, issued)
+}
+
+#[test]
+fn clock_offsets_let_members_whose_processes_started_apart_accept_each_others_attestations() {
+    let skew = GroupConfig::default().attestation_validity * 2;
+    let wall_at_creator_start = Duration::from_secs(1_700_000_000);
+    let (creator, issued) =
+        join_with_skewed_clocks(skew, [wall_at_creator_start, wall_at_creator_start + skew]);
+    assert_eq!(
+        issued,
+        Time::from_secs(1) + wall_at_creator_start + skew,
+        "the attestation carries the joiner's group time"
+    );
+    let group = creator.groups()[0];
+    let creator_now = Time::from_secs(1) + skew;
+    assert_eq!(
+        creator.attestations_about(group, n(0), creator_now).len(),
+        1,
+        "the joiner's attestation is live at the creator"
+    );
+    assert_eq!(creator.stats().rejected_expired, 0);
+    assert_eq!(
+        creator.group_time(creator_now),
+        creator_now + wall_at_creator_start
+    );
+
+    // Without offsets the same join fails: the creator sees the attestation as long expired.
+    let (creator, _) = join_with_skewed_clocks(skew, [Duration::ZERO; 2]);
+    assert_eq!(creator.stats().rejected_expired, 1);
+    assert!(creator
+        .attestations_about(creator.groups()[0], n(0), creator_now)
+        .is_empty());
+}

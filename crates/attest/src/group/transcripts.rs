@@ -27,9 +27,9 @@ pub(crate) struct PendingTranscript {
 }
 
 impl LaGroups {
-    /// The epoch `now` falls in.
+    /// The epoch the context's time `now` falls in (in group time, so members' epochs agree).
     fn epoch(&self, now: Time) -> u64 {
-        now.as_nanos() / duration_nanos(self.config.transcript_epoch).max(1)
+        self.group_time(now).as_nanos() / duration_nanos(self.config.transcript_epoch).max(1)
     }
 
     /// A path transcript from `anchor` to `subject` along a shortest attestation path.

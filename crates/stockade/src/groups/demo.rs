@@ -187,21 +187,7 @@ pub fn run(args: &GroupsDemoArgs) -> anyhow::Result<Verdict> {
             .map(|n| format!(" (member {n} crashed)"))
             .unwrap_or_default()
     );
-    let view: Vec<String> = picture.view.iter().map(|n| n.0.to_string()).collect();
-    println!(
-        "view of member 0 ({} members): {}",
-        view.len(),
-        view.join(" ")
-    );
-    for node in &picture.nodes {
-        let attests: Vec<String> = picture
-            .attestations
-            .iter()
-            .filter(|(from, _)| from == node)
-            .map(|(_, to)| to.0.to_string())
-            .collect();
-        println!("  {} attests {}", node.0, attests.join(" "));
-    }
+    print!("{}", picture.describe(NodeId(0)));
     println!(
         "attestation graph: {} attestations, {} strongly connected component(s), vertex connectivity {}",
         picture.attestations.len(),

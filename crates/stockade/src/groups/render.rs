@@ -28,6 +28,29 @@ pub struct GraphPicture {
 }
 
 impl GraphPicture {
+    /// `observer`'s view and each node's attestations as text, one line each.
+    pub fn describe(&self, observer: NodeId) -> String {
+        let mut text = String::new();
+        let view: Vec<String> = self.view.iter().map(|n| n.0.to_string()).collect();
+        let _ = writeln!(
+            text,
+            "view of member {} ({} members): {}",
+            observer.0,
+            view.len(),
+            view.join(" ")
+        );
+        for node in &self.nodes {
+            let attests: Vec<String> = self
+                .attestations
+                .iter()
+                .filter(|(from, _)| from == node)
+                .map(|(_, to)| to.0.to_string())
+                .collect();
+            let _ = writeln!(text, "  {} attests {}", node.0, attests.join(" "));
+        }
+        text
+    }
+
     /// The graph in Graphviz DOT (`dot -Tpng graph.dot > graph.png` draws it).
     pub fn to_dot(&self) -> String {
         let mut dot = String::new();
@@ -147,6 +170,18 @@ mod tests {
         assert!(dot.contains("n1 -> n2;"));
         assert!(dot.contains("n2 [style=dashed, color=grey];"));
         assert!(dot.contains("  n0;\n"));
+    }
+
+    #[test]
+    fn describe_lists_the_view_and_each_nodes_attestations() {
+        let text = picture().describe(NodeId(0));
+        assert!(
+            text.starts_with("view of member 0 (2 members): 0 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("  1 attests 0 2\n"), "{text}");
+        assert!(text.contains("  2 attests \n"), "{text}");
+        assert_eq!(text.lines().count(), 4);
     }
 
     #[test]
