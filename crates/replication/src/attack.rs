@@ -1,6 +1,7 @@
 //! Attack switches of the authors' release (PRIME.md "Parameters of the release"), for simulation
 //! scenarios only: a leader that delays its pre-prepares, and a leader that sends different
-//! pre-prepares to different servers. A correct deployment never sets them ([`Attack::default`] is
+//! pre-prepares to different servers; and one of ours, a server that sends bad threshold shares in
+//! a view change. A correct deployment never sets them ([`Attack::default`] is
 //! a correct server); they exist so that scenarios can show what suspect-leader and the re-flooding
 //! of pre-prepares do against such a leader (paper 004 section 5.1, Prime's bounded delay).
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 use stockade_core::{Context, PersistToken, Time};
 
 use crate::app::Application;
-use crate::auth::Signed;
+use crate::auth::{AuthTag, Signed};
 use crate::messages::{PrePrepare, PrimeMessage};
 use crate::replica::Prime;
 
@@ -22,6 +23,9 @@ pub struct Attack {
     /// As leader, sign two different pre-prepares for each slot and send one to the lower half of
     /// the other servers and the other to the upper half.
     pub equivocate_pre_prepares: bool,
+    /// In a view change, send a threshold share that does not verify (inside a correctly signed
+    /// VC-PARTIAL-SIG, so the bad share is provably this server's).
+    pub bad_vc_shares: bool,
 }
 
 /// What the attack switches keep between proposals.
@@ -45,6 +49,16 @@ impl<A: Application> Prime<A> {
         ) {
             (Some(delay), Some(last)) => now < last + delay,
             _ => false,
+        }
+    }
+
+    /// The bad-share attack: corrupt this server's own threshold share before it is sent.
+    pub(crate) fn attack_corrupt_share(&self, share: &mut AuthTag) {
+        if self.attack.attack.bad_vc_shares {
+            match share.0.first_mut() {
+                Some(byte) => *byte ^= 0x5a,
+                None => share.0.push(0),
+            }
         }
     }
 

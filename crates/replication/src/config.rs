@@ -124,6 +124,27 @@ pub enum ConfigError {
     /// A bound is zero, which would stop the protocol.
     #[error("parameter {0} must be at least 1")]
     ZeroBound(&'static str),
+    /// The server's authenticator holds no threshold key, so no view change could complete.
+    #[error(
+        "the authenticator has no threshold key: a Prime server needs its share of the \
+         participants' (2f+k+1)-of-N threshold key for view changes"
+    )]
+    NoThresholdKey,
+    /// The threshold key needs a different number of shares than a VC-PROOF must carry.
+    #[error(
+        "the threshold key combines {shares} shares but f={f}, k={k} needs 2f+k+1 = {needed}; \
+         deal a key for this membership"
+    )]
+    ThresholdMismatch {
+        /// Shares the key combines.
+        shares: usize,
+        /// 2f+k+1.
+        needed: usize,
+        /// Faults tolerated.
+        f: usize,
+        /// Recovering participants tolerated.
+        k: usize,
+    },
 }
 
 /// Maps participants to the transport addresses that carry their messages. For a site's local

@@ -78,6 +78,12 @@ pub enum Misbehaviour {
         /// The slot.
         seq: u64,
     },
+    /// A signed VC-PARTIAL-SIG whose threshold share does not verify (view change step 3; paper
+    /// 004 section 3: a server that submits a bad partial is identified and ignored).
+    BadThresholdShare {
+        /// The view being installed.
+        view: u64,
+    },
 }
 
 /// What Prime hands to the local application.
@@ -201,6 +207,20 @@ impl<A: Application> Prime<A> {
         cfg.validate(&membership)?;
         if membership.node(me).is_none() {
             return Err(ConfigError::NotAMember(me));
+        }
+        // PRIME.md "View change" step 3: 2f+k+1 shares make the VC-PROOF.
+        let needed = cfg.quorums.certificate();
+        match auth.shares_needed() {
+            None => return Err(ConfigError::NoThresholdKey),
+            Some(shares) if shares != needed => {
+                return Err(ConfigError::ThresholdMismatch {
+                    shares,
+                    needed,
+                    f: cfg.quorums.f,
+                    k: cfg.quorums.k,
+                })
+            }
+            Some(_) => {}
         }
         let n = membership.len();
         Ok(Prime {

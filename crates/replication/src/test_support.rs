@@ -15,7 +15,8 @@ use crate::app::{Application, ExecutedUpdate, RestoreError};
 use stockade_crypto::scheme::SimulationKeys;
 use stockade_crypto::CryptoMode;
 
-use crate::auth::{hash_parts, Digest, Ed25519MerkleAuth, InsecureTestAuth, MessageAuth};
+use crate::auth::{hash_parts, Digest, InsecureTestAuth, MessageAuth};
+use crate::threshold_auth::SimulationAuths;
 use crate::config::{Membership, ParticipantId, PrimeConfig};
 use crate::messages::{ClientId, PrimeMessage, Update};
 use crate::replica::{Prime, PrimeOutput, PrimeTimer};
@@ -97,10 +98,9 @@ pub fn node_with_auth(cfg: &PrimeConfig, me: u16, auth: Box<dyn MessageAuth>) ->
 /// Real Ed25519 + Merkle authenticators for `n` participants, from one seed.
 pub fn real_auth(n: u32, me: u16) -> Box<dyn MessageAuth> {
     let keys = SimulationKeys::new(CryptoMode::Real, 11);
-    Box::new(Ed25519MerkleAuth::new(
-        keys.signer(me as u32),
-        (0..n).map(|i| keys.verifier(i)).collect(),
-    ))
+    let quorums = crate::config::Quorums::new((n as usize - 1) / 3, 0);
+    let auths = SimulationAuths::deal(&keys, quorums).expect("dealt");
+    Box::new(auths.auth(ParticipantId(me)))
 }
 
 /// Run one handler call on `node` at `now` and return its effects.

@@ -5,24 +5,31 @@
 //!
 //! Departures, each kept to the same message flow: a REPORT names its certificates by digest so
 //! that reliable broadcast carries only the small report (certificates are self-verifying and travel
-//! beside it); the VC-PROOF is the 2f+k+1 signed shares until threshold signatures are wired in; and
-//! the replayed slots are ordered by the normal PREPARE/COMMIT of the new view (the new leader
+//! beside it); the shares are broadcast, so the new leader combines them itself (one combine per view
+//! change, rather than every server combining and sending it a VC-PROOF); and the replayed slots are ordered by the normal PREPARE/COMMIT of the new view (the new leader
 //! re-proposes each one, and everyone checks the re-proposal against the agreed replay), which makes
 //! them ordinary ordering certificates for catch-up.
+//!
+//! The VC-PROOF is one threshold signature (PRIME.md step 3): each server's VC-PARTIAL-SIG carries its
+//! share of the participants' (2f+k+1)-of-N key ([`crate::threshold_auth`]) over the agreed replay,
+//! and the REPLAY carries the combined signature. Shares are checked optimistically: the leader
+//! combines and verifies once; only if that fails does it check each share, blame the senders of bad
+//! ones ([`Misbehaviour::BadThresholdShare`]), ignore them from then on, and combine the valid ones.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use stockade_core::Context;
 
 use crate::app::Application;
-use crate::auth::Signed;
+use crate::auth::{AuthTag, Signed};
 use crate::config::ParticipantId;
 use crate::execute::made_eligible;
 use crate::messages::{
     Digest, NewLeaderProof, PrePrepare, PrepareCertificate, PrimeMessage, Replay, SummaryRow,
-    VcList, VcPartialSig, VcRelay, VcReport,
+    VcAgreement, VcList, VcPartialSig, VcRelay, VcReport,
 };
-use crate::replica::{Prime, PrimeTimer};
+use crate::replica::{Misbehaviour, Prime, PrimeTimer};
+use crate::threshold_auth::ShareCombineError;
 
 /// Distinct reports one origin may have relayed before the rest are ignored: a correct origin has
 /// one per view, so more only come from a faulty one trying to exhaust memory.
@@ -63,11 +70,12 @@ pub(crate) struct ViewChangeState {
     lists: BTreeMap<ParticipantId, u64>,
     /// Lists this server signed a share for.
     signed_lists: BTreeSet<u64>,
-    /// Shares per (members, start_seq).
-    shares: BTreeMap<(u64, u64), BTreeMap<ParticipantId, Signed<VcPartialSig>>>,
+    /// Threshold shares per agreement, from signed VC-PARTIAL-SIGs (bounded: at most N
+    /// agreements, one share per participant each).
+    shares: BTreeMap<VcAgreement, BTreeMap<ParticipantId, AuthTag>>,
     replay_sent: bool,
     /// The agreed replay, waiting for the complete state it names.
-    agreed: Option<VcPartialSig>,
+    agreed: Option<VcAgreement>,
     /// Expected content of each replayed slot, checked against the new leader's re-proposals.
     pub(crate) expected: BTreeMap<u64, ReplayContent>,
     /// The NEW-LEADER proof that started this view change (re-sent with the state).
@@ -344,79 +352,112 @@ impl<A: Application> Prime<A> {
                 .unwrap_or(0)
                 + 1;
             self.vc.signed_lists.insert(members);
-            let share = self.sign(
-                cx,
-                VcPartialSig {
-                    view: self.view,
-                    members,
-                    start_seq,
-                },
-            );
-            self.broadcast_view_change(cx, PrimeMessage::VcPartialSig(share.clone()));
-            self.count_share(cx, share);
+            let agreed = VcAgreement {
+                view: self.view,
+                members,
+                start_seq,
+            };
+            let mut share = self
+                .auth
+                .sign_share(&agreed.proof_digest(), &mut |w| cx.charge(w));
+            self.attack_corrupt_share(&mut share);
+            let message = self.sign(cx, VcPartialSig { agreed, share });
+            self.broadcast_view_change(cx, PrimeMessage::VcPartialSig(message.clone()));
+            self.count_share(cx, message.signer, message.body);
         }
     }
 
     pub(crate) fn on_vc_partial_sig(
         &mut self,
         cx: &mut Context<'_, Self>,
-        share: Signed<VcPartialSig>,
+        message: Signed<VcPartialSig>,
     ) {
-        if !self.vc.installing || share.body.view != self.view {
-            self.note_laggard(cx, share.body.view, share.signer);
+        if !self.vc.installing || message.body.agreed.view != self.view {
+            self.note_laggard(cx, message.body.agreed.view, message.signer);
             return;
         }
-        if !self.verify(cx, &share) {
+        // Paper 004 section 3: a server caught with a bad share is ignored from then on.
+        if self.misbehaving.contains(&message.signer) || !self.verify(cx, &message) {
             return;
         }
-        self.count_share(cx, share);
+        self.count_share(cx, message.signer, message.body);
     }
 
-    /// 2f+k+1 matching shares prove the replay; the new leader sends REPLAY (step 4). Shares are
-    /// bounded: one per signer per list, and at most N lists.
-    fn count_share(&mut self, cx: &mut Context<'_, Self>, share: Signed<VcPartialSig>) {
-        let key = (share.body.members, share.body.start_seq);
-        if !self.vc.shares.contains_key(&key) && self.vc.shares.len() >= self.n() {
+    /// Keep a share; at the new leader, 2f+k+1 of them for one agreement are combined into the
+    /// VC-PROOF and sent in the REPLAY (step 4). Shares are not checked one by one here: combining
+    /// verifies the result once, and checks shares singly only if that fails.
+    fn count_share(&mut self, cx: &mut Context<'_, Self>, signer: ParticipantId, message: VcPartialSig) {
+        let agreed = message.agreed;
+        if !self.vc.shares.contains_key(&agreed) && self.vc.shares.len() >= self.n() {
             return;
         }
-        let quorum = self.cfg.quorums.certificate();
-        let leads = self.is_leader();
-        let shares = self.vc.shares.entry(key).or_default();
-        shares.insert(share.signer, share.clone());
-        if shares.len() >= quorum && leads && !self.vc.replay_sent {
-            let proof = shares.values().take(quorum).cloned().collect();
-            self.vc.replay_sent = true;
-            let replay = Replay {
-                agreed: share.body,
-                proof,
-            };
-            self.vc.replay = Some(replay.clone());
-            self.broadcast(cx, &PrimeMessage::Replay(replay));
-            self.accept_replay(cx, share.body);
+        let shares = self.vc.shares.entry(agreed).or_default();
+        shares.entry(signer).or_insert(message.share);
+        let held = shares.len();
+        if held >= self.cfg.quorums.certificate() && self.is_leader() && !self.vc.replay_sent {
+            self.combine_replay_proof(cx, agreed);
         }
     }
 
-    /// REPLAY from the new leader: 2f+k+1 distinct, valid shares for what it announces.
+    /// Combine the shares held for `agreed`; blame and drop the bad ones. On success, broadcast
+    /// the REPLAY; otherwise wait for more shares.
+    fn combine_replay_proof(&mut self, cx: &mut Context<'_, Self>, agreed: VcAgreement) {
+        let held: Vec<(ParticipantId, AuthTag)> = self
+            .vc
+            .shares
+            .get(&agreed)
+            .map(|s| s.iter().map(|(p, t)| (*p, t.clone())).collect())
+            .unwrap_or_default();
+        let digest = agreed.proof_digest();
+        let result = self
+            .auth
+            .combine_shares(&digest, &held, &mut |w| cx.charge(w));
+        let invalid = match &result {
+            Ok(combined) => combined.invalid.clone(),
+            Err(ShareCombineError::NotEnoughValid { invalid, .. }) => invalid.clone(),
+            Err(_) => Vec::new(),
+        };
+        for p in invalid {
+            self.drops.bad_signature += 1;
+            for shares in self.vc.shares.values_mut() {
+                shares.remove(&p);
+            }
+            let evidence = Misbehaviour::BadThresholdShare { view: agreed.view };
+            self.report_misbehaviour(cx, p, evidence);
+        }
+        let Ok(combined) = result else {
+            return;
+        };
+        self.vc.replay_sent = true;
+        let replay = Replay {
+            agreed,
+            proof: combined.proof,
+        };
+        self.vc.replay = Some(replay.clone());
+        self.broadcast(cx, &PrimeMessage::Replay(replay));
+        self.accept_replay(cx, agreed);
+    }
+
+    /// REPLAY from the new leader (or forwarded by anyone): its threshold signature proves that
+    /// 2f+k+1 participants agreed to it.
     pub(crate) fn on_replay(&mut self, cx: &mut Context<'_, Self>, replay: Replay) {
         let agreed = replay.agreed;
         if !self.vc.installing || agreed.view != self.view || self.vc.agreed.is_some() {
             return;
         }
-        let mut signers = BTreeSet::new();
-        for share in &replay.proof {
-            if share.body != agreed || signers.contains(&share.signer) || !self.verify(cx, share) {
-                self.drops.malformed += 1;
-                return;
-            }
-            signers.insert(share.signer);
+        let digest = agreed.proof_digest();
+        if !self
+            .auth
+            .verify_combined(&digest, &replay.proof, &mut |w| cx.charge(w))
+        {
+            self.drops.bad_signature += 1;
+            return;
         }
-        if signers.len() >= self.cfg.quorums.certificate() {
-            self.vc.replay = Some(replay);
-            self.accept_replay(cx, agreed);
-        }
+        self.vc.replay = Some(replay);
+        self.accept_replay(cx, agreed);
     }
 
-    fn accept_replay(&mut self, cx: &mut Context<'_, Self>, agreed: VcPartialSig) {
+    fn accept_replay(&mut self, cx: &mut Context<'_, Self>, agreed: VcAgreement) {
         self.vc.agreed = Some(agreed);
         self.advance_view_change(cx);
     }
@@ -424,7 +465,7 @@ impl<A: Application> Prime<A> {
     /// The replay is agreed and its state held: compute each replayed slot (the certificate of the
     /// highest view among the listed reports, or nothing), resume ordering in the new view, and, at
     /// the new leader, re-propose the replayed slots.
-    fn apply_replay(&mut self, cx: &mut Context<'_, Self>, agreed: VcPartialSig) {
+    fn apply_replay(&mut self, cx: &mut Context<'_, Self>, agreed: VcAgreement) {
         let n = self.n();
         let mut chosen: BTreeMap<u64, (u64, ReplayContent)> = BTreeMap::new();
         for p in members_of(agreed.members, n) {
