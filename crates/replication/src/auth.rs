@@ -334,7 +334,10 @@ impl MessageAuth for InsecureTestAuth {
         shares: &[(ParticipantId, AuthTag)],
         charge: &mut dyn FnMut(CpuWork),
     ) -> Result<CombinedShares, ShareCombineError> {
-        charge(CpuWork::ops(CostKind::ThresholdCombineShare, shares.len() as u32));
+        charge(CpuWork::ops(
+            CostKind::ThresholdCombineShare,
+            shares.len() as u32,
+        ));
         let invalid: Vec<ParticipantId> = shares
             .iter()
             .filter(|(p, share)| Self::share_for(*p, digest) != *share)

@@ -61,6 +61,6 @@ pub use config::{ConfigError, Membership, ParticipantId, PrimeConfig, Quorums};
 pub use messages::{ClientId, Digest, PrimeMessage, Update};
 pub use persist::RecoverError;
 pub use replica::{ActivityCounters, Prime, PrimeOutput, PrimeTimer};
-pub use threshold_auth::{CombinedShares, ShareCombineError, SimulationAuths, ThresholdKeys};
 #[cfg(any(test, feature = "sim"))]
 pub use scenario_attacks::register;
+pub use threshold_auth::{CombinedShares, ShareCombineError, SimulationAuths, ThresholdKeys};

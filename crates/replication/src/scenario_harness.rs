@@ -18,11 +18,11 @@ use stockade_crypto::CryptoMode;
 use stockade_sim::{LinkSpec, OutputSink, RunOptions, ScenarioError, SimConfig, Topology, World};
 
 use crate::attack::Attack;
-use crate::threshold_auth::SimulationAuths;
 use crate::config::{Membership, ParticipantId, PrimeConfig};
 use crate::messages::{ClientId, Update};
 use crate::replica::{Prime, PrimeOutput};
 use crate::scenarios::{AgreementChecker, LedgerApp};
+use crate::threshold_auth::SimulationAuths;
 
 /// Replies whose history the linearizability check keeps (40 bytes each).
 pub const HISTORY_REPLIES_MAX: usize = 1_000_000;

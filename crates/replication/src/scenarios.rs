@@ -19,10 +19,10 @@ use stockade_sim::{
 
 use crate::app::{Application, ExecutedUpdate, RestoreError};
 use crate::auth::{hash_parts, Digest};
-use crate::threshold_auth::SimulationAuths;
 use crate::config::{Membership, ParticipantId, PrimeConfig};
 use crate::messages::{ClientId, Update};
 use crate::replica::{Prime, PrimeOutput};
+use crate::threshold_auth::SimulationAuths;
 
 /// A deterministic ledger: counts updates and chains a digest over them. The scenario's
 /// application (the KV store is another crate's).

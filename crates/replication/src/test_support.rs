@@ -16,10 +16,10 @@ use stockade_crypto::scheme::SimulationKeys;
 use stockade_crypto::CryptoMode;
 
 use crate::auth::{hash_parts, Digest, InsecureTestAuth, MessageAuth};
-use crate::threshold_auth::SimulationAuths;
 use crate::config::{Membership, ParticipantId, PrimeConfig};
 use crate::messages::{ClientId, PrimeMessage, Update};
 use crate::replica::{Prime, PrimeOutput, PrimeTimer};
+use crate::threshold_auth::SimulationAuths;
 
 /// An application that logs what it executes and chains a digest over it.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -193,7 +193,10 @@ pub struct SimulationAuths {
 
 impl SimulationAuths {
     /// Deal the threshold key for `quorums` from `keys`.
-    pub fn deal(keys: &SimulationKeys, quorums: Quorums) -> Result<SimulationAuths, ThresholdError> {
+    pub fn deal(
+        keys: &SimulationKeys,
+        quorums: Quorums,
+    ) -> Result<SimulationAuths, ThresholdError> {
         let parameters = threshold_parameters(quorums)?;
         let (verifier, signers) = keys.threshold_group(SIMULATION_THRESHOLD_GROUP, parameters)?;
         let threshold = signers
@@ -289,6 +292,50 @@ mod tests {
         assert_eq!(
             client.combine_shares(&[0; 32], &[], &mut ignore),
             Err(ShareCombineError::NoThresholdKey)
+        );
+    }
+
+    /// A server without a threshold key, or with a key for other quorums, is refused up front
+    /// with an error that says what to deal.
+    #[test]
+    fn prime_refuses_a_missing_or_mismatched_threshold_key() {
+        use crate::config::{ConfigError, Membership, PrimeConfig};
+        use crate::test_support::LogApp;
+        use crate::Prime;
+        use stockade_core::NodeId;
+        let keys = SimulationKeys::new(CryptoMode::SimFast, 5);
+        let build = |cfg: PrimeConfig, auth: Ed25519MerkleAuth| {
+            let n = cfg.quorums.n() as u32;
+            let membership = Membership::new((0..n).map(NodeId).collect()).expect("membership");
+            Prime::new(
+                cfg,
+                membership,
+                ParticipantId(0),
+                Box::new(auth),
+                LogApp::default(),
+            )
+            .err()
+        };
+        let client = Ed25519MerkleAuth::new(keys.signer(0), vec![keys.verifier(0)]);
+        let missing = build(PrimeConfig::new(1, 0), client);
+        assert_eq!(missing, Some(ConfigError::NoThresholdKey));
+        let small = SimulationAuths::deal(&keys, Quorums::new(1, 0)).expect("dealt");
+        let mismatch = build(PrimeConfig::new(2, 0), small.auth(ParticipantId(0)));
+        assert_eq!(
+            mismatch,
+            Some(ConfigError::ThresholdMismatch {
+                shares: 3,
+                needed: 5,
+                f: 2,
+                k: 0
+            })
+        );
+        assert!(mismatch
+            .map(|e| e.to_string())
+            .is_some_and(|m| m.contains("deal a key for this membership")));
+        assert_eq!(
+            build(PrimeConfig::new(1, 0), small.auth(ParticipantId(0))),
+            None
         );
     }
 }

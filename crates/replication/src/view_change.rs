@@ -386,7 +386,12 @@ impl<A: Application> Prime<A> {
     /// Keep a share; at the new leader, 2f+k+1 of them for one agreement are combined into the
     /// VC-PROOF and sent in the REPLAY (step 4). Shares are not checked one by one here: combining
     /// verifies the result once, and checks shares singly only if that fails.
-    fn count_share(&mut self, cx: &mut Context<'_, Self>, signer: ParticipantId, message: VcPartialSig) {
+    fn count_share(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        signer: ParticipantId,
+        message: VcPartialSig,
+    ) {
         let agreed = message.agreed;
         if !self.vc.shares.contains_key(&agreed) && self.vc.shares.len() >= self.n() {
             return;
@@ -581,8 +586,10 @@ mod tests {
     use stockade_core::Time;
 
     use super::*;
+    use crate::auth::InsecureTestAuth;
     use crate::config::PrimeConfig;
-    use crate::test_support::{call, node, signed_by};
+    use crate::replica::PrimeOutput;
+    use crate::test_support::{call, node, outputs, sends, signed_by};
 
     #[test]
     fn distinct_reports_per_origin_are_bounded() {
@@ -662,6 +669,202 @@ mod tests {
         assert!(
             !p.vc.delivered.contains_key(&ParticipantId(1)),
             "one ready delivers nothing"
+        );
+    }
+
+    const AGREED: VcAgreement = VcAgreement {
+        view: 1,
+        members: 0b0111,
+        start_seq: 1,
+    };
+
+    /// Participant `p`'s VC-PARTIAL-SIG for `AGREED`, with a valid or a corrupted share.
+    fn share_from(p: u16, valid: bool) -> Signed<VcPartialSig> {
+        let mut share = InsecureTestAuth::share_for(ParticipantId(p), &AGREED.proof_digest());
+        if !valid {
+            share.0[0] ^= 1;
+        }
+        signed_by(
+            p,
+            VcPartialSig {
+                agreed: AGREED,
+                share,
+            },
+        )
+    }
+
+    /// The new leader of view 1 (participant 1), installing it.
+    fn installing_leader() -> Prime<crate::test_support::LogApp> {
+        let mut p = node(&PrimeConfig::new(1, 0), 1);
+        p.view = 1;
+        p.vc.installing = true;
+        p
+    }
+
+    fn replays(
+        effects: &[stockade_core::Effect<Prime<crate::test_support::LogApp>>],
+    ) -> Vec<Replay> {
+        sends(effects)
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                PrimeMessage::Replay(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// PRIME.md view change steps 3-4: the new leader combines 2f+k+1 shares into one threshold
+    /// signature and broadcasts a REPLAY carrying it; fewer shares send nothing.
+    #[test]
+    fn leader_combines_a_quorum_of_shares_into_one_replay_signature() {
+        let mut p = installing_leader();
+        let t = Time::from_millis(1);
+        for from in [0, 2] {
+            let effects = call(&mut p, t, |p, cx| {
+                p.on_vc_partial_sig(cx, share_from(from, true))
+            });
+            assert!(replays(&effects).is_empty(), "two shares prove nothing");
+        }
+        let effects = call(&mut p, t, |p, cx| {
+            p.on_vc_partial_sig(cx, share_from(3, true))
+        });
+        let sent = replays(&effects);
+        assert_eq!(sent.len(), 3, "one REPLAY to each other server");
+        assert_eq!(sent[0].agreed, AGREED);
+        assert_eq!(
+            sent[0].proof,
+            InsecureTestAuth::combined_for(&AGREED.proof_digest()),
+            "the REPLAY carries the combined signature"
+        );
+        assert_eq!(p.vc.agreed, Some(AGREED));
+        assert!(p.misbehaving().is_empty());
+        let again = call(&mut p, t, |p, cx| {
+            p.on_vc_partial_sig(cx, share_from(0, true))
+        });
+        assert!(replays(&again).is_empty(), "one REPLAY per view change");
+    }
+
+    /// Paper 004 section 3: a bad share does not block the view change. The leader's combine
+    /// names its signer, who is reported and ignored from then on, and the next valid share
+    /// completes the proof.
+    #[test]
+    fn a_bad_share_is_identified_and_does_not_block_the_replay() {
+        let mut p = installing_leader();
+        let t = Time::from_millis(1);
+        call(&mut p, t, |p, cx| {
+            p.on_vc_partial_sig(cx, share_from(0, true))
+        });
+        call(&mut p, t, |p, cx| {
+            p.on_vc_partial_sig(cx, share_from(2, true))
+        });
+        let effects = call(&mut p, t, |p, cx| {
+            p.on_vc_partial_sig(cx, share_from(3, false))
+        });
+        assert!(replays(&effects).is_empty(), "two valid shares are too few");
+        assert_eq!(
+            outputs(&effects),
+            vec![PrimeOutput::Misbehaviour {
+                participant: ParticipantId(3),
+                evidence: Misbehaviour::BadThresholdShare { view: 1 },
+            }]
+        );
+        assert!(p.misbehaving().contains(&ParticipantId(3)));
+        assert!(!p.vc.shares[&AGREED].contains_key(&ParticipantId(3)));
+        // Participant 3 is ignored now, even with a valid share.
+        let ignored = call(&mut p, t, |p, cx| {
+            p.on_vc_partial_sig(cx, share_from(3, true))
+        });
+        assert!(replays(&ignored).is_empty());
+        assert_eq!(p.vc.shares[&AGREED].len(), 2);
+        // The leader's own share is the third valid one.
+        let own = {
+            let mut own = share_from(1, true);
+            own.tag = crate::auth::AuthTag::default();
+            own.body
+        };
+        let effects = call(&mut p, t, |p, cx| p.count_share(cx, ParticipantId(1), own));
+        let sent = replays(&effects);
+        assert_eq!(sent.len(), 3);
+        assert_eq!(
+            sent[0].proof,
+            InsecureTestAuth::combined_for(&AGREED.proof_digest())
+        );
+    }
+
+    /// A REPLAY is accepted only with a valid combined signature on what it announces.
+    #[test]
+    fn replay_needs_a_valid_combined_signature() {
+        let mut p = node(&PrimeConfig::new(1, 0), 2);
+        p.view = 1;
+        p.vc.installing = true;
+        let t = Time::from_millis(1);
+        let forged = Replay {
+            agreed: AGREED,
+            proof: InsecureTestAuth::share_for(ParticipantId(1), &AGREED.proof_digest()),
+        };
+        call(&mut p, t, |p, cx| p.on_replay(cx, forged));
+        assert_eq!(p.vc.agreed, None, "one share is no proof");
+        assert_eq!(p.drops().bad_signature, 1);
+        let other = VcAgreement {
+            start_seq: 7,
+            ..AGREED
+        };
+        let mismatched = Replay {
+            agreed: other,
+            proof: InsecureTestAuth::combined_for(&AGREED.proof_digest()),
+        };
+        call(&mut p, t, |p, cx| p.on_replay(cx, mismatched));
+        assert_eq!(p.vc.agreed, None, "a proof of another agreement");
+        let genuine = Replay {
+            agreed: AGREED,
+            proof: InsecureTestAuth::combined_for(&AGREED.proof_digest()),
+        };
+        call(&mut p, t, |p, cx| p.on_replay(cx, genuine));
+        assert_eq!(p.vc.agreed, Some(AGREED));
+        assert_eq!(p.drops().bad_signature, 2);
+    }
+
+    /// A server signs its share of the agreement it computes, inside a signed VC-PARTIAL-SIG.
+    #[test]
+    fn shares_are_signed_over_the_agreement_digest() {
+        let mut p = node(&PrimeConfig::new(1, 0), 2);
+        p.view = 1;
+        p.vc.installing = true;
+        for origin in 0..3u16 {
+            let report = signed_by(
+                origin,
+                VcReport {
+                    view: 1,
+                    executed_seq: 4 + origin as u64,
+                    certificates: vec![],
+                },
+            );
+            p.vc.delivered.insert(ParticipantId(origin), report);
+        }
+        p.vc.lists.insert(ParticipantId(0), 0b0111);
+        let effects = call(&mut p, Time::from_millis(1), |p, cx| {
+            p.sign_complete_lists(cx)
+        });
+        let shares: Vec<Signed<VcPartialSig>> = sends(&effects)
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                PrimeMessage::VcPartialSig(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shares.len(), 3);
+        let agreed = VcAgreement {
+            view: 1,
+            members: 0b0111,
+            start_seq: 7,
+        };
+        assert_eq!(
+            shares[0].body.agreed, agreed,
+            "start after the highest executed ARU"
+        );
+        assert_eq!(
+            shares[0].body.share,
+            InsecureTestAuth::share_for(ParticipantId(2), &agreed.proof_digest())
         );
     }
 }
