@@ -257,6 +257,9 @@ pub struct PrimeConfig {
     pub catchup_idle_periods: u32,
     /// Missing items named in one CATCHUP-REQUEST.
     pub catchup_items_max: usize,
+    /// The largest snapshot this server reassembles in a state transfer (a JUMP announcing more
+    /// is refused); at most [`crate::checkpoint::SNAPSHOT_BYTES_MAX`].
+    pub snapshot_bytes_max: u64,
 }
 
 impl PrimeConfig {
@@ -290,6 +293,7 @@ impl PrimeConfig {
             checkpoint_interval: 100,
             catchup_idle_periods: 10,
             catchup_items_max: 64,
+            snapshot_bytes_max: crate::checkpoint::SNAPSHOT_BYTES_MAX as u64,
         }
     }
 
@@ -304,7 +308,7 @@ impl PrimeConfig {
                 k: self.quorums.k,
             });
         }
-        let bounds: [(&'static str, u64); 10] = [
+        let bounds: [(&'static str, u64); 11] = [
             ("checkpoint_interval", self.checkpoint_interval),
             ("po_requests_in_flight_max", self.po_requests_in_flight_max),
             (
@@ -321,6 +325,7 @@ impl PrimeConfig {
                 self.turnaround_challenges_max as u64,
             ),
             ("catchup_items_max", self.catchup_items_max as u64),
+            ("snapshot_bytes_max", self.snapshot_bytes_max),
         ];
         for (name, value) in bounds {
             if value == 0 {

@@ -15,7 +15,7 @@
 //! | execution, step 11, and the application boundary | [`execute`], [`app`] |
 //! | suspect-leader | [`suspect`] |
 //! | reconciliation and catch-up | [`catchup`] |
-//! | checkpoints and state transfer (JUMP) | [`checkpoint`] |
+//! | checkpoints and state transfer (JUMP) | [`checkpoint`], [`state_transfer`] (chunked) |
 //! | view change, and its re-sending under loss | [`view_change`], [`view_change_resend`] |
 //! | crash recovery (what is persisted) | [`persist`] |
 //! | the server itself: state, timers, dispatch | [`replica`] |
@@ -44,6 +44,7 @@ pub mod scenario_attacks;
 pub mod scenario_harness;
 #[cfg(any(test, feature = "sim"))]
 pub mod scenarios;
+pub mod state_transfer;
 pub mod suspect;
 pub mod threshold_auth;
 pub mod view_change;

@@ -572,6 +572,10 @@ pub enum PrimeMessage {
     Checkpoint(Signed<crate::checkpoint::Checkpoint>),
     /// State transfer to a server too far behind.
     Jump(crate::checkpoint::Jump),
+    /// State transfer: chunks of a snapshot asked for.
+    SnapshotChunkRequest(crate::state_transfer::SnapshotChunkRequest),
+    /// State transfer: one chunk of a snapshot.
+    SnapshotChunk(crate::state_transfer::SnapshotChunk),
 }
 
 macro_rules! message_codec {
@@ -625,6 +629,8 @@ message_codec! {
     24 => PoCertificate,
     25 => Checkpoint,
     26 => Jump,
+    27 => SnapshotChunkRequest,
+    28 => SnapshotChunk,
 }
 
 #[cfg(test)]
@@ -801,7 +807,17 @@ mod tests {
                         digest: [5; 32],
                     },
                 )],
-                snapshot: vec![1, 2, 3],
+                snapshot_bytes: 300_000,
+            }),
+            PrimeMessage::SnapshotChunkRequest(crate::state_transfer::SnapshotChunkRequest {
+                seq: 100,
+                indices: vec![0, 3],
+            }),
+            PrimeMessage::SnapshotChunk(crate::state_transfer::SnapshotChunk {
+                seq: 100,
+                index: 3,
+                bytes: vec![4; 10],
+                siblings: vec![stockade_crypto::Digest([1; 32]), stockade_crypto::Digest([2; 32])],
             }),
         ]
     }
@@ -859,7 +875,7 @@ mod tests {
         }
 
         #[test]
-        fn truncations_of_valid_messages_fail_cleanly(cut in 0usize..200, which in 0usize..27) {
+        fn truncations_of_valid_messages_fail_cleanly(cut in 0usize..200, which in 0usize..29) {
             let samples = samples();
             let bytes = encode_frame(&samples[which % samples.len()]);
             let cut = cut.min(bytes.len().saturating_sub(1));

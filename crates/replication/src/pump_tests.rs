@@ -395,6 +395,60 @@ fn far_behind_server_jumps_to_a_stable_checkpoint() {
     assert_eq!(pump.nodes[2].app().digest(), pump.nodes[0].app().digest());
 }
 
+/// Chunked state transfer (PRIME.md "Catch-up and recovery"): a server cut off past the retained
+/// certificates jumps to a checkpoint whose snapshot is several hundred KiB, far over one message.
+/// It fetches the chunks from the other servers; server 3 serves corrupted chunks, which are
+/// rejected against the certified Merkle root and fetched from another server.
+#[test]
+fn far_behind_server_fetches_a_large_snapshot_in_chunks_despite_a_corrupting_server() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let mut cfg = PrimeConfig::new(1, 0);
+    cfg.retained_slots_max = 6;
+    cfg.checkpoint_interval = 4;
+    let ballast_bytes = 400 * 1024;
+    let mut pump = Pump::new(&cfg, Duration::from_millis(1));
+    for node in &mut pump.nodes {
+        node.app.ballast_bytes = ballast_bytes;
+    }
+    pump.nodes[3].set_attack(crate::Attack {
+        corrupt_snapshot_chunks: true,
+        ..crate::Attack::default()
+    });
+    let cut = Rc::new(Cell::new(true));
+    let chunks_from_3 = Rc::new(Cell::new(0));
+    let (cut_rule, bad_chunks) = (cut.clone(), chunks_from_3.clone());
+    pump.drop_rule = Box::new(move |from, to, m| {
+        if matches!(m, PrimeMessage::SnapshotChunk(_)) && from.0 == 3 && to.0 == 2 {
+            bad_chunks.set(bad_chunks.get() + 1);
+        }
+        cut_rule.get() && (from.0 == 2 || to.0 == 2)
+    });
+    for seq in 1..=30 {
+        pump.submit(seq as usize % 2, update(seq % 2, seq));
+        pump.run_for(Duration::from_millis(25));
+    }
+    assert!(pump.nodes[0].executed_seq() > 12, "others moved past the retained slots");
+    cut.set(false);
+    pump.run_for(Duration::from_millis(2000));
+    pump.check_agreement_from_state();
+    let snapshot_bytes = pump.nodes[2]
+        .checkpoints
+        .stable
+        .as_ref()
+        .map_or(0, |(_, _, image)| image.bytes().len());
+    assert!(snapshot_bytes > ballast_bytes, "a {snapshot_bytes}-byte snapshot");
+    assert_eq!(pump.nodes[2].checkpoints.jumps, 1, "server 2 restored a checkpoint");
+    assert!(chunks_from_3.get() >= 1, "server 3 served chunks to server 2");
+    assert!(
+        pump.nodes[2].drops().malformed >= 1,
+        "the corrupted chunks were rejected"
+    );
+    assert_eq!(pump.nodes[2].app().ballast_bytes, ballast_bytes);
+    assert_eq!(pump.nodes[2].executed_seq(), pump.nodes[0].executed_seq());
+    assert_eq!(pump.nodes[2].app().digest(), pump.nodes[0].app().digest());
+}
+
 fn is_view_change_message(m: &PrimeMessage) -> bool {
     matches!(
         m,

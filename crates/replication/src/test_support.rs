@@ -28,8 +28,13 @@ pub struct LogApp {
     pub log: Vec<(u64, ClientId, u64, Vec<u8>)>,
     /// Timestamps handed to `execute`.
     pub timestamps: Vec<u64>,
+    /// Filler bytes added to every checkpoint, to make the state as large as a test needs.
+    pub ballast_bytes: usize,
     chain: Digest,
 }
+
+/// The filler byte of [`LogApp::ballast_bytes`].
+const BALLAST: u8 = 0xb5;
 
 impl Application for LogApp {
     fn execute(&mut self, updates: &[ExecutedUpdate<'_>], timestamp_ms: u64) -> Vec<Vec<u8>> {
@@ -45,12 +50,21 @@ impl Application for LogApp {
             .collect()
     }
     fn checkpoint(&self) -> Vec<u8> {
-        self.chain.to_vec()
+        let mut snapshot = self.chain.to_vec();
+        snapshot.resize(32 + self.ballast_bytes, BALLAST);
+        snapshot
     }
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        self.chain = snapshot
+        let (chain, ballast) = snapshot.split_at_checked(32).ok_or_else(|| {
+            RestoreError("snapshot is shorter than 32 bytes".into())
+        })?;
+        if ballast.iter().any(|b| *b != BALLAST) {
+            return Err(RestoreError("snapshot ballast is corrupt".into()));
+        }
+        self.chain = chain
             .try_into()
-            .map_err(|_| RestoreError("snapshot is not 32 bytes".into()))?;
+            .map_err(|_| RestoreError("snapshot chain is not 32 bytes".into()))?;
+        self.ballast_bytes = ballast.len();
         self.log.clear();
         Ok(())
     }
