@@ -281,7 +281,8 @@ impl<A: Application> Prime<A> {
         let Ok(snapshot) = Snapshot::from_bytes(
             image.bytes(),
             DecodeLimits {
-                input_bytes_max: SNAPSHOT_BYTES_MAX + 1024,
+                input_bytes_max: image.bytes().len(),
+                alloc_bytes_max: 4 * image.bytes().len(),
                 ..DecodeLimits::MESSAGE
             },
         ) else {

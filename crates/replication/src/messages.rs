@@ -817,7 +817,10 @@ mod tests {
                 seq: 100,
                 index: 3,
                 bytes: vec![4; 10],
-                siblings: vec![stockade_crypto::Digest([1; 32]), stockade_crypto::Digest([2; 32])],
+                siblings: vec![
+                    stockade_crypto::Digest([1; 32]),
+                    stockade_crypto::Digest([2; 32]),
+                ],
             }),
         ]
     }

@@ -428,7 +428,10 @@ fn far_behind_server_fetches_a_large_snapshot_in_chunks_despite_a_corrupting_ser
         pump.submit(seq as usize % 2, update(seq % 2, seq));
         pump.run_for(Duration::from_millis(25));
     }
-    assert!(pump.nodes[0].executed_seq() > 12, "others moved past the retained slots");
+    assert!(
+        pump.nodes[0].executed_seq() > 12,
+        "others moved past the retained slots"
+    );
     cut.set(false);
     pump.run_for(Duration::from_millis(2000));
     pump.check_agreement_from_state();
@@ -437,9 +440,18 @@ fn far_behind_server_fetches_a_large_snapshot_in_chunks_despite_a_corrupting_ser
         .stable
         .as_ref()
         .map_or(0, |(_, _, image)| image.bytes().len());
-    assert!(snapshot_bytes > ballast_bytes, "a {snapshot_bytes}-byte snapshot");
-    assert_eq!(pump.nodes[2].checkpoints.jumps, 1, "server 2 restored a checkpoint");
-    assert!(chunks_from_3.get() >= 1, "server 3 served chunks to server 2");
+    assert!(
+        snapshot_bytes > ballast_bytes,
+        "a {snapshot_bytes}-byte snapshot"
+    );
+    assert_eq!(
+        pump.nodes[2].checkpoints.jumps, 1,
+        "server 2 restored a checkpoint"
+    );
+    assert!(
+        chunks_from_3.get() >= 1,
+        "server 3 served chunks to server 2"
+    );
     assert!(
         pump.nodes[2].drops().malformed >= 1,
         "the corrupted chunks were rejected"

@@ -13,13 +13,13 @@ use crate::attack::AttackState;
 use crate::auth::{body_digest, MessageAuth, Signed, SignedBody};
 use crate::catchup::CatchupState;
 use crate::checkpoint::CheckpointState;
-use crate::state_transfer::Reassembly;
 use crate::config::{ConfigError, Membership, ParticipantId, PrimeConfig};
 use crate::execute::ExecState;
 use crate::messages::{ClientId, Digest, PrepareCertificate, PrimeMessage, Reply, Update};
 use crate::order::OrderState;
 use crate::persist::Votes;
 use crate::pre_order::PreOrderState;
+use crate::state_transfer::Reassembly;
 use crate::suspect::SuspectState;
 use crate::view_change::ViewChangeState;
 

@@ -41,7 +41,10 @@ pub fn chunk_count(total_bytes: u64) -> u64 {
 }
 
 fn certified_digest(total_bytes: u64, tree_digest: &TreeDigest) -> Digest {
-    hash_parts(SNAPSHOT_DOMAIN, &[&total_bytes.to_le_bytes(), &tree_digest.0])
+    hash_parts(
+        SNAPSHOT_DOMAIN,
+        &[&total_bytes.to_le_bytes(), &tree_digest.0],
+    )
 }
 
 /// A snapshot with its chunk tree: what a server keeps of its checkpoints to serve chunks.
@@ -291,11 +294,7 @@ impl<A: Application> Prime<A> {
             self.drops.out_of_window += 1;
             return;
         };
-        for index in request
-            .indices
-            .iter()
-            .take(CHUNKS_PER_SERVER_PER_ROUND_MAX)
-        {
+        for index in request.indices.iter().take(CHUNKS_PER_SERVER_PER_ROUND_MAX) {
             if let Some(mut chunk) = image.chunk(request.seq, *index) {
                 self.attack_corrupt_chunk(&mut chunk);
                 self.send_to(cx, from, PrimeMessage::SnapshotChunk(chunk));
@@ -354,7 +353,10 @@ mod tests {
                 assert!(chunk.bytes.len() <= SNAPSHOT_CHUNK_BYTES);
                 let message = PrimeMessage::SnapshotChunk(chunk.clone());
                 assert!(message.to_bytes().len() < 32_000, "a chunk fits a packet");
-                assert!(chunk_is_valid(&chunk, len as u64, &image.digest()), "{len}/{i}");
+                assert!(
+                    chunk_is_valid(&chunk, len as u64, &image.digest()),
+                    "{len}/{i}"
+                );
                 rebuilt.extend_from_slice(&chunk.bytes);
             }
             assert_eq!(rebuilt, state(len));
@@ -391,17 +393,24 @@ mod tests {
             seq: 8,
             digest: [3; 32],
         };
-        let proof: Vec<_> = [0u16, 1, 3].iter().map(|i| signed_by(*i, checkpoint)).collect();
+        let proof: Vec<_> = [0u16, 1, 3]
+            .iter()
+            .map(|i| signed_by(*i, checkpoint))
+            .collect();
         let jump = |snapshot_bytes| Jump {
             proof: proof.clone(),
             snapshot_bytes,
         };
         let t = Time::from_millis(1);
-        let refused = call(&mut p, t, |p, cx| p.on_jump(cx, ParticipantId(1), jump(100_001)));
+        let refused = call(&mut p, t, |p, cx| {
+            p.on_jump(cx, ParticipantId(1), jump(100_001))
+        });
         assert!(sends(&refused).is_empty(), "nothing fetched");
         assert!(p.transfer.is_none());
         assert_eq!(p.drops().out_of_window, 1);
-        let started = call(&mut p, t, |p, cx| p.on_jump(cx, ParticipantId(1), jump(100_000)));
+        let started = call(&mut p, t, |p, cx| {
+            p.on_jump(cx, ParticipantId(1), jump(100_000))
+        });
         let requests: Vec<(u32, Vec<u32>)> = sends(&started)
             .into_iter()
             .filter_map(|(to, m)| match m {

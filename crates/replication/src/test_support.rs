@@ -55,9 +55,9 @@ impl Application for LogApp {
         snapshot
     }
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        let (chain, ballast) = snapshot.split_at_checked(32).ok_or_else(|| {
-            RestoreError("snapshot is shorter than 32 bytes".into())
-        })?;
+        let (chain, ballast) = snapshot
+            .split_at_checked(32)
+            .ok_or_else(|| RestoreError("snapshot is shorter than 32 bytes".into()))?;
         if ballast.iter().any(|b| *b != BALLAST) {
             return Err(RestoreError("snapshot ballast is corrupt".into()));
         }
