@@ -313,7 +313,12 @@ impl<A: Application> Prime<A> {
         let Some(t) = self.transfer.as_mut() else {
             return;
         };
-        if chunk.seq != t.checkpoint.seq || t.chunks.contains_key(&chunk.index) {
+        // Chunks still in flight from a refused server are ignored, not re-blamed: one bad
+        // chunk costs one extra fetch round, however many more that server sends.
+        if chunk.seq != t.checkpoint.seq
+            || t.chunks.contains_key(&chunk.index)
+            || t.refused.contains(&from)
+        {
             return;
         }
         if !chunk_is_valid(&chunk, t.total_bytes, &t.checkpoint.digest) {
