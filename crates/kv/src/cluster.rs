@@ -5,10 +5,18 @@
 //!
 //! Layout under DIR (node ids: servers 0..N, the proxy N):
 //! `server<i>.toml`, `server<i>.noise` (Noise static key), `server<i>.sign` (Ed25519 key),
-//! `server<i>.pid`, `server<i>.log`, `data/server<i>/`; the same with `proxy` for the proxy.
+//! `server<i>.share` (its share of the servers' threshold key), `server<i>.pid`, `server<i>.log`, `data/server<i>/`; the same with `proxy` for the proxy.
 //! Ports: protocol `base + i`, RESP `base + 100 + i`, metrics `base + 200 + i` (the proxy is
 //! i = N). Re-running `cluster_up` on the same DIR reuses the files and starts only the processes
 //! whose pid file does not name a live process of this cluster.
+//!
+//! Threshold key: Prime's view change carries one BLS threshold signature that 2f+1 servers'
+//! shares combine into (PRIME.md "View change" step 3). `cluster_up` plays a trusted dealer: it
+//! deals a fresh (2f+1)-of-(3f+1) key from the OS RNG, writes each server's share to its own file
+//! (mode 0600), the public key set into every configuration, and forgets the group secret. That is
+//! acceptable for a local cluster whose files one operator owns anyway; a deployment across
+//! administrative domains would use a distributed key generation instead, so that no single
+//! machine ever held the group secret.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -19,10 +27,12 @@ use std::time::{Duration, Instant};
 
 use rand_core::OsRng;
 use stockade_crypto::ed25519::SigningKey;
+use stockade_crypto::threshold::{deal, ThresholdParameters};
 use stockade_runtime::{LinkConfig, NodeConfig, PeerConfig, StaticKeypair};
 
 use crate::service_config::{
-    save_signing_key, ProxyParams, ReplicationConfig, ServiceConfig, ServiceError,
+    save_signing_key, save_threshold_share, ProxyParams, ReplicationConfig, ServiceConfig,
+    ServiceError,
 };
 
 /// Port offset of the RESP ports from the protocol ports.
@@ -131,6 +141,17 @@ pub fn write_cluster(
     fs::create_dir_all(dir.join("data")).map_err(ServiceError::io(dir))?;
     let dir = fs::canonicalize(dir).map_err(ServiceError::io(dir))?;
     let all = members(servers);
+    let parameters = ThresholdParameters::new(2 * f + 1, servers)
+        .map_err(|e| ServiceError::Cluster(format!("threshold key: {e}")))?;
+    let dealt = deal(parameters, &mut OsRng)
+        .map_err(|e| ServiceError::Cluster(format!("threshold key: {e}")))?;
+    let mut shares = Vec::new();
+    for (i, share) in dealt.secret_shares.iter().enumerate() {
+        let path = dir.join(format!("server{i}.share"));
+        save_threshold_share(share, &path)?;
+        shares.push(path);
+    }
+    let key_set = dealt.public.to_hex();
     let mut noise = Vec::new();
     let mut signing = Vec::new();
     for m in &all {
@@ -152,6 +173,8 @@ pub fn write_cluster(
         verifying_keys: signing[..servers].iter().map(|(_, k)| k.clone()).collect(),
         signing_key_file: signing[i].0.clone(),
         link_rtt_ms: Some(LOOPBACK_LINK_RTT_MS),
+        threshold_key_set: shares.get(i).map(|_| key_set.clone()),
+        threshold_share_file: shares.get(i).cloned(),
     };
     let server_resp = (0..servers)
         .map(|i| Ok(loopback(port(base_port, RESP_PORT_OFFSET, i)?)))

@@ -103,7 +103,7 @@ pub async fn start_server(config: &ServiceConfig) -> Result<RunningServer, Servi
                 config.node.id
             ),
         })?;
-    let auth = config.auth()?;
+    let auth = config.server_auth()?;
     let setup = NodeSetup::from_config(&config.node)?;
     // Recover before the runtime opens the store: the build closure cannot fail.
     let durable = RedbStore::open(&config.node.data_dir)

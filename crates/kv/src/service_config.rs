@@ -21,6 +21,8 @@
 //! verifying_keys = ["...", ...]       # each server's Ed25519 public key (hex), same order
 //! signing_key_file = "/cluster/server0.sign"
 //! link_rtt_ms = 1                     # optional: picks Prime's periods (absent: wide-area)
+//! threshold_key_set = "..."          # servers: the (2f+1)-of-N threshold public key set (hex)
+//! threshold_share_file = "/cluster/server0.share"   # servers: this server's secret share
 //!
 //! [proxy]                             # optional; only the voting proxy reads it
 //! first_client = 4611686018427387904
@@ -50,8 +52,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use stockade_core::NodeId;
 use stockade_crypto::ed25519::{SigningKey, VerifyingKey};
-use stockade_crypto::scheme::{Signer, Verifier};
-use stockade_replication::{Attack, Membership, PrimeConfig};
+use stockade_crypto::scheme::{Signer, ThresholdSigner, ThresholdVerifier, Verifier};
+use stockade_crypto::threshold::{PublicKeySet, SecretKeyShare};
+use stockade_replication::{Attack, Membership, PrimeConfig, ThresholdKeys};
 use stockade_runtime::NodeConfig;
 use thiserror::Error;
 
@@ -129,6 +132,13 @@ pub struct ReplicationConfig {
     pub verifying_keys: Vec<String>,
     /// This node's Ed25519 signing key file (a proxy's key is never used to sign).
     pub signing_key_file: PathBuf,
+    /// The servers' (2f+1)-of-N BLS threshold public key set, as hex: view changes carry one
+    /// threshold signature made from 2f+1 servers' shares. Servers need it; a proxy does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_key_set: Option<String>,
+    /// This server's secret share of that key (written by the dealer, mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_share_file: Option<PathBuf>,
     /// Round-trip time of the links between the servers, in milliseconds; it chooses Prime's
     /// periods ([`PrimeConfig::for_link_rtt`]). Absent: the release's wide-area periods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -423,10 +433,56 @@ impl ServiceConfig {
             VERIFIED_ROOTS_MAX,
         ))
     }
+
+    /// A server's authenticator: [`ServiceConfig::auth`] plus its share of the servers'
+    /// threshold key (both `threshold_*` settings are required).
+    pub fn server_auth(&self) -> Result<RootCachingAuth, ServiceError> {
+        let r = &self.replication;
+        let missing = |what: &str| ServiceError::Key {
+            what: format!("replication.{what}"),
+            message: "a server needs its threshold key share and the threshold key set for view \
+                      changes; `stockade kv cluster up` deals them"
+                .into(),
+        };
+        let set_hex = r
+            .threshold_key_set
+            .as_deref()
+            .ok_or_else(|| missing("threshold_key_set"))?;
+        let share_path = r
+            .threshold_share_file
+            .as_deref()
+            .ok_or_else(|| missing("threshold_share_file"))?;
+        let set = PublicKeySet::from_hex(set_hex).map_err(|e| ServiceError::Key {
+            what: "replication.threshold_key_set".into(),
+            message: e.to_string(),
+        })?;
+        let share = load_threshold_share(share_path)?;
+        let keys = ThresholdKeys::new(ThresholdSigner::Real(share), ThresholdVerifier::Real(set));
+        Ok(self.auth()?.with_threshold(keys))
+    }
+}
+
+/// Write a threshold key share to `path` as hex, readable by the owner only.
+pub fn save_threshold_share(share: &SecretKeyShare, path: &Path) -> Result<(), ServiceError> {
+    write_owner_only(path, share.to_hex().as_str())
+}
+
+/// Read a share written by [`save_threshold_share`].
+pub fn load_threshold_share(path: &Path) -> Result<SecretKeyShare, ServiceError> {
+    let text = fs::read_to_string(path).map_err(ServiceError::io(path))?;
+    SecretKeyShare::from_hex(text.trim()).map_err(|e| ServiceError::Key {
+        what: path.display().to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// Write `key` to `path` as hex, readable by the owner only.
 pub fn save_signing_key(key: &SigningKey, path: &Path) -> Result<(), ServiceError> {
+    write_owner_only(path, key.to_hex().as_str())
+}
+
+/// Write `text` and a newline to `path`, created readable by the owner only.
+fn write_owner_only(path: &Path, text: &str) -> Result<(), ServiceError> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -434,7 +490,7 @@ pub fn save_signing_key(key: &SigningKey, path: &Path) -> Result<(), ServiceErro
         .mode(0o600)
         .open(path)
         .map_err(ServiceError::io(path))?;
-    writeln!(file, "{}", key.to_hex().as_str()).map_err(ServiceError::io(path))
+    writeln!(file, "{text}").map_err(ServiceError::io(path))
 }
 
 /// Read a signing key written by [`save_signing_key`].

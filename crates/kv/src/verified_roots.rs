@@ -20,7 +20,9 @@ use stockade_crypto::ed25519::Signature;
 use stockade_crypto::merkle::BatchProof;
 use stockade_crypto::scheme::{Signer, Verifier};
 use stockade_replication::auth::{AuthTag, Digest, MessageAuth};
-use stockade_replication::{Ed25519MerkleAuth, ParticipantId};
+use stockade_replication::{
+    CombinedShares, Ed25519MerkleAuth, ParticipantId, ShareCombineError, ThresholdKeys,
+};
 
 /// Verified batch signatures remembered; the oldest is forgotten first.
 pub const VERIFIED_ROOTS_MAX: usize = 4096;
@@ -78,6 +80,12 @@ impl RootCachingAuth {
         }
     }
 
+    /// The same, holding this server's share of the servers' threshold key (view changes).
+    pub fn with_threshold(mut self, keys: ThresholdKeys) -> RootCachingAuth {
+        self.signing = self.signing.with_threshold(keys);
+        self
+    }
+
     /// Signature checks run so far.
     pub fn signature_checks(&self) -> u64 {
         self.checks.load(Ordering::Relaxed)
@@ -130,6 +138,43 @@ impl MessageAuth for RootCachingAuth {
 
     fn verify_cost(&self) -> CpuWork {
         self.signing.verify_cost()
+    }
+
+    // Threshold shares are rare (view changes only): no caching, the inner authenticator checks.
+    fn shares_needed(&self) -> Option<usize> {
+        self.signing.shares_needed()
+    }
+
+    fn sign_share(&mut self, digest: &Digest, charge: &mut dyn FnMut(CpuWork)) -> AuthTag {
+        self.signing.sign_share(digest, charge)
+    }
+
+    fn verify_share(
+        &self,
+        signer: ParticipantId,
+        digest: &Digest,
+        share: &AuthTag,
+        charge: &mut dyn FnMut(CpuWork),
+    ) -> bool {
+        self.signing.verify_share(signer, digest, share, charge)
+    }
+
+    fn combine_shares(
+        &self,
+        digest: &Digest,
+        shares: &[(ParticipantId, AuthTag)],
+        charge: &mut dyn FnMut(CpuWork),
+    ) -> Result<CombinedShares, ShareCombineError> {
+        self.signing.combine_shares(digest, shares, charge)
+    }
+
+    fn verify_combined(
+        &self,
+        digest: &Digest,
+        proof: &AuthTag,
+        charge: &mut dyn FnMut(CpuWork),
+    ) -> bool {
+        self.signing.verify_combined(digest, proof, charge)
     }
 }
 

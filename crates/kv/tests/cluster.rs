@@ -271,3 +271,47 @@ fn cluster_up_status_down_with_pid_files() {
     );
     cluster_down(&dir).expect("down");
 }
+
+/// `write_cluster` deals one (2f+1)-of-(3f+1) threshold key: each server's share in its own
+/// owner-only file, the public key set in every server's configuration; any three servers' shares
+/// combine into a signature every server accepts. The proxy gets none and is refused as a server.
+#[test]
+fn write_cluster_deals_one_threshold_key_to_the_servers() {
+    use std::os::unix::fs::PermissionsExt;
+    use stockade_replication::{MessageAuth, ParticipantId};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let configs = configs(dir.path(), 11);
+    let mut auths: Vec<_> = configs[..SERVERS]
+        .iter()
+        .map(|c| c.server_auth().expect("server keys"))
+        .collect();
+    for c in &configs[..SERVERS] {
+        let share = c.replication.threshold_share_file.as_ref().expect("share");
+        let mode = std::fs::metadata(share)
+            .expect("share file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{} is readable by others", share.display());
+    }
+    let digest = [7u8; 32];
+    let mut ignore = |_| {};
+    let shares: Vec<_> = auths
+        .iter_mut()
+        .enumerate()
+        .skip(1)
+        .map(|(i, a)| (ParticipantId(i as u16), a.sign_share(&digest, &mut ignore)))
+        .collect();
+    assert_eq!(auths[0].shares_needed(), Some(3));
+    let combined = auths[0]
+        .combine_shares(&digest, &shares, &mut ignore)
+        .expect("three shares combine");
+    assert!(combined.invalid.is_empty());
+    assert!(auths[2].verify_combined(&digest, &combined.proof, &mut ignore));
+    let proxy = &configs[SERVERS];
+    assert_eq!(proxy.replication.threshold_share_file, None);
+    let refused = proxy.server_auth().err().map(|e| e.to_string());
+    assert!(
+        refused.is_some_and(|m| m.contains("threshold_key_set")),
+        "a proxy configuration cannot run a server"
+    );
+}

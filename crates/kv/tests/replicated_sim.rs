@@ -15,7 +15,7 @@ use stockade_kv::{Command, Limits, Reply};
 use stockade_replication::app::{Application, ExecutedUpdate, RestoreError};
 use stockade_replication::{
     ClientId, Digest, Ed25519MerkleAuth, Membership, ParticipantId, Prime, PrimeConfig,
-    PrimeMessage, PrimeOutput, PrimeTimer, Update,
+    PrimeMessage, PrimeOutput, PrimeTimer, Quorums, SimulationAuths, Update,
 };
 use stockade_sim::{Byzantine, LinkSpec, SimConfig, Topology, World};
 
@@ -70,11 +70,18 @@ enum SimOutput {
     Vote(VotingOutput),
 }
 
-fn auth(keys: &SimulationKeys, me: u32) -> Box<Ed25519MerkleAuth> {
+/// A client's authenticator: it only checks the servers' replies.
+fn client_auth(keys: &SimulationKeys, me: u32) -> Box<Ed25519MerkleAuth> {
     Box::new(Ed25519MerkleAuth::new(
         keys.signer(me),
         (0..SERVERS).map(|i| keys.verifier(i)).collect(),
     ))
+}
+
+/// A server's authenticator, with its share of the servers' threshold key.
+fn auth(keys: &SimulationKeys, me: u32) -> Box<Ed25519MerkleAuth> {
+    let dealt = SimulationAuths::deal(keys, Quorums::new(1, 0)).expect("dealt");
+    Box::new(dealt.auth(ParticipantId(me as u16)))
 }
 
 fn membership() -> Membership {
@@ -86,7 +93,7 @@ fn build(id: NodeId, store: &MemStore, liar: Option<u32>, cfg: PrimeConfig) -> S
     if id == CLIENT {
         let mut voting = VotingConfig::new((0..SERVERS).map(NodeId).collect(), 1, 1_000, 1);
         voting.retry_timeout = Duration::from_millis(300);
-        return SimNode::Client(VotingClient::new(voting, auth(&keys, id.0)));
+        return SimNode::Client(VotingClient::new(voting, client_auth(&keys, id.0)));
     }
     let me = ParticipantId(id.0 as u16);
     if liar == Some(id.0) {

@@ -1,6 +1,7 @@
 //! Attack switches of the authors' release (PRIME.md "Parameters of the release"), for simulation
 //! scenarios only: a leader that delays its pre-prepares, and a leader that sends different
-//! pre-prepares to different servers. A correct deployment never sets them ([`Attack::default`] is
+//! pre-prepares to different servers; and two of ours, a server that sends bad threshold shares in
+//! a view change and one that serves corrupted snapshot chunks. A correct deployment never sets them ([`Attack::default`] is
 //! a correct server); they exist so that scenarios can show what suspect-leader and the re-flooding
 //! of pre-prepares do against such a leader (paper 004 section 5.1, Prime's bounded delay).
 
@@ -9,9 +10,10 @@ use std::time::Duration;
 use stockade_core::{Context, PersistToken, Time};
 
 use crate::app::Application;
-use crate::auth::Signed;
+use crate::auth::{AuthTag, Signed};
 use crate::messages::{PrePrepare, PrimeMessage};
 use crate::replica::Prime;
+use crate::state_transfer::SnapshotChunk;
 
 /// How a Byzantine server misbehaves when it leads (all off: a correct server).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,6 +24,12 @@ pub struct Attack {
     /// As leader, sign two different pre-prepares for each slot and send one to the lower half of
     /// the other servers and the other to the upper half.
     pub equivocate_pre_prepares: bool,
+    /// In a view change, send a threshold share that does not verify (inside a correctly signed
+    /// VC-PARTIAL-SIG, so the bad share is provably this server's).
+    pub bad_vc_shares: bool,
+    /// Serve snapshot chunks with one byte flipped (state transfer must reject them and fetch the
+    /// chunks from another server).
+    pub corrupt_snapshot_chunks: bool,
 }
 
 /// What the attack switches keep between proposals.
@@ -45,6 +53,26 @@ impl<A: Application> Prime<A> {
         ) {
             (Some(delay), Some(last)) => now < last + delay,
             _ => false,
+        }
+    }
+
+    /// The bad-share attack: corrupt this server's own threshold share before it is sent.
+    pub(crate) fn attack_corrupt_share(&self, share: &mut AuthTag) {
+        if self.attack.attack.bad_vc_shares {
+            match share.0.first_mut() {
+                Some(byte) => *byte ^= 0x5a,
+                None => share.0.push(0),
+            }
+        }
+    }
+
+    /// The bad-chunk attack: corrupt a snapshot chunk before it is served.
+    pub(crate) fn attack_corrupt_chunk(&self, chunk: &mut SnapshotChunk) {
+        if self.attack.attack.corrupt_snapshot_chunks {
+            match chunk.bytes.first_mut() {
+                Some(byte) => *byte ^= 0x5a,
+                None => chunk.bytes.push(0),
+            }
         }
     }
 

@@ -5,6 +5,9 @@
 //! the site's threshold signature. Prime only asks [`MessageAuth`] to tag digests and check tags, so
 //! the same protocol code runs with per-server Ed25519 + Merkle batching (local Prime) and with a
 //! site's threshold signature (global Prime).
+//!
+//! The same trait holds the participants' shared threshold key (PRIME.md "View change" step 3:
+//! VC-PARTIAL-SIG shares combine into one VC-PROOF); its types live in [`crate::threshold_auth`].
 
 use sha2::{Digest as _, Sha256};
 use stockade_core::wire::{DecodeError, Reader, Wire};
@@ -14,6 +17,7 @@ use stockade_crypto::merkle::BatchProof;
 use stockade_crypto::scheme::{Signer, Verifier};
 
 use crate::config::ParticipantId;
+use crate::threshold_auth::{CombinedShares, ShareCombineError, ThresholdKeys};
 
 /// A SHA-256 digest.
 pub type Digest = [u8; 32];
@@ -65,6 +69,38 @@ pub trait MessageAuth: Send {
     fn sign_cost(&self, count: usize) -> CpuWork;
     /// The CPU work of one verification.
     fn verify_cost(&self) -> CpuWork;
+
+    /// Valid shares that combine into one threshold proof (2f+k+1 for Prime's VC-PROOF), or
+    /// `None` when this authenticator holds no threshold key (a client's, which only checks
+    /// replies). [`crate::Prime::new`] refuses a server whose authenticator says `None`.
+    fn shares_needed(&self) -> Option<usize>;
+    /// This participant's share (partial threshold signature) of `digest`; empty without a key.
+    /// Charges the real cost to `charge`.
+    fn sign_share(&mut self, digest: &Digest, charge: &mut dyn FnMut(CpuWork)) -> AuthTag;
+    /// Whether `share` is `signer`'s valid share of `digest`.
+    fn verify_share(
+        &self,
+        signer: ParticipantId,
+        digest: &Digest,
+        share: &AuthTag,
+        charge: &mut dyn FnMut(CpuWork),
+    ) -> bool;
+    /// Combine the shares of distinct participants into one proof of `digest`. Invalid shares are
+    /// named (their senders signed them, so they are to blame) and left out; the proof is made
+    /// from `shares_needed` valid ones.
+    fn combine_shares(
+        &self,
+        digest: &Digest,
+        shares: &[(ParticipantId, AuthTag)],
+        charge: &mut dyn FnMut(CpuWork),
+    ) -> Result<CombinedShares, ShareCombineError>;
+    /// Whether `proof` is a combined threshold proof of `digest`.
+    fn verify_combined(
+        &self,
+        digest: &Digest,
+        proof: &AuthTag,
+        charge: &mut dyn FnMut(CpuWork),
+    ) -> bool;
 }
 
 /// A message body that can be signed: its domain separates its digests from every other kind's.
@@ -124,16 +160,29 @@ impl<T: SignedBody> Wire for Signed<T> {
 /// Per-participant Ed25519 signatures over Merkle batches (PRIME.md "Participants and quorums"):
 /// one signature covers every digest of a `sign_batch` call, and each tag carries the batch
 /// signature with the digest's sibling path. Works with real keys or the simulation's stand-in
-/// ([`stockade_crypto::CryptoMode`]).
+/// ([`stockade_crypto::CryptoMode`]). A server's authenticator also holds its share of the
+/// participants' threshold key ([`Ed25519MerkleAuth::with_threshold`]); a client's does not.
 pub struct Ed25519MerkleAuth {
     signer: Signer,
     verifiers: Vec<Verifier>,
+    threshold: Option<ThresholdKeys>,
 }
 
 impl Ed25519MerkleAuth {
-    /// Sign with `signer`; `verifiers[i]` checks participant i's tags.
+    /// Sign with `signer`; `verifiers[i]` checks participant i's tags. No threshold key: enough
+    /// for a client checking replies; a server adds one with [`Ed25519MerkleAuth::with_threshold`].
     pub fn new(signer: Signer, verifiers: Vec<Verifier>) -> Ed25519MerkleAuth {
-        Ed25519MerkleAuth { signer, verifiers }
+        Ed25519MerkleAuth {
+            signer,
+            verifiers,
+            threshold: None,
+        }
+    }
+
+    /// The same, holding this participant's share of the participants' threshold key.
+    pub fn with_threshold(mut self, keys: ThresholdKeys) -> Ed25519MerkleAuth {
+        self.threshold = Some(keys);
+        self
     }
 }
 
@@ -169,11 +218,58 @@ impl MessageAuth for Ed25519MerkleAuth {
     fn verify_cost(&self) -> CpuWork {
         CpuWork::ops(CostKind::Ed25519Verify, 1)
     }
+
+    fn shares_needed(&self) -> Option<usize> {
+        self.threshold.as_ref().map(ThresholdKeys::shares_needed)
+    }
+
+    fn sign_share(&mut self, digest: &Digest, charge: &mut dyn FnMut(CpuWork)) -> AuthTag {
+        self.threshold
+            .as_ref()
+            .map_or_else(AuthTag::default, |keys| keys.sign_share(digest, charge))
+    }
+
+    fn verify_share(
+        &self,
+        signer: ParticipantId,
+        digest: &Digest,
+        share: &AuthTag,
+        charge: &mut dyn FnMut(CpuWork),
+    ) -> bool {
+        self.threshold
+            .as_ref()
+            .is_some_and(|keys| keys.verify_share(signer, digest, share, charge))
+    }
+
+    fn combine_shares(
+        &self,
+        digest: &Digest,
+        shares: &[(ParticipantId, AuthTag)],
+        charge: &mut dyn FnMut(CpuWork),
+    ) -> Result<CombinedShares, ShareCombineError> {
+        match &self.threshold {
+            Some(keys) => keys.combine(digest, shares, charge),
+            None => Err(ShareCombineError::NoThresholdKey),
+        }
+    }
+
+    fn verify_combined(
+        &self,
+        digest: &Digest,
+        proof: &AuthTag,
+        charge: &mut dyn FnMut(CpuWork),
+    ) -> bool {
+        self.threshold
+            .as_ref()
+            .is_some_and(|keys| keys.verify_combined(digest, proof, charge))
+    }
 }
 
 /// A stand-in authenticator for unit tests only: its tags are a hash of the signer and digest, so
 /// anyone can forge them. It lets tests exercise every verification path (a tag for the wrong signer
 /// or the wrong content is rejected) before the real Ed25519 + Merkle implementation is wired in.
+/// Its threshold shares are hashes too, and any [`InsecureTestAuth::SHARES_NEEDED`] valid ones
+/// combine into a hash of the digest.
 #[cfg(test)]
 #[derive(Clone, Debug)]
 pub struct InsecureTestAuth {
@@ -183,8 +279,21 @@ pub struct InsecureTestAuth {
 
 #[cfg(test)]
 impl InsecureTestAuth {
+    /// Shares a combined proof needs: the f = 1, k = 0 quorum every unit test runs with.
+    pub const SHARES_NEEDED: usize = 3;
+
     fn tag_for(signer: ParticipantId, digest: &Digest) -> AuthTag {
         AuthTag(hash_parts(b"insecure-test-auth", &[&signer.0.to_le_bytes(), digest]).to_vec())
+    }
+
+    /// `signer`'s threshold share of `digest`.
+    pub fn share_for(signer: ParticipantId, digest: &Digest) -> AuthTag {
+        AuthTag(hash_parts(b"insecure-test-share", &[&signer.0.to_le_bytes(), digest]).to_vec())
+    }
+
+    /// The combined proof of `digest`.
+    pub fn combined_for(digest: &Digest) -> AuthTag {
+        AuthTag(hash_parts(b"insecure-test-combined", &[digest]).to_vec())
     }
 }
 
@@ -201,6 +310,60 @@ impl MessageAuth for InsecureTestAuth {
     }
     fn verify_cost(&self) -> CpuWork {
         CpuWork::ops(CostKind::Ed25519Verify, 1)
+    }
+    fn shares_needed(&self) -> Option<usize> {
+        Some(Self::SHARES_NEEDED)
+    }
+    fn sign_share(&mut self, digest: &Digest, charge: &mut dyn FnMut(CpuWork)) -> AuthTag {
+        charge(CpuWork::ops(CostKind::ThresholdPartialSign, 1));
+        Self::share_for(self.me, digest)
+    }
+    fn verify_share(
+        &self,
+        signer: ParticipantId,
+        digest: &Digest,
+        share: &AuthTag,
+        charge: &mut dyn FnMut(CpuWork),
+    ) -> bool {
+        charge(CpuWork::ops(CostKind::ThresholdPartialVerify, 1));
+        Self::share_for(signer, digest) == *share
+    }
+    fn combine_shares(
+        &self,
+        digest: &Digest,
+        shares: &[(ParticipantId, AuthTag)],
+        charge: &mut dyn FnMut(CpuWork),
+    ) -> Result<CombinedShares, ShareCombineError> {
+        charge(CpuWork::ops(
+            CostKind::ThresholdCombineShare,
+            shares.len() as u32,
+        ));
+        let invalid: Vec<ParticipantId> = shares
+            .iter()
+            .filter(|(p, share)| Self::share_for(*p, digest) != *share)
+            .map(|(p, _)| *p)
+            .collect();
+        let valid = shares.len() - invalid.len();
+        if valid < Self::SHARES_NEEDED {
+            return Err(ShareCombineError::NotEnoughValid {
+                valid,
+                needed: Self::SHARES_NEEDED,
+                invalid,
+            });
+        }
+        Ok(CombinedShares {
+            proof: Self::combined_for(digest),
+            invalid,
+        })
+    }
+    fn verify_combined(
+        &self,
+        digest: &Digest,
+        proof: &AuthTag,
+        charge: &mut dyn FnMut(CpuWork),
+    ) -> bool {
+        charge(CpuWork::ops(CostKind::ThresholdVerify, 1));
+        Self::combined_for(digest) == *proof
     }
 }
 

@@ -6,7 +6,8 @@
 //! application's checkpoint, the eligibility vector, the client table, the agreed time) and
 //! broadcasts a signed CHECKPOINT of its digest; 2f+k+1 matching ones make it stable. A server
 //! asking for ordering certificates that are no longer retained gets a JUMP: the stable checkpoint's
-//! proof and the snapshot, which it checks against the proven digest before restoring.
+//! proof and the snapshot's length. It then fetches the snapshot in chunks, each checked against the
+//! proven digest ([`crate::state_transfer`]), and restores it.
 
 use std::collections::BTreeMap;
 
@@ -14,15 +15,16 @@ use stockade_core::wire::{DecodeError, Reader, Wire};
 use stockade_core::{Context, DecodeLimits};
 
 use crate::app::Application;
-use crate::auth::{hash_parts, Signed};
+use crate::auth::Signed;
 use crate::config::{ParticipantId, PARTICIPANTS_MAX};
 use crate::execute::ClientRecord;
 use crate::messages::{ClientId, Digest, PrimeMessage};
 use crate::replica::Prime;
+use crate::state_transfer::{SnapshotImage, SNAPSHOT_CHUNK_BYTES};
 
-/// The largest snapshot a JUMP carries in one message. Larger application states need chunked
-/// transfer, which is not built yet: a server whose state exceeds it cannot be jumped.
-pub const SNAPSHOT_BYTES_MAX: usize = 48 * 1024;
+/// The largest snapshot state transfer supports (4096 chunks); `PrimeConfig::snapshot_bytes_max`
+/// may lower it. A server whose snapshot exceeds the bound cannot be jumped to it.
+pub const SNAPSHOT_BYTES_MAX: usize = 4096 * SNAPSHOT_CHUNK_BYTES;
 /// Clients a snapshot's client table may hold on the wire.
 const SNAPSHOT_CLIENTS_WIRE_MAX: usize = 4096;
 /// Slots above the stable checkpoint whose CHECKPOINT votes are collected.
@@ -54,24 +56,27 @@ impl crate::auth::SignedBody for Checkpoint {
     const DOMAIN: &'static [u8] = b"prime/checkpoint";
 }
 
-/// JUMP: a stable checkpoint's proof and its snapshot.
+/// JUMP: a stable checkpoint's proof and the length of its snapshot (fetched in chunks).
 #[derive(Clone, PartialEq, Debug)]
 pub struct Jump {
     /// 2f+k+1 matching CHECKPOINTs from distinct participants.
     pub proof: Vec<Signed<Checkpoint>>,
-    /// The snapshot whose digest they sign.
-    pub snapshot: Vec<u8>,
+    /// Bytes of the snapshot whose digest they sign (bound into that digest).
+    pub snapshot_bytes: u64,
 }
 
 impl Wire for Jump {
     fn encode(&self, out: &mut Vec<u8>) {
         self.proof.encode(out);
-        self.snapshot.encode(out);
+        self.snapshot_bytes.encode(out);
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let proof = r.vec_of("jump proof", PARTICIPANTS_MAX)?;
-        let snapshot = r.byte_vec("jump snapshot", SNAPSHOT_BYTES_MAX)?;
-        Ok(Jump { proof, snapshot })
+        let snapshot_bytes = u64::decode(r)?;
+        Ok(Jump {
+            proof,
+            snapshot_bytes,
+        })
     }
 }
 
@@ -104,22 +109,28 @@ impl Wire for Snapshot {
     }
 }
 
-fn snapshot_digest(bytes: &[u8]) -> Digest {
-    hash_parts(b"prime/snapshot", &[bytes])
-}
-
 /// Checkpoint state.
 #[derive(Default, Debug)]
 pub(crate) struct CheckpointState {
-    /// Our latest snapshot: (slot, digest, bytes).
-    own: Option<(u64, Digest, Vec<u8>)>,
+    /// Our latest snapshot: (slot, image).
+    own: Option<(u64, SnapshotImage)>,
     /// CHECKPOINT votes above the stable checkpoint, per slot (bounded by
     /// `CHECKPOINT_VOTE_SLOTS_MAX` slots, one vote per participant each).
     votes: BTreeMap<u64, BTreeMap<ParticipantId, Signed<Checkpoint>>>,
     /// The latest stable checkpoint we hold the snapshot of, with its proof.
-    pub(crate) stable: Option<(u64, Vec<Signed<Checkpoint>>, Vec<u8>)>,
+    pub(crate) stable: Option<(u64, Vec<Signed<Checkpoint>>, SnapshotImage)>,
     /// JUMPs applied (for tests and metrics).
     pub(crate) jumps: u64,
+}
+
+impl CheckpointState {
+    /// The snapshot of our stable checkpoint at `seq`, if that is the one we hold.
+    pub(crate) fn stable_image(&self, seq: u64) -> Option<&SnapshotImage> {
+        self.stable
+            .as_ref()
+            .filter(|(stable_seq, ..)| *stable_seq == seq)
+            .map(|(.., image)| image)
+    }
 }
 
 impl<A: Application> Prime<A> {
@@ -141,9 +152,12 @@ impl<A: Application> Prime<A> {
                 .collect(),
             app: self.app.checkpoint(),
         };
-        let bytes = snapshot.to_bytes();
-        let digest = snapshot_digest(&bytes);
-        self.checkpoints.own = Some((seq, digest, bytes));
+        // Past the Merkle tree's leaf bound there is no checkpoint (and no state transfer).
+        let Some(image) = SnapshotImage::new(snapshot.to_bytes()) else {
+            return;
+        };
+        let digest = image.digest();
+        self.checkpoints.own = Some((seq, image));
         let vote = self.sign(cx, Checkpoint { seq, digest });
         self.broadcast(cx, &PrimeMessage::Checkpoint(vote.clone()));
         self.count_checkpoint_vote(vote);
@@ -172,19 +186,20 @@ impl<A: Application> Prime<A> {
             .or_default()
             .entry(vote.signer)
             .or_insert(vote);
-        let Some((own_seq, digest, bytes)) = self.checkpoints.own.clone() else {
+        let Some((own_seq, image)) = self.checkpoints.own.clone() else {
             return;
         };
         if own_seq != seq {
             return;
         }
+        let digest = image.digest();
         let proof: Vec<Signed<Checkpoint>> = self.checkpoints.votes[&seq]
             .values()
             .filter(|v| v.body.digest == digest)
             .cloned()
             .collect();
         if proof.len() >= self.cfg.quorums.certificate() {
-            self.checkpoints.stable = Some((seq, proof, bytes));
+            self.checkpoints.stable = Some((seq, proof, image));
             self.checkpoints.votes = self.checkpoints.votes.split_off(&(seq + 1));
         }
     }
@@ -208,22 +223,27 @@ impl<A: Application> Prime<A> {
         if requester_executed + 1 >= oldest_retained && !forgotten {
             return;
         }
-        let Some((seq, proof, snapshot)) = self.checkpoints.stable.clone() else {
+        let Some((seq, proof, image)) = &self.checkpoints.stable else {
             return;
         };
-        if seq > requester_executed && snapshot.len() <= SNAPSHOT_BYTES_MAX {
-            self.send_to(cx, to, PrimeMessage::Jump(Jump { proof, snapshot }));
+        let snapshot_bytes = image.bytes().len() as u64;
+        if *seq > requester_executed && snapshot_bytes <= SNAPSHOT_BYTES_MAX as u64 {
+            let jump = Jump {
+                proof: proof.clone(),
+                snapshot_bytes,
+            };
+            self.send_to(cx, to, PrimeMessage::Jump(jump));
         }
     }
 
-    /// A JUMP: the proof must hold 2f+k+1 distinct valid votes for one (slot, digest) ahead of us,
-    /// and the snapshot must hash to that digest. Then the execution state is replaced.
-    pub(crate) fn on_jump(&mut self, cx: &mut Context<'_, Self>, jump: Jump) {
+    /// A JUMP: the proof must hold 2f+k+1 distinct valid votes for one (slot, digest) ahead of us;
+    /// then the snapshot is fetched in chunks ([`crate::state_transfer`]).
+    pub(crate) fn on_jump(&mut self, cx: &mut Context<'_, Self>, from: ParticipantId, jump: Jump) {
         let Some(first) = jump.proof.first().map(|v| v.body) else {
             return;
         };
-        if first.seq <= self.exec.executed_seq || snapshot_digest(&jump.snapshot) != first.digest {
-            self.drops.malformed += 1;
+        if first.seq <= self.exec.executed_seq {
+            self.drops.out_of_window += 1;
             return;
         }
         let mut signers = Vec::new();
@@ -238,10 +258,31 @@ impl<A: Application> Prime<A> {
             self.drops.malformed += 1;
             return;
         }
+        self.start_state_transfer(cx, from, jump.proof, jump.snapshot_bytes);
+    }
+
+    /// Every chunk of a proven checkpoint's snapshot arrived: check the whole snapshot against the
+    /// proven digest once more, then replace the execution state.
+    pub(crate) fn restore_checkpoint(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        checkpoint: Checkpoint,
+        proof: Vec<Signed<Checkpoint>>,
+        bytes: Vec<u8>,
+    ) {
+        let first = checkpoint;
+        let Some(image) = SnapshotImage::new(bytes).filter(|i| i.digest() == first.digest) else {
+            self.drops.malformed += 1;
+            return;
+        };
+        if first.seq <= self.exec.executed_seq {
+            return;
+        }
         let Ok(snapshot) = Snapshot::from_bytes(
-            &jump.snapshot,
+            image.bytes(),
             DecodeLimits {
-                input_bytes_max: SNAPSHOT_BYTES_MAX + 1024,
+                input_bytes_max: image.bytes().len(),
+                alloc_bytes_max: 4 * image.bytes().len(),
                 ..DecodeLimits::MESSAGE
             },
         ) else {
@@ -278,8 +319,8 @@ impl<A: Application> Prime<A> {
         }
         self.ord.slots = self.ord.slots.split_off(&(first.seq + 1));
         self.ord.last_prepared_seq = self.ord.last_prepared_seq.max(first.seq);
-        self.checkpoints.own = Some((first.seq, first.digest, jump.snapshot.clone()));
-        self.checkpoints.stable = Some((first.seq, jump.proof, jump.snapshot));
+        self.checkpoints.own = Some((first.seq, image.clone()));
+        self.checkpoints.stable = Some((first.seq, proof, image));
         self.checkpoints.jumps += 1;
         let state = self.app.digest();
         cx.deliver(crate::replica::PrimeOutput::Jumped {

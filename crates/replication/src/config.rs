@@ -10,9 +10,16 @@ use stockade_core::wire::{DecodeError, Reader, Wire};
 use stockade_core::NodeId;
 use thiserror::Error;
 
-/// The largest number of participants one Prime instance supports. A PRE-PREPARE carries one signed
-/// summary of N entries per participant, so it grows as N squared; at 32 participants it stays
-/// under the release's 32,000-byte packet (PRIME.md "Parameters of the release").
+/// The largest number of participants one Prime instance supports (N = 3f + 2k + 1 <= 32, so f <= 10
+/// with k = 0). Why 32:
+/// - a PRE-PREPARE carries one signed PO-SUMMARY of N entries per participant, so it grows as N
+///   squared; at 32 participants (with real-size signatures) it stays under the release's
+///   32,000-byte packet (PRIME.md "Parameters of the release"), at 64 it would not
+///   (`pre_prepare_of_the_largest_membership_fits_one_packet` measures it);
+/// - VC-LIST names its members in a 64-bit bitmap, so the cap must stay at most 64;
+/// - every wire vector indexed by participant is bounded by it when decoding.
+///
+/// Exceeding it is a [`ConfigError::TooMany`] from [`Membership::new`].
 pub const PARTICIPANTS_MAX: usize = 32;
 
 /// One participant of a Prime instance: an index `0..N`. A participant is a server for a site's
@@ -124,6 +131,27 @@ pub enum ConfigError {
     /// A bound is zero, which would stop the protocol.
     #[error("parameter {0} must be at least 1")]
     ZeroBound(&'static str),
+    /// The server's authenticator holds no threshold key, so no view change could complete.
+    #[error(
+        "the authenticator has no threshold key: a Prime server needs its share of the \
+         participants' (2f+k+1)-of-N threshold key for view changes"
+    )]
+    NoThresholdKey,
+    /// The threshold key needs a different number of shares than a VC-PROOF must carry.
+    #[error(
+        "the threshold key combines {shares} shares but f={f}, k={k} needs 2f+k+1 = {needed}; \
+         deal a key for this membership"
+    )]
+    ThresholdMismatch {
+        /// Shares the key combines.
+        shares: usize,
+        /// 2f+k+1.
+        needed: usize,
+        /// Faults tolerated.
+        f: usize,
+        /// Recovering participants tolerated.
+        k: usize,
+    },
 }
 
 /// Maps participants to the transport addresses that carry their messages. For a site's local
@@ -244,6 +272,9 @@ pub struct PrimeConfig {
     pub catchup_idle_periods: u32,
     /// Missing items named in one CATCHUP-REQUEST.
     pub catchup_items_max: usize,
+    /// The largest snapshot this server reassembles in a state transfer (a JUMP announcing more
+    /// is refused); at most [`crate::checkpoint::SNAPSHOT_BYTES_MAX`].
+    pub snapshot_bytes_max: u64,
 }
 
 impl PrimeConfig {
@@ -277,6 +308,7 @@ impl PrimeConfig {
             checkpoint_interval: 100,
             catchup_idle_periods: 10,
             catchup_items_max: 64,
+            snapshot_bytes_max: crate::checkpoint::SNAPSHOT_BYTES_MAX as u64,
         }
     }
 
@@ -320,7 +352,7 @@ impl PrimeConfig {
                 k: self.quorums.k,
             });
         }
-        let bounds: [(&'static str, u64); 10] = [
+        let bounds: [(&'static str, u64); 11] = [
             ("checkpoint_interval", self.checkpoint_interval),
             ("po_requests_in_flight_max", self.po_requests_in_flight_max),
             (
@@ -337,6 +369,7 @@ impl PrimeConfig {
                 self.turnaround_challenges_max as u64,
             ),
             ("catchup_items_max", self.catchup_items_max as u64),
+            ("snapshot_bytes_max", self.snapshot_bytes_max),
         ];
         for (name, value) in bounds {
             if value == 0 {
@@ -428,10 +461,13 @@ mod tests {
             Membership::new(vec![NodeId(1), NodeId(1)]),
             Err(ConfigError::DuplicateNode(NodeId(1)))
         );
-        assert!(matches!(
-            Membership::new(vec![NodeId(0); 33]),
-            Err(ConfigError::TooMany(33))
-        ));
+        let too_many = Membership::new((0..33).map(NodeId).collect());
+        assert_eq!(too_many, Err(ConfigError::TooMany(33)));
+        assert_eq!(
+            too_many.map(|_| ()).err().map(|e| e.to_string()),
+            Some("33 participants exceed the supported maximum of 32".to_string())
+        );
+        assert!(Membership::new((0..32).map(NodeId).collect()).is_ok());
         let mut zero = PrimeConfig::new(1, 0);
         zero.po_window_max = 0;
         assert_eq!(
@@ -444,5 +480,54 @@ mod tests {
             rare.validate(&m),
             Err(ConfigError::CheckpointsTooRare { .. })
         ));
+    }
+
+    /// The reason for [`PARTICIPANTS_MAX`]: a PRE-PREPARE of N signed N-entry summaries, with
+    /// real-size signature tags and large counters, fits one 32,000-byte packet at N = 32 and
+    /// would not at N = 64.
+    #[test]
+    fn pre_prepare_of_the_largest_membership_fits_one_packet() {
+        use crate::auth::{body_digest, MessageAuth, Signed};
+        use crate::messages::{PoSummary, PrePrepare, PrimeMessage};
+        use crate::threshold_auth::SimulationAuths;
+        use stockade_crypto::scheme::SimulationKeys;
+        use stockade_crypto::CryptoMode;
+
+        let keys = SimulationKeys::new(CryptoMode::SimFast, 1);
+        let auths = SimulationAuths::deal(&keys, Quorums::new(10, 0)).expect("dealt");
+        let pre_prepare_bytes = |n: usize| {
+            let matrix = (0..n)
+                .map(|i| {
+                    let signer = ParticipantId(i as u16 % PARTICIPANTS_MAX as u16);
+                    let body = PoSummary {
+                        counter: u64::MAX,
+                        cum_aru: vec![u64::MAX; n],
+                    };
+                    let digest = body_digest(signer, &body);
+                    let tag = auths.auth(signer).sign_batch(&[digest]).remove(0);
+                    Some(Signed { signer, body, tag })
+                })
+                .collect();
+            let body = PrePrepare {
+                view: u64::MAX,
+                seq: u64::MAX,
+                timestamp_ms: u64::MAX,
+                matrix,
+            };
+            let digest = body_digest(ParticipantId(0), &body);
+            let tag = auths.auth(ParticipantId(0)).sign_batch(&[digest]).remove(0);
+            PrimeMessage::PrePrepare(Signed {
+                signer: ParticipantId(0),
+                body,
+                tag,
+            })
+            .wire_len()
+        };
+        let largest = pre_prepare_bytes(PARTICIPANTS_MAX);
+        assert!(
+            largest < 32_000,
+            "{largest} bytes at N = {PARTICIPANTS_MAX}"
+        );
+        assert!(pre_prepare_bytes(64) > 32_000, "N = 64 would not fit");
     }
 }

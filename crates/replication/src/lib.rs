@@ -8,13 +8,14 @@
 //! |---|---|
 //! | participants and quorums | [`config`] |
 //! | message signing (per-server signatures, Merkle batches; a site's threshold signature later) | [`auth`] |
+//! | the participants' threshold key (VC-PROOF) | [`threshold_auth`] |
 //! | every message and its bounded wire encoding | [`messages`] |
 //! | pre-ordering, steps 1-7 | [`pre_order`] |
 //! | global ordering, steps 8-10 | [`order`] |
 //! | execution, step 11, and the application boundary | [`execute`], [`app`] |
 //! | suspect-leader | [`suspect`] |
 //! | reconciliation and catch-up | [`catchup`] |
-//! | checkpoints and state transfer (JUMP) | [`checkpoint`] |
+//! | checkpoints and state transfer (JUMP) | [`checkpoint`], [`state_transfer`] (chunked) |
 //! | view change, and its re-sending under loss | [`view_change`], [`view_change_resend`] |
 //! | crash recovery (what is persisted) | [`persist`] |
 //! | the server itself: state, timers, dispatch | [`replica`] |
@@ -43,7 +44,9 @@ pub mod scenario_attacks;
 pub mod scenario_harness;
 #[cfg(any(test, feature = "sim"))]
 pub mod scenarios;
+pub mod state_transfer;
 pub mod suspect;
+pub mod threshold_auth;
 pub mod view_change;
 pub mod view_change_resend;
 
@@ -55,9 +58,10 @@ mod test_support;
 pub use app::{Application, ExecutedUpdate};
 pub use attack::Attack;
 pub use auth::{AuthTag, Ed25519MerkleAuth, MessageAuth};
-pub use config::{Membership, ParticipantId, PrimeConfig, Quorums};
+pub use config::{ConfigError, Membership, ParticipantId, PrimeConfig, Quorums};
 pub use messages::{ClientId, Digest, PrimeMessage, Update};
 pub use persist::RecoverError;
 pub use replica::{ActivityCounters, Prime, PrimeOutput, PrimeTimer};
 #[cfg(any(test, feature = "sim"))]
 pub use scenario_attacks::register;
+pub use threshold_auth::{CombinedShares, ShareCombineError, SimulationAuths, ThresholdKeys};

@@ -8,7 +8,7 @@ use stockade_core::wire::{DecodeError, Reader, Wire};
 use stockade_core::NodeId;
 
 pub use crate::auth::Digest;
-use crate::auth::{Signed, SignedBody};
+use crate::auth::{AuthTag, Signed, SignedBody};
 use crate::config::{ParticipantId, PARTICIPANTS_MAX};
 
 /// Largest operation inside one client update.
@@ -427,10 +427,10 @@ impl_wire!(VcList {
     members: Wire::decode
 });
 
-/// VC-PARTIAL-SIG (view change step 3): the sender agrees to replay from `start_seq` the state of
-/// the listed participants.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct VcPartialSig {
+/// What a VC-PROOF proves (view change steps 3-4): replay from `start_seq` the state of the
+/// listed participants.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct VcAgreement {
     /// The view being installed.
     pub view: u64,
     /// The list agreed on.
@@ -438,25 +438,47 @@ pub struct VcPartialSig {
     /// The first slot the replay covers: one past the highest executed ARU among the members.
     pub start_seq: u64,
 }
-impl_wire!(VcPartialSig {
+impl_wire!(VcAgreement {
     view: Wire::decode,
     members: Wire::decode,
     start_seq: Wire::decode
 });
 
-/// REPLAY (view change step 4), sent by the new leader: the agreed list and start, proven by 2f+k+1
-/// matching VC-PARTIAL-SIGs. (With threshold signatures the proof is one combined signature; until
-/// then it is the signed shares themselves: the same guarantee, more bytes.)
+impl VcAgreement {
+    /// The digest every participant's threshold share signs: the same at every signer, so that
+    /// 2f+k+1 shares combine into one signature.
+    pub fn proof_digest(&self) -> Digest {
+        crate::auth::hash_parts(b"prime/vc-proof", &[&self.to_bytes()])
+    }
+}
+
+/// VC-PARTIAL-SIG (view change step 3): the sender agrees to `agreed` and sends its threshold
+/// share of [`VcAgreement::proof_digest`]. The message is signed too, so a bad share is provably
+/// its sender's.
+#[derive(Clone, PartialEq, Debug)]
+pub struct VcPartialSig {
+    /// What the sender agrees to.
+    pub agreed: VcAgreement,
+    /// The sender's threshold-signature share.
+    pub share: AuthTag,
+}
+impl_wire!(VcPartialSig {
+    agreed: Wire::decode,
+    share: Wire::decode
+});
+
+/// REPLAY (view change step 4), sent by the new leader: the agreed list and start, proven by the
+/// threshold signature that 2f+k+1 VC-PARTIAL-SIG shares combine into (the VC-PROOF).
 #[derive(Clone, PartialEq, Debug)]
 pub struct Replay {
     /// What was agreed.
-    pub agreed: VcPartialSig,
-    /// The proof.
-    pub proof: Vec<Signed<VcPartialSig>>,
+    pub agreed: VcAgreement,
+    /// The combined threshold signature on `agreed.proof_digest()`.
+    pub proof: AuthTag,
 }
 impl_wire!(Replay {
     agreed: Wire::decode,
-    proof: |r| r.vec_of("replay proof", PARTICIPANTS_MAX),
+    proof: Wire::decode,
 });
 
 impl PrePrepare {
@@ -550,6 +572,10 @@ pub enum PrimeMessage {
     Checkpoint(Signed<crate::checkpoint::Checkpoint>),
     /// State transfer to a server too far behind.
     Jump(crate::checkpoint::Jump),
+    /// State transfer: chunks of a snapshot asked for.
+    SnapshotChunkRequest(crate::state_transfer::SnapshotChunkRequest),
+    /// State transfer: one chunk of a snapshot.
+    SnapshotChunk(crate::state_transfer::SnapshotChunk),
 }
 
 macro_rules! message_codec {
@@ -603,12 +629,13 @@ message_codec! {
     24 => PoCertificate,
     25 => Checkpoint,
     26 => Jump,
+    27 => SnapshotChunkRequest,
+    28 => SnapshotChunk,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::AuthTag;
     use proptest::prelude::*;
     use stockade_core::wire::{decode_frame, encode_frame};
     use stockade_core::DecodeLimits;
@@ -666,10 +693,14 @@ mod tests {
             po_seq: 1,
             digest: [1; 32],
         };
-        let partial = VcPartialSig {
+        let agreed = VcAgreement {
             view: 2,
             members: 0b1011,
             start_seq: 5,
+        };
+        let partial = VcPartialSig {
+            agreed,
+            share: AuthTag(vec![9; 96]),
         };
         vec![
             PrimeMessage::ClientUpdate(update.clone()),
@@ -758,8 +789,8 @@ mod tests {
             )),
             PrimeMessage::VcPartialSig(signed(1, partial)),
             PrimeMessage::Replay(Replay {
-                agreed: partial,
-                proof: vec![signed(1, partial)],
+                agreed,
+                proof: AuthTag(vec![8; 96]),
             }),
             PrimeMessage::Checkpoint(signed(
                 1,
@@ -776,7 +807,20 @@ mod tests {
                         digest: [5; 32],
                     },
                 )],
-                snapshot: vec![1, 2, 3],
+                snapshot_bytes: 300_000,
+            }),
+            PrimeMessage::SnapshotChunkRequest(crate::state_transfer::SnapshotChunkRequest {
+                seq: 100,
+                indices: vec![0, 3],
+            }),
+            PrimeMessage::SnapshotChunk(crate::state_transfer::SnapshotChunk {
+                seq: 100,
+                index: 3,
+                bytes: vec![4; 10],
+                siblings: vec![
+                    stockade_crypto::Digest([1; 32]),
+                    stockade_crypto::Digest([2; 32]),
+                ],
             }),
         ]
     }
@@ -834,7 +878,7 @@ mod tests {
         }
 
         #[test]
-        fn truncations_of_valid_messages_fail_cleanly(cut in 0usize..200, which in 0usize..27) {
+        fn truncations_of_valid_messages_fail_cleanly(cut in 0usize..200, which in 0usize..29) {
             let samples = samples();
             let bytes = encode_frame(&samples[which % samples.len()]);
             let cut = cut.min(bytes.len().saturating_sub(1));

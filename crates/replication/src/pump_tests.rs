@@ -271,6 +271,52 @@ fn view_change_replaces_a_silent_leader_and_ordering_resumes() {
     assert!(pump.outputs[2].contains(&PrimeOutput::NewLeaderProven { view: 1 }));
 }
 
+/// PRIME.md view change step 3 with real BLS threshold keys: a Byzantine server sends a bad
+/// threshold share. The new leader's combine identifies it (paper 004 section 3), ignores it, and
+/// completes the VC-PROOF from the valid shares (one of them delayed, so the bad share is surely
+/// among the first the leader combines); the view is installed everywhere.
+#[test]
+fn bad_threshold_share_is_identified_and_the_view_change_completes() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let cfg = PrimeConfig::new(1, 0);
+    let mut nodes: Vec<_> = (0..4u16)
+        .map(|i| node_with_auth(&cfg, i, real_auth(4, i)))
+        .collect();
+    nodes[3].set_attack(crate::Attack {
+        bad_vc_shares: true,
+        ..crate::Attack::default()
+    });
+    let mut pump = Pump::with_nodes(nodes, Duration::from_millis(2));
+    let held_back = Rc::new(Cell::new(false));
+    let flag = held_back.clone();
+    pump.drop_rule = Box::new(move |from, to, m| {
+        let first_share_of_0 = from.0 == 0
+            && to.0 == 1
+            && matches!(m, PrimeMessage::VcPartialSig(_))
+            && !flag.replace(true);
+        first_share_of_0 || (from.0 == 0 && matches!(m, PrimeMessage::PrePrepare(_)))
+    });
+    for step in 0..30u64 {
+        pump.submit(1 + (step % 3) as usize, update(step % 3, step / 3 + 1));
+        pump.run_for(Duration::from_millis(10));
+    }
+    pump.run_for(Duration::from_millis(2000));
+    assert!(held_back.get(), "participant 0's first share was held back");
+    pump.check_agreement();
+    for (i, node) in pump.nodes.iter().enumerate() {
+        assert_eq!(node.view(), 1, "server {i} moved to view 1");
+        assert!(!node.installing_view(), "server {i} installed view 1");
+        assert_eq!(node.app().log.len(), 30, "server {i} executed everything");
+    }
+    let leader = &pump.nodes[1];
+    assert!(leader.misbehaving().contains(&crate::ParticipantId(3)));
+    assert!(pump.outputs[1].contains(&PrimeOutput::Misbehaviour {
+        participant: crate::ParticipantId(3),
+        evidence: crate::replica::Misbehaviour::BadThresholdShare { view: 1 },
+    }));
+}
+
 /// View change safety: slots prepared in the old view but never committed are replayed with the
 /// same content in the new view and executed.
 #[test]
@@ -345,6 +391,72 @@ fn far_behind_server_jumps_to_a_stable_checkpoint() {
     pump.check_agreement_from_state();
     assert!(jumps.get() >= 1, "server 2 was sent a JUMP");
     assert_eq!(pump.nodes[2].checkpoints.jumps, 1);
+    assert_eq!(pump.nodes[2].executed_seq(), pump.nodes[0].executed_seq());
+    assert_eq!(pump.nodes[2].app().digest(), pump.nodes[0].app().digest());
+}
+
+/// Chunked state transfer (PRIME.md "Catch-up and recovery"): a server cut off past the retained
+/// certificates jumps to a checkpoint whose snapshot is several hundred KiB, far over one message.
+/// It fetches the chunks from the other servers; server 3 serves corrupted chunks, which are
+/// rejected against the certified Merkle root and fetched from another server.
+#[test]
+fn far_behind_server_fetches_a_large_snapshot_in_chunks_despite_a_corrupting_server() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let mut cfg = PrimeConfig::new(1, 0);
+    cfg.retained_slots_max = 6;
+    cfg.checkpoint_interval = 4;
+    let ballast_bytes = 400 * 1024;
+    let mut pump = Pump::new(&cfg, Duration::from_millis(1));
+    for node in &mut pump.nodes {
+        node.app.ballast_bytes = ballast_bytes;
+    }
+    pump.nodes[3].set_attack(crate::Attack {
+        corrupt_snapshot_chunks: true,
+        ..crate::Attack::default()
+    });
+    let cut = Rc::new(Cell::new(true));
+    let chunks_from_3 = Rc::new(Cell::new(0));
+    let (cut_rule, bad_chunks) = (cut.clone(), chunks_from_3.clone());
+    pump.drop_rule = Box::new(move |from, to, m| {
+        if matches!(m, PrimeMessage::SnapshotChunk(_)) && from.0 == 3 && to.0 == 2 {
+            bad_chunks.set(bad_chunks.get() + 1);
+        }
+        cut_rule.get() && (from.0 == 2 || to.0 == 2)
+    });
+    for seq in 1..=30 {
+        pump.submit(seq as usize % 2, update(seq % 2, seq));
+        pump.run_for(Duration::from_millis(25));
+    }
+    assert!(
+        pump.nodes[0].executed_seq() > 12,
+        "others moved past the retained slots"
+    );
+    cut.set(false);
+    pump.run_for(Duration::from_millis(2000));
+    pump.check_agreement_from_state();
+    let snapshot_bytes = pump.nodes[2]
+        .checkpoints
+        .stable
+        .as_ref()
+        .map_or(0, |(_, _, image)| image.bytes().len());
+    assert!(
+        snapshot_bytes > ballast_bytes,
+        "a {snapshot_bytes}-byte snapshot"
+    );
+    assert_eq!(
+        pump.nodes[2].checkpoints.jumps, 1,
+        "server 2 restored a checkpoint"
+    );
+    assert!(
+        chunks_from_3.get() >= 1,
+        "server 3 served chunks to server 2"
+    );
+    assert!(
+        pump.nodes[2].drops().malformed >= 1,
+        "the corrupted chunks were rejected"
+    );
+    assert_eq!(pump.nodes[2].app().ballast_bytes, ballast_bytes);
     assert_eq!(pump.nodes[2].executed_seq(), pump.nodes[0].executed_seq());
     assert_eq!(pump.nodes[2].app().digest(), pump.nodes[0].app().digest());
 }

@@ -19,6 +19,7 @@ use crate::messages::{ClientId, Digest, PrepareCertificate, PrimeMessage, Reply,
 use crate::order::OrderState;
 use crate::persist::Votes;
 use crate::pre_order::PreOrderState;
+use crate::state_transfer::Reassembly;
 use crate::suspect::SuspectState;
 use crate::view_change::ViewChangeState;
 
@@ -43,6 +44,8 @@ pub enum PrimeTimer {
     Catchup,
     /// Re-send the view change's state while the view is being installed (view change).
     ViewChangeResend,
+    /// Ask again for the snapshot chunks still missing (state transfer).
+    SnapshotFetch,
 }
 
 /// Why a client update was not admitted.
@@ -77,6 +80,12 @@ pub enum Misbehaviour {
         view: u64,
         /// The slot.
         seq: u64,
+    },
+    /// A signed VC-PARTIAL-SIG whose threshold share does not verify (view change step 3; paper
+    /// 004 section 3: a server that submits a bad partial is identified and ignored).
+    BadThresholdShare {
+        /// The view being installed.
+        view: u64,
     },
 }
 
@@ -178,6 +187,8 @@ pub struct Prime<A: Application> {
     pub(crate) catchup: CatchupState,
     pub(crate) vc: ViewChangeState,
     pub(crate) checkpoints: CheckpointState,
+    /// The snapshot being fetched after a JUMP, if any (state transfer).
+    pub(crate) transfer: Option<Reassembly>,
     /// Prepare certificates of slots prepared here and not yet executed (reported at a view change).
     pub(crate) vc_prepared: BTreeMap<u64, PrepareCertificate>,
     /// Every vote cast in the order window, persisted (see [`crate::persist`]).
@@ -202,6 +213,20 @@ impl<A: Application> Prime<A> {
         if membership.node(me).is_none() {
             return Err(ConfigError::NotAMember(me));
         }
+        // PRIME.md "View change" step 3: 2f+k+1 shares make the VC-PROOF.
+        let needed = cfg.quorums.certificate();
+        match auth.shares_needed() {
+            None => return Err(ConfigError::NoThresholdKey),
+            Some(shares) if shares != needed => {
+                return Err(ConfigError::ThresholdMismatch {
+                    shares,
+                    needed,
+                    f: cfg.quorums.f,
+                    k: cfg.quorums.k,
+                })
+            }
+            Some(_) => {}
+        }
         let n = membership.len();
         Ok(Prime {
             pre: PreOrderState::new(n),
@@ -211,6 +236,7 @@ impl<A: Application> Prime<A> {
             catchup: CatchupState::default(),
             vc: ViewChangeState::default(),
             checkpoints: CheckpointState::default(),
+            transfer: None,
             vc_prepared: BTreeMap::new(),
             cfg,
             membership,
@@ -376,7 +402,12 @@ impl<A: Application> Prime<A> {
         });
     }
 
-    fn on_protocol_message(&mut self, cx: &mut Context<'_, Self>, message: PrimeMessage) {
+    fn on_protocol_message(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        from: ParticipantId,
+        message: PrimeMessage,
+    ) {
         match message {
             PrimeMessage::ClientUpdate(_) | PrimeMessage::Reply(_) => {}
             PrimeMessage::PoRequest(m) => self.on_po_request(cx, m),
@@ -403,7 +434,9 @@ impl<A: Application> Prime<A> {
             PrimeMessage::VcPartialSig(m) => self.on_vc_partial_sig(cx, m),
             PrimeMessage::Replay(m) => self.on_replay(cx, m),
             PrimeMessage::Checkpoint(m) => self.on_checkpoint(cx, m),
-            PrimeMessage::Jump(m) => self.on_jump(cx, m),
+            PrimeMessage::Jump(m) => self.on_jump(cx, from, m),
+            PrimeMessage::SnapshotChunkRequest(m) => self.on_snapshot_chunk_request(cx, from, m),
+            PrimeMessage::SnapshotChunk(m) => self.on_snapshot_chunk(cx, from, m),
         }
     }
 }
@@ -434,11 +467,11 @@ impl<A: Application> Protocol for Prime<A> {
         }
         // Protocol messages come only from members; their content is checked by signature, since
         // a member may forward another's signed message (re-flooding, reconciliation).
-        if self.membership.participant(from).is_none() {
+        let Some(sender) = self.membership.participant(from) else {
             self.drops.unknown_sender += 1;
             return;
-        }
-        self.on_protocol_message(cx, message);
+        };
+        self.on_protocol_message(cx, sender, message);
     }
 
     fn on_timer(&mut self, cx: &mut Context<'_, Self>, timer: PrimeTimer) {
@@ -472,6 +505,7 @@ impl<A: Application> Protocol for Prime<A> {
             }
             PrimeTimer::NewLeaderResend => self.resend_new_leader(cx),
             PrimeTimer::ViewChangeResend => self.resend_view_change(cx),
+            PrimeTimer::SnapshotFetch => self.on_snapshot_fetch_timer(cx),
             PrimeTimer::Catchup => {
                 self.on_catchup_period(cx);
                 cx.set_timer(PrimeTimer::Catchup, self.cfg.catchup_period);

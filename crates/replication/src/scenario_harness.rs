@@ -18,11 +18,11 @@ use stockade_crypto::CryptoMode;
 use stockade_sim::{LinkSpec, OutputSink, RunOptions, ScenarioError, SimConfig, Topology, World};
 
 use crate::attack::Attack;
-use crate::auth::Ed25519MerkleAuth;
 use crate::config::{Membership, ParticipantId, PrimeConfig};
 use crate::messages::{ClientId, Update};
 use crate::replica::{Prime, PrimeOutput};
 use crate::scenarios::{AgreementChecker, LedgerApp};
+use crate::threshold_auth::SimulationAuths;
 
 /// Replies whose history the linearizability check keeps (40 bytes each).
 pub const HISTORY_REPLIES_MAX: usize = 1_000_000;
@@ -127,15 +127,14 @@ impl Cluster {
             LinkSpec::wan(spec.latency, 1_000_000_000).with_loss(spec.loss),
         );
         let keys = SimulationKeys::new(mode, options.seed);
+        let auths = SimulationAuths::deal(&keys, cfg.quorums)
+            .map_err(|e| ScenarioError::Setup(e.to_string()))?;
         let setup = |e: crate::config::ConfigError| ScenarioError::Setup(e.to_string());
         let membership = Membership::new((0..n as u32).map(NodeId).collect()).map_err(setup)?;
         cfg.validate(&membership).map_err(setup)?;
         let attacks = spec.attacks.clone();
         let mut world = World::new(config, topology, move |id, store| {
-            let auth = Ed25519MerkleAuth::new(
-                keys.signer(id.0),
-                (0..n as u32).map(|i| keys.verifier(i)).collect(),
-            );
+            let auth = auths.auth(ParticipantId(id.0 as u16));
             let recovered = Prime::recover(
                 cfg.clone(),
                 membership.clone(),

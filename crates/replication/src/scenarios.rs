@@ -18,10 +18,11 @@ use stockade_sim::{
 };
 
 use crate::app::{Application, ExecutedUpdate, RestoreError};
-use crate::auth::{hash_parts, Digest, Ed25519MerkleAuth};
+use crate::auth::{hash_parts, Digest};
 use crate::config::{Membership, ParticipantId, PrimeConfig};
 use crate::messages::{ClientId, Update};
 use crate::replica::{Prime, PrimeOutput};
+use crate::threshold_auth::SimulationAuths;
 
 /// A deterministic ledger: counts updates and chains a digest over them. The scenario's
 /// application (the KV store is another crate's).
@@ -246,15 +247,14 @@ impl Scenario for PrimeNormalScenario {
             LinkSpec::wan(Duration::from_millis(latency_ms), 1_000_000_000).with_loss(loss),
         );
         let keys = SimulationKeys::new(mode, options.seed);
+        let auths = SimulationAuths::deal(&keys, cfg.quorums)
+            .map_err(|e| ScenarioError::Setup(e.to_string()))?;
         let setup = |e: crate::config::ConfigError| ScenarioError::Setup(e.to_string());
         let membership = Membership::new((0..n as u32).map(NodeId).collect()).map_err(setup)?;
         cfg.validate(&membership).map_err(setup)?;
         let factory_cfg = cfg.clone();
         let mut world = World::new(config, topology, move |id, store| {
-            let auth = Ed25519MerkleAuth::new(
-                keys.signer(id.0),
-                (0..n as u32).map(|i| keys.verifier(i)).collect(),
-            );
+            let auth = auths.auth(ParticipantId(id.0 as u16));
             let me = ParticipantId(id.0 as u16);
             // An empty store gives a fresh server; a restarted one recovers what it persisted.
             let recovered = Prime::recover(

@@ -15,10 +15,11 @@ use crate::app::{Application, ExecutedUpdate, RestoreError};
 use stockade_crypto::scheme::SimulationKeys;
 use stockade_crypto::CryptoMode;
 
-use crate::auth::{hash_parts, Digest, Ed25519MerkleAuth, InsecureTestAuth, MessageAuth};
+use crate::auth::{hash_parts, Digest, InsecureTestAuth, MessageAuth};
 use crate::config::{Membership, ParticipantId, PrimeConfig};
 use crate::messages::{ClientId, PrimeMessage, Update};
 use crate::replica::{Prime, PrimeOutput, PrimeTimer};
+use crate::threshold_auth::SimulationAuths;
 
 /// An application that logs what it executes and chains a digest over it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27,8 +28,13 @@ pub struct LogApp {
     pub log: Vec<(u64, ClientId, u64, Vec<u8>)>,
     /// Timestamps handed to `execute`.
     pub timestamps: Vec<u64>,
+    /// Filler bytes added to every checkpoint, to make the state as large as a test needs.
+    pub ballast_bytes: usize,
     chain: Digest,
 }
+
+/// The filler byte of [`LogApp::ballast_bytes`].
+const BALLAST: u8 = 0xb5;
 
 impl Application for LogApp {
     fn execute(&mut self, updates: &[ExecutedUpdate<'_>], timestamp_ms: u64) -> Vec<Vec<u8>> {
@@ -44,12 +50,21 @@ impl Application for LogApp {
             .collect()
     }
     fn checkpoint(&self) -> Vec<u8> {
-        self.chain.to_vec()
+        let mut snapshot = self.chain.to_vec();
+        snapshot.resize(32 + self.ballast_bytes, BALLAST);
+        snapshot
     }
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        self.chain = snapshot
+        let (chain, ballast) = snapshot
+            .split_at_checked(32)
+            .ok_or_else(|| RestoreError("snapshot is shorter than 32 bytes".into()))?;
+        if ballast.iter().any(|b| *b != BALLAST) {
+            return Err(RestoreError("snapshot ballast is corrupt".into()));
+        }
+        self.chain = chain
             .try_into()
-            .map_err(|_| RestoreError("snapshot is not 32 bytes".into()))?;
+            .map_err(|_| RestoreError("snapshot chain is not 32 bytes".into()))?;
+        self.ballast_bytes = ballast.len();
         self.log.clear();
         Ok(())
     }
@@ -97,10 +112,9 @@ pub fn node_with_auth(cfg: &PrimeConfig, me: u16, auth: Box<dyn MessageAuth>) ->
 /// Real Ed25519 + Merkle authenticators for `n` participants, from one seed.
 pub fn real_auth(n: u32, me: u16) -> Box<dyn MessageAuth> {
     let keys = SimulationKeys::new(CryptoMode::Real, 11);
-    Box::new(Ed25519MerkleAuth::new(
-        keys.signer(me as u32),
-        (0..n).map(|i| keys.verifier(i)).collect(),
-    ))
+    let quorums = crate::config::Quorums::new((n as usize - 1) / 3, 0);
+    let auths = SimulationAuths::deal(&keys, quorums).expect("dealt");
+    Box::new(auths.auth(ParticipantId(me)))
 }
 
 /// Run one handler call on `node` at `now` and return its effects.

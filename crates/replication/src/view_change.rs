@@ -5,24 +5,31 @@
 //!
 //! Departures, each kept to the same message flow: a REPORT names its certificates by digest so
 //! that reliable broadcast carries only the small report (certificates are self-verifying and travel
-//! beside it); the VC-PROOF is the 2f+k+1 signed shares until threshold signatures are wired in; and
-//! the replayed slots are ordered by the normal PREPARE/COMMIT of the new view (the new leader
+//! beside it); the shares are broadcast, so the new leader combines them itself (one combine per view
+//! change, rather than every server combining and sending it a VC-PROOF); and the replayed slots are ordered by the normal PREPARE/COMMIT of the new view (the new leader
 //! re-proposes each one, and everyone checks the re-proposal against the agreed replay), which makes
 //! them ordinary ordering certificates for catch-up.
+//!
+//! The VC-PROOF is one threshold signature (PRIME.md step 3): each server's VC-PARTIAL-SIG carries its
+//! share of the participants' (2f+k+1)-of-N key ([`crate::threshold_auth`]) over the agreed replay,
+//! and the REPLAY carries the combined signature. Shares are checked optimistically: the leader
+//! combines and verifies once; only if that fails does it check each share, blame the senders of bad
+//! ones ([`Misbehaviour::BadThresholdShare`]), ignore them from then on, and combine the valid ones.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use stockade_core::Context;
 
 use crate::app::Application;
-use crate::auth::Signed;
+use crate::auth::{AuthTag, Signed};
 use crate::config::ParticipantId;
 use crate::execute::made_eligible;
 use crate::messages::{
     Digest, NewLeaderProof, PrePrepare, PrepareCertificate, PrimeMessage, Replay, SummaryRow,
-    VcList, VcPartialSig, VcRelay, VcReport,
+    VcAgreement, VcList, VcPartialSig, VcRelay, VcReport,
 };
-use crate::replica::{Prime, PrimeTimer};
+use crate::replica::{Misbehaviour, Prime, PrimeTimer};
+use crate::threshold_auth::ShareCombineError;
 
 /// Distinct reports one origin may have relayed before the rest are ignored: a correct origin has
 /// one per view, so more only come from a faulty one trying to exhaust memory.
@@ -63,11 +70,12 @@ pub(crate) struct ViewChangeState {
     lists: BTreeMap<ParticipantId, u64>,
     /// Lists this server signed a share for.
     signed_lists: BTreeSet<u64>,
-    /// Shares per (members, start_seq).
-    shares: BTreeMap<(u64, u64), BTreeMap<ParticipantId, Signed<VcPartialSig>>>,
+    /// Threshold shares per agreement, from signed VC-PARTIAL-SIGs (bounded: at most N
+    /// agreements, one share per participant each).
+    shares: BTreeMap<VcAgreement, BTreeMap<ParticipantId, AuthTag>>,
     replay_sent: bool,
     /// The agreed replay, waiting for the complete state it names.
-    agreed: Option<VcPartialSig>,
+    agreed: Option<VcAgreement>,
     /// Expected content of each replayed slot, checked against the new leader's re-proposals.
     pub(crate) expected: BTreeMap<u64, ReplayContent>,
     /// The NEW-LEADER proof that started this view change (re-sent with the state).
@@ -344,79 +352,117 @@ impl<A: Application> Prime<A> {
                 .unwrap_or(0)
                 + 1;
             self.vc.signed_lists.insert(members);
-            let share = self.sign(
-                cx,
-                VcPartialSig {
-                    view: self.view,
-                    members,
-                    start_seq,
-                },
-            );
-            self.broadcast_view_change(cx, PrimeMessage::VcPartialSig(share.clone()));
-            self.count_share(cx, share);
+            let agreed = VcAgreement {
+                view: self.view,
+                members,
+                start_seq,
+            };
+            let mut share = self
+                .auth
+                .sign_share(&agreed.proof_digest(), &mut |w| cx.charge(w));
+            self.attack_corrupt_share(&mut share);
+            let message = self.sign(cx, VcPartialSig { agreed, share });
+            self.broadcast_view_change(cx, PrimeMessage::VcPartialSig(message.clone()));
+            self.count_share(cx, message.signer, message.body);
         }
     }
 
     pub(crate) fn on_vc_partial_sig(
         &mut self,
         cx: &mut Context<'_, Self>,
-        share: Signed<VcPartialSig>,
+        message: Signed<VcPartialSig>,
     ) {
-        if !self.vc.installing || share.body.view != self.view {
-            self.note_laggard(cx, share.body.view, share.signer);
+        if !self.vc.installing || message.body.agreed.view != self.view {
+            self.note_laggard(cx, message.body.agreed.view, message.signer);
             return;
         }
-        if !self.verify(cx, &share) {
+        // Paper 004 section 3: a server caught with a bad share is ignored from then on.
+        if self.misbehaving.contains(&message.signer) || !self.verify(cx, &message) {
             return;
         }
-        self.count_share(cx, share);
+        self.count_share(cx, message.signer, message.body);
     }
 
-    /// 2f+k+1 matching shares prove the replay; the new leader sends REPLAY (step 4). Shares are
-    /// bounded: one per signer per list, and at most N lists.
-    fn count_share(&mut self, cx: &mut Context<'_, Self>, share: Signed<VcPartialSig>) {
-        let key = (share.body.members, share.body.start_seq);
-        if !self.vc.shares.contains_key(&key) && self.vc.shares.len() >= self.n() {
+    /// Keep a share; at the new leader, 2f+k+1 of them for one agreement are combined into the
+    /// VC-PROOF and sent in the REPLAY (step 4). Shares are not checked one by one here: combining
+    /// verifies the result once, and checks shares singly only if that fails.
+    fn count_share(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        signer: ParticipantId,
+        message: VcPartialSig,
+    ) {
+        let agreed = message.agreed;
+        if !self.vc.shares.contains_key(&agreed) && self.vc.shares.len() >= self.n() {
             return;
         }
-        let quorum = self.cfg.quorums.certificate();
-        let leads = self.is_leader();
-        let shares = self.vc.shares.entry(key).or_default();
-        shares.insert(share.signer, share.clone());
-        if shares.len() >= quorum && leads && !self.vc.replay_sent {
-            let proof = shares.values().take(quorum).cloned().collect();
-            self.vc.replay_sent = true;
-            let replay = Replay {
-                agreed: share.body,
-                proof,
-            };
-            self.vc.replay = Some(replay.clone());
-            self.broadcast(cx, &PrimeMessage::Replay(replay));
-            self.accept_replay(cx, share.body);
+        let shares = self.vc.shares.entry(agreed).or_default();
+        shares.entry(signer).or_insert(message.share);
+        let held = shares.len();
+        if held >= self.cfg.quorums.certificate() && self.is_leader() && !self.vc.replay_sent {
+            self.combine_replay_proof(cx, agreed);
         }
     }
 
-    /// REPLAY from the new leader: 2f+k+1 distinct, valid shares for what it announces.
+    /// Combine the shares held for `agreed`; blame and drop the bad ones. On success, broadcast
+    /// the REPLAY; otherwise wait for more shares.
+    fn combine_replay_proof(&mut self, cx: &mut Context<'_, Self>, agreed: VcAgreement) {
+        let held: Vec<(ParticipantId, AuthTag)> = self
+            .vc
+            .shares
+            .get(&agreed)
+            .map(|s| s.iter().map(|(p, t)| (*p, t.clone())).collect())
+            .unwrap_or_default();
+        let digest = agreed.proof_digest();
+        let result = self
+            .auth
+            .combine_shares(&digest, &held, &mut |w| cx.charge(w));
+        let invalid = match &result {
+            Ok(combined) => combined.invalid.clone(),
+            Err(ShareCombineError::NotEnoughValid { invalid, .. }) => invalid.clone(),
+            Err(_) => Vec::new(),
+        };
+        for p in invalid {
+            self.drops.bad_signature += 1;
+            for shares in self.vc.shares.values_mut() {
+                shares.remove(&p);
+            }
+            let evidence = Misbehaviour::BadThresholdShare { view: agreed.view };
+            self.report_misbehaviour(cx, p, evidence);
+        }
+        let Ok(combined) = result else {
+            return;
+        };
+        self.vc.replay_sent = true;
+        let replay = Replay {
+            agreed,
+            proof: combined.proof,
+        };
+        self.vc.replay = Some(replay.clone());
+        self.broadcast(cx, &PrimeMessage::Replay(replay));
+        self.accept_replay(cx, agreed);
+    }
+
+    /// REPLAY from the new leader (or forwarded by anyone): its threshold signature proves that
+    /// 2f+k+1 participants agreed to it.
     pub(crate) fn on_replay(&mut self, cx: &mut Context<'_, Self>, replay: Replay) {
         let agreed = replay.agreed;
         if !self.vc.installing || agreed.view != self.view || self.vc.agreed.is_some() {
             return;
         }
-        let mut signers = BTreeSet::new();
-        for share in &replay.proof {
-            if share.body != agreed || signers.contains(&share.signer) || !self.verify(cx, share) {
-                self.drops.malformed += 1;
-                return;
-            }
-            signers.insert(share.signer);
+        let digest = agreed.proof_digest();
+        if !self
+            .auth
+            .verify_combined(&digest, &replay.proof, &mut |w| cx.charge(w))
+        {
+            self.drops.bad_signature += 1;
+            return;
         }
-        if signers.len() >= self.cfg.quorums.certificate() {
-            self.vc.replay = Some(replay);
-            self.accept_replay(cx, agreed);
-        }
+        self.vc.replay = Some(replay);
+        self.accept_replay(cx, agreed);
     }
 
-    fn accept_replay(&mut self, cx: &mut Context<'_, Self>, agreed: VcPartialSig) {
+    fn accept_replay(&mut self, cx: &mut Context<'_, Self>, agreed: VcAgreement) {
         self.vc.agreed = Some(agreed);
         self.advance_view_change(cx);
     }
@@ -424,7 +470,7 @@ impl<A: Application> Prime<A> {
     /// The replay is agreed and its state held: compute each replayed slot (the certificate of the
     /// highest view among the listed reports, or nothing), resume ordering in the new view, and, at
     /// the new leader, re-propose the replayed slots.
-    fn apply_replay(&mut self, cx: &mut Context<'_, Self>, agreed: VcPartialSig) {
+    fn apply_replay(&mut self, cx: &mut Context<'_, Self>, agreed: VcAgreement) {
         let n = self.n();
         let mut chosen: BTreeMap<u64, (u64, ReplayContent)> = BTreeMap::new();
         for p in members_of(agreed.members, n) {
@@ -540,8 +586,10 @@ mod tests {
     use stockade_core::Time;
 
     use super::*;
+    use crate::auth::InsecureTestAuth;
     use crate::config::PrimeConfig;
-    use crate::test_support::{call, node, signed_by};
+    use crate::replica::PrimeOutput;
+    use crate::test_support::{call, node, outputs, sends, signed_by};
 
     #[test]
     fn distinct_reports_per_origin_are_bounded() {
@@ -621,6 +669,202 @@ mod tests {
         assert!(
             !p.vc.delivered.contains_key(&ParticipantId(1)),
             "one ready delivers nothing"
+        );
+    }
+
+    const AGREED: VcAgreement = VcAgreement {
+        view: 1,
+        members: 0b0111,
+        start_seq: 1,
+    };
+
+    /// Participant `p`'s VC-PARTIAL-SIG for `AGREED`, with a valid or a corrupted share.
+    fn share_from(p: u16, valid: bool) -> Signed<VcPartialSig> {
+        let mut share = InsecureTestAuth::share_for(ParticipantId(p), &AGREED.proof_digest());
+        if !valid {
+            share.0[0] ^= 1;
+        }
+        signed_by(
+            p,
+            VcPartialSig {
+                agreed: AGREED,
+                share,
+            },
+        )
+    }
+
+    /// The new leader of view 1 (participant 1), installing it.
+    fn installing_leader() -> Prime<crate::test_support::LogApp> {
+        let mut p = node(&PrimeConfig::new(1, 0), 1);
+        p.view = 1;
+        p.vc.installing = true;
+        p
+    }
+
+    fn replays(
+        effects: &[stockade_core::Effect<Prime<crate::test_support::LogApp>>],
+    ) -> Vec<Replay> {
+        sends(effects)
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                PrimeMessage::Replay(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// PRIME.md view change steps 3-4: the new leader combines 2f+k+1 shares into one threshold
+    /// signature and broadcasts a REPLAY carrying it; fewer shares send nothing.
+    #[test]
+    fn leader_combines_a_quorum_of_shares_into_one_replay_signature() {
+        let mut p = installing_leader();
+        let t = Time::from_millis(1);
+        for from in [0, 2] {
+            let effects = call(&mut p, t, |p, cx| {
+                p.on_vc_partial_sig(cx, share_from(from, true))
+            });
+            assert!(replays(&effects).is_empty(), "two shares prove nothing");
+        }
+        let effects = call(&mut p, t, |p, cx| {
+            p.on_vc_partial_sig(cx, share_from(3, true))
+        });
+        let sent = replays(&effects);
+        assert_eq!(sent.len(), 3, "one REPLAY to each other server");
+        assert_eq!(sent[0].agreed, AGREED);
+        assert_eq!(
+            sent[0].proof,
+            InsecureTestAuth::combined_for(&AGREED.proof_digest()),
+            "the REPLAY carries the combined signature"
+        );
+        assert_eq!(p.vc.agreed, Some(AGREED));
+        assert!(p.misbehaving().is_empty());
+        let again = call(&mut p, t, |p, cx| {
+            p.on_vc_partial_sig(cx, share_from(0, true))
+        });
+        assert!(replays(&again).is_empty(), "one REPLAY per view change");
+    }
+
+    /// Paper 004 section 3: a bad share does not block the view change. The leader's combine
+    /// names its signer, who is reported and ignored from then on, and the next valid share
+    /// completes the proof.
+    #[test]
+    fn a_bad_share_is_identified_and_does_not_block_the_replay() {
+        let mut p = installing_leader();
+        let t = Time::from_millis(1);
+        call(&mut p, t, |p, cx| {
+            p.on_vc_partial_sig(cx, share_from(0, true))
+        });
+        call(&mut p, t, |p, cx| {
+            p.on_vc_partial_sig(cx, share_from(2, true))
+        });
+        let effects = call(&mut p, t, |p, cx| {
+            p.on_vc_partial_sig(cx, share_from(3, false))
+        });
+        assert!(replays(&effects).is_empty(), "two valid shares are too few");
+        assert_eq!(
+            outputs(&effects),
+            vec![PrimeOutput::Misbehaviour {
+                participant: ParticipantId(3),
+                evidence: Misbehaviour::BadThresholdShare { view: 1 },
+            }]
+        );
+        assert!(p.misbehaving().contains(&ParticipantId(3)));
+        assert!(!p.vc.shares[&AGREED].contains_key(&ParticipantId(3)));
+        // Participant 3 is ignored now, even with a valid share.
+        let ignored = call(&mut p, t, |p, cx| {
+            p.on_vc_partial_sig(cx, share_from(3, true))
+        });
+        assert!(replays(&ignored).is_empty());
+        assert_eq!(p.vc.shares[&AGREED].len(), 2);
+        // The leader's own share is the third valid one.
+        let own = {
+            let mut own = share_from(1, true);
+            own.tag = crate::auth::AuthTag::default();
+            own.body
+        };
+        let effects = call(&mut p, t, |p, cx| p.count_share(cx, ParticipantId(1), own));
+        let sent = replays(&effects);
+        assert_eq!(sent.len(), 3);
+        assert_eq!(
+            sent[0].proof,
+            InsecureTestAuth::combined_for(&AGREED.proof_digest())
+        );
+    }
+
+    /// A REPLAY is accepted only with a valid combined signature on what it announces.
+    #[test]
+    fn replay_needs_a_valid_combined_signature() {
+        let mut p = node(&PrimeConfig::new(1, 0), 2);
+        p.view = 1;
+        p.vc.installing = true;
+        let t = Time::from_millis(1);
+        let forged = Replay {
+            agreed: AGREED,
+            proof: InsecureTestAuth::share_for(ParticipantId(1), &AGREED.proof_digest()),
+        };
+        call(&mut p, t, |p, cx| p.on_replay(cx, forged));
+        assert_eq!(p.vc.agreed, None, "one share is no proof");
+        assert_eq!(p.drops().bad_signature, 1);
+        let other = VcAgreement {
+            start_seq: 7,
+            ..AGREED
+        };
+        let mismatched = Replay {
+            agreed: other,
+            proof: InsecureTestAuth::combined_for(&AGREED.proof_digest()),
+        };
+        call(&mut p, t, |p, cx| p.on_replay(cx, mismatched));
+        assert_eq!(p.vc.agreed, None, "a proof of another agreement");
+        let genuine = Replay {
+            agreed: AGREED,
+            proof: InsecureTestAuth::combined_for(&AGREED.proof_digest()),
+        };
+        call(&mut p, t, |p, cx| p.on_replay(cx, genuine));
+        assert_eq!(p.vc.agreed, Some(AGREED));
+        assert_eq!(p.drops().bad_signature, 2);
+    }
+
+    /// A server signs its share of the agreement it computes, inside a signed VC-PARTIAL-SIG.
+    #[test]
+    fn shares_are_signed_over_the_agreement_digest() {
+        let mut p = node(&PrimeConfig::new(1, 0), 2);
+        p.view = 1;
+        p.vc.installing = true;
+        for origin in 0..3u16 {
+            let report = signed_by(
+                origin,
+                VcReport {
+                    view: 1,
+                    executed_seq: 4 + origin as u64,
+                    certificates: vec![],
+                },
+            );
+            p.vc.delivered.insert(ParticipantId(origin), report);
+        }
+        p.vc.lists.insert(ParticipantId(0), 0b0111);
+        let effects = call(&mut p, Time::from_millis(1), |p, cx| {
+            p.sign_complete_lists(cx)
+        });
+        let shares: Vec<Signed<VcPartialSig>> = sends(&effects)
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                PrimeMessage::VcPartialSig(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shares.len(), 3);
+        let agreed = VcAgreement {
+            view: 1,
+            members: 0b0111,
+            start_seq: 7,
+        };
+        assert_eq!(
+            shares[0].body.agreed, agreed,
+            "start after the highest executed ARU"
+        );
+        assert_eq!(
+            shares[0].body.share,
+            InsecureTestAuth::share_for(ParticipantId(2), &agreed.proof_digest())
         );
     }
 }

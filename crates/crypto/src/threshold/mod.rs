@@ -22,6 +22,7 @@ use std::fmt;
 
 mod combine;
 mod dealer;
+mod text;
 
 pub(crate) use combine::check_partial_set;
 pub use combine::{CombinedSignature, PublicKeySet};
