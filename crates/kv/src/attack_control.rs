@@ -49,6 +49,7 @@ impl AttackSwitches {
         Attack {
             pre_prepare_delay: self.delay_pre_prepares_ms.map(Duration::from_millis),
             equivocate_pre_prepares: self.equivocate_pre_prepares,
+            ..Attack::default()
         }
     }
 

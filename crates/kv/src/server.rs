@@ -375,6 +375,7 @@ fn misbehaviour_kind(evidence: &Misbehaviour) -> &'static str {
         Misbehaviour::PoRequestEquivocation { .. } => "po_request_equivocation",
         Misbehaviour::LowerSummary { .. } => "lower_summary",
         Misbehaviour::PrePrepareEquivocation { .. } => "pre_prepare_equivocation",
+        Misbehaviour::BadThresholdShare { .. } => "bad_threshold_share",
     }
 }
 

@@ -284,6 +284,7 @@ impl AttackConfig {
         Attack {
             pre_prepare_delay: self.delay_pre_prepares_ms.map(Duration::from_millis),
             equivocate_pre_prepares: self.equivocate_pre_prepares,
+            ..Attack::default()
         }
     }
 
@@ -552,6 +553,7 @@ mod tests {
         let wanted = Attack {
             pre_prepare_delay: Some(Duration::from_millis(450)),
             equivocate_pre_prepares: false,
+            ..Attack::default()
         };
         assert_eq!(config.attack(), wanted);
         let mut schedule = config.schedule();
@@ -574,6 +576,8 @@ mod tests {
             verifying_keys: Vec::new(),
             signing_key_file: PathBuf::new(),
             link_rtt_ms,
+            threshold_key_set: None,
+            threshold_share_file: None,
         }
     }
 
