@@ -165,7 +165,7 @@ impl<A: Application> Prime<A> {
             }
         }
         if let Some(summary) = self.pre.latest_summaries[self.me.index()].clone() {
-            self.broadcast(cx, &PrimeMessage::PoSummary(summary));
+            self.send_carrying_own_summary(cx, None, PrimeMessage::PoSummary(summary));
         }
         let now = cx.now();
         let waiting = self
@@ -314,8 +314,8 @@ mod tests {
 
     use super::*;
     use crate::config::PrimeConfig;
-    use crate::messages::{AckPart, PoCertificate, PoRequest, PoSummary};
-    use crate::test_support::{call, node, sends, signed_by, update, LogApp};
+    use crate::messages::{AckPart, PoCertificate, PoRequest};
+    use crate::test_support::{call, node, receive_summary, sends, signed_by, update, LogApp};
 
     const T: Time = Time::from_millis(1);
 
@@ -348,23 +348,9 @@ mod tests {
     fn repair_sends_a_po_certificate_to_a_lagging_peer_whose_ack_was_seen() {
         let mut p = server_0_holding_certificate(3, &[0, 1, 2, 3]);
         assert_eq!(p.pre.cum_aru[3], 1, "pre-ordered here");
-        let lagging = signed_by(
-            2,
-            PoSummary {
-                counter: 1,
-                cum_aru: vec![0; 4],
-            },
-        );
-        call(&mut p, T, |p, cx| p.on_po_summary(cx, lagging));
+        receive_summary(&mut p, 2, 1, vec![0; 4]);
         for up_to_date in [1, 3] {
-            let summary = signed_by(
-                up_to_date,
-                PoSummary {
-                    counter: 1,
-                    cum_aru: vec![0, 0, 0, 1],
-                },
-            );
-            call(&mut p, T, |p, cx| p.on_po_summary(cx, summary));
+            receive_summary(&mut p, up_to_date, 1, vec![0, 0, 0, 1]);
         }
         let effects = call(&mut p, T, |p, cx| p.on_catchup_period(cx));
         let to_lagging: Vec<PrimeMessage> = sends(&effects)

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use stockade_core::wire::Wire;
-use stockade_core::Context;
+use stockade_core::{Context, PersistToken};
 
 use crate::app::Application;
 use crate::auth::Signed;
@@ -62,6 +62,11 @@ pub(crate) struct PreOrderState {
     pub(crate) summary_counter: u64,
     /// `cum_aru` changed since the last PO-SUMMARY.
     pub(crate) summary_dirty: bool,
+    /// The persist batch of our latest PO-SUMMARY. Every message that carries it (the summary
+    /// itself, a summary matrix, its re-sending by repair) waits for this batch: a summary that
+    /// left before it was durable would be contradicted by the restarted server's next one, with
+    /// the same counter and another vector (a false `LowerSummary`).
+    pub(crate) own_summary_durable: Option<PersistToken>,
     /// The latest signed summary held from each participant (steps 6-7).
     pub(crate) latest_summaries: Vec<Option<Signed<PoSummary>>>,
     /// The eligible vector of the last summary matrix sent to the leader (step 7).
@@ -79,6 +84,7 @@ impl PreOrderState {
             pending_acks: Vec::new(),
             summary_counter: 0,
             summary_dirty: false,
+            own_summary_durable: None,
             latest_summaries: vec![None; n],
             matrix_sent_eligible: vec![0; n],
         }
@@ -395,8 +401,9 @@ impl<A: Application> Prime<A> {
             counter: self.pre.summary_counter,
             cum_aru: self.pre.cum_aru.clone(),
         };
-        let durable = self.persist_summary(cx, &body);
         let summary = self.sign(cx, body);
+        let durable = self.persist_summary(cx, &summary);
+        self.pre.own_summary_durable = Some(durable);
         self.broadcast_after(cx, durable, &PrimeMessage::PoSummary(summary.clone()));
         self.absorb_summary(cx, summary);
     }
@@ -476,7 +483,7 @@ impl<A: Application> Prime<A> {
             summaries: self.pre.latest_summaries.clone(),
         };
         let leader = self.leader_of(self.view);
-        self.send_to(cx, leader, PrimeMessage::SummaryMatrix(matrix));
+        self.send_carrying_own_summary(cx, Some(leader), PrimeMessage::SummaryMatrix(matrix));
         self.start_turnaround_challenge(cx, eligible);
     }
 
