@@ -102,6 +102,15 @@ impl<A: Application> Prime<A> {
             })
         };
         let key = (update.incarnation, update.seq);
+        if self.resend_cached_reply(cx, &update) {
+            return;
+        }
+        let executed = self.exec.clients.get(&update.client);
+        if executed.is_some_and(|r| key <= (r.incarnation, r.seq)) {
+            // Executed already, and its reply is no longer cached: ordering it again would only
+            // have execution skip it.
+            return reject(cx, RejectReason::Duplicate);
+        }
         if self.pre.admitted.len() >= self.cfg.clients_max {
             self.forget_executed_clients();
         }
@@ -644,6 +653,50 @@ mod tests {
         assert!(
             p.pre.admitted.contains_key(&ClientId(3)) && !p.pre.admitted.contains_key(&ClientId(1))
         );
+    }
+
+    #[test]
+    fn a_duplicate_of_an_executed_update_is_answered_from_the_reply_cache_while_it_holds_it() {
+        let mut cfg = PrimeConfig::new(1, 0);
+        cfg.reply_cache_len_max = 1;
+        let mut p = node(&cfg, 0);
+        for (client, global_seq) in [(5, 3), (6, 4)] {
+            p.exec.clients.insert(
+                ClientId(client),
+                crate::execute::ClientRecord {
+                    incarnation: 1,
+                    seq: 1,
+                    global_seq,
+                },
+            );
+        }
+        let reply = |client| crate::messages::Reply {
+            client: ClientId(client),
+            incarnation: 1,
+            seq: 1,
+            global_seq: 3,
+            result: b"ok".to_vec(),
+        };
+        p.exec.replies.insert(reply(5));
+        let effects = call(&mut p, T, |p, cx| p.admit_update(cx, update(5, 1)));
+        assert_eq!(outputs(&effects), vec![PrimeOutput::Reply(reply(5))]);
+        assert!(p.pre.pending.is_empty(), "not ordered again");
+        // Client 6's reply pushes client 5's out (reply_cache_len_max = 1): a duplicate then
+        // gets the Duplicate rejection, and is still not ordered again.
+        p.exec.replies.insert(crate::messages::Reply {
+            global_seq: 4,
+            ..reply(6)
+        });
+        let effects = call(&mut p, T, |p, cx| p.admit_update(cx, update(5, 1)));
+        assert_eq!(
+            outputs(&effects),
+            vec![PrimeOutput::Rejected {
+                client: ClientId(5),
+                seq: 1,
+                reason: RejectReason::Duplicate
+            }]
+        );
+        assert!(p.pre.pending.is_empty() && sends(&effects).is_empty());
     }
 
     #[test]
