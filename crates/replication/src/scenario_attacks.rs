@@ -512,7 +512,7 @@ mod tests {
         assert_eq!(h["suspect_leader_within_bound"], true, "{h}");
         assert_eq!(h["leader_timeout_only_within_bound"], false, "{h}");
         assert!(
-            p50("leader_timeout_only_latency_p50_ms") > 2.0 * bound,
+            p50("leader_timeout_only_latency_p50_ms") > 3.0 * p50("fault_free_latency_p50_ms"),
             "a plain timeout leaves the slow leader in place: {h}"
         );
     }
@@ -539,23 +539,23 @@ mod tests {
         assert!(outcome.headline["view_changes"].as_u64().unwrap_or(0) > 0);
     }
 
-    /// Seeds per CI fuzzing test; two tests run [`CI_FUZZ_SEEDS`] seeds in all, in parallel.
-    const CI_FUZZ_SEEDS_PER_TEST: u64 = 100;
+    /// Seeds per CI fuzzing test; two tests run [`CI_FUZZ_SEEDS`] seeds in all, in parallel
+    /// (about 20 s each in a debug build on 2 cores).
+    const CI_FUZZ_SEEDS_PER_TEST: u64 = 200;
     /// Issue 3's must-show: "a few hundred seeds in CI".
     const CI_FUZZ_SEEDS: u64 = 2 * CI_FUZZ_SEEDS_PER_TEST;
 
     /// CI-sized fuzzing over `seeds`: every seed passes (agreement, total order, history,
     /// liveness, no correct server accused), and across the seeds the interesting events
     /// happened: view changes, reconciliations, state transfers (JUMPs), and Byzantine leaders
-    /// of both kinds. Three simulated seconds per seed keep a debug build quick.
+    /// of both kinds. Each seed runs with the scenario's defaults, exactly as
+    /// `stockade sim prime-fuzz --seed N` does.
     fn fuzz_seeds_pass_and_exercise_recovery(seeds: std::ops::RangeInclusive<u64>) {
         let (mut view_changes, mut reconciliations, mut transfers) = (0, 0, 0);
         let mut attacks = std::collections::BTreeSet::new();
         let count = seeds.clone().count() as u64;
         for seed in seeds {
-            let options = RunOptions::with_seed(seed)
-                .arg("seconds", 3)
-                .arg("rate", 30);
+            let options = RunOptions::with_seed(seed);
             let run = PrimeFuzzScenario.run_counted(&options).expect("runs");
             assert!(
                 run.outcome.passed,
@@ -577,12 +577,12 @@ mod tests {
     }
 
     #[test]
-    fn prime_fuzz_seeds_1_to_100_find_no_violation_and_exercise_recovery() {
+    fn prime_fuzz_seeds_1_to_200_find_no_violation_and_exercise_recovery() {
         fuzz_seeds_pass_and_exercise_recovery(1..=CI_FUZZ_SEEDS_PER_TEST);
     }
 
     #[test]
-    fn prime_fuzz_seeds_101_to_200_find_no_violation_and_exercise_recovery() {
+    fn prime_fuzz_seeds_201_to_400_find_no_violation_and_exercise_recovery() {
         fuzz_seeds_pass_and_exercise_recovery(CI_FUZZ_SEEDS_PER_TEST + 1..=CI_FUZZ_SEEDS);
     }
 
