@@ -555,6 +555,14 @@ mod tests {
 
     const T: Time = Time::from_millis(1);
 
+    fn duplicate_of_client_5() -> PrimeOutput {
+        PrimeOutput::Rejected {
+            client: ClientId(5),
+            seq: 1,
+            reason: RejectReason::Duplicate,
+        }
+    }
+
     fn is_po_request(m: &PrimeMessage) -> bool {
         matches!(m, PrimeMessage::PoRequest(_))
     }
@@ -572,14 +580,7 @@ mod tests {
         assert!(sent.iter().all(|(to, _)| to.0 != 1), "never to itself");
         let effects = call(&mut p, T, |p, cx| p.admit_update(cx, update(5, 1)));
         assert!(sends(&effects).is_empty());
-        assert_eq!(
-            outputs(&effects),
-            vec![PrimeOutput::Rejected {
-                client: ClientId(5),
-                seq: 1,
-                reason: RejectReason::Duplicate
-            }]
-        );
+        assert_eq!(outputs(&effects), vec![duplicate_of_client_5()]);
     }
 
     #[test]
@@ -688,14 +689,7 @@ mod tests {
             ..reply(6)
         });
         let effects = call(&mut p, T, |p, cx| p.admit_update(cx, update(5, 1)));
-        assert_eq!(
-            outputs(&effects),
-            vec![PrimeOutput::Rejected {
-                client: ClientId(5),
-                seq: 1,
-                reason: RejectReason::Duplicate
-            }]
-        );
+        assert_eq!(outputs(&effects), vec![duplicate_of_client_5()]);
         assert!(p.pre.pending.is_empty() && sends(&effects).is_empty());
     }
 

@@ -121,7 +121,7 @@ impl Scenario for PrimeLeaderDelayScenario {
          timeout: suspect-leader replaces it; update latency fault-free, under attack, and under \
          attack with only a leader timeout, side by side, and whether the attack stayed within \
          2 x fault-free median + one round trip \
-         [--seconds 6 --rate 50 --latency-ms 10 --delay-ms 400 --timeout-ms 500]"
+         [--seconds 6 --rate 50 --latency-ms 10 --delay-ms 450 --timeout-ms 500]"
     }
 
     fn run(&self, options: &RunOptions) -> Result<ScenarioOutcome, ScenarioError> {
@@ -129,7 +129,7 @@ impl Scenario for PrimeLeaderDelayScenario {
         let seconds = options.u64_arg("seconds", 6)?;
         let rate = options.u64_arg("rate", 50)?;
         let latency_ms = options.u64_arg("latency-ms", 10)?;
-        let delay_ms = options.u64_arg("delay-ms", 400)?;
+        let delay_ms = options.u64_arg("delay-ms", 450)?;
         let timeout_ms = options.u64_arg("timeout-ms", 500)?;
         if !(2..=600).contains(&seconds) {
             return Err(out_of_range("seconds", "between 2 and 600"));
