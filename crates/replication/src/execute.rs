@@ -62,7 +62,14 @@ pub(crate) struct ExecState {
     pub(crate) missing: Vec<(ParticipantId, u64)>,
     /// Per client, the reply to its last executed update (local, not part of the agreed state).
     pub(crate) replies: ReplyCache,
+    /// `last_executed` at each checkpoint slot not older than the stable checkpoint (at most
+    /// [`CHECKPOINT_VECTORS_MAX`]): PO-REQUESTs made eligible after the stable checkpoint are kept,
+    /// since a server JUMPed to that checkpoint still needs them.
+    pub(crate) last_executed_at_checkpoints: BTreeMap<u64, Vec<u64>>,
 }
+
+/// Checkpoint slots whose `last_executed` vectors are kept for PO garbage collection.
+pub(crate) const CHECKPOINT_VECTORS_MAX: usize = 8;
 
 impl ExecState {
     pub(crate) fn new(n: usize, cfg: &PrimeConfig) -> ExecState {
@@ -73,6 +80,7 @@ impl ExecState {
             clients: BTreeMap::new(),
             missing: Vec::new(),
             replies: ReplyCache::new(cfg.reply_cache_len_max, cfg.reply_cache_bytes_max),
+            last_executed_at_checkpoints: BTreeMap::new(),
         }
     }
 }
@@ -197,6 +205,13 @@ impl<A: Application> Prime<A> {
             if self.pre.cum_aru[i] < *e {
                 self.pre.cum_aru[i] = *e;
                 self.pre.summary_dirty = true;
+            }
+        }
+        if seq.is_multiple_of(self.cfg.checkpoint_interval) {
+            let kept = &mut self.exec.last_executed_at_checkpoints;
+            kept.insert(seq, eligible.clone());
+            while kept.len() > CHECKPOINT_VECTORS_MAX {
+                kept.pop_first();
             }
         }
         self.exec.last_executed = eligible;

@@ -534,13 +534,27 @@ impl<A: Application> Prime<A> {
     }
 
     /// Forget PO slots that execution passed long ago: they stay `po_window_max` slots behind the
-    /// last executed one so that catch-up can serve them.
+    /// last executed one so that catch-up can serve them, and never below what the stable
+    /// checkpoint had executed: a server JUMPed to that checkpoint needs every PO-REQUEST the
+    /// later slots made eligible, and no later checkpoint may come while the system is idle.
     pub(crate) fn collect_po_garbage(&mut self) {
         let window = self.cfg.po_window_max;
-        let executed = &self.exec.last_executed;
+        let stable_seq = self.checkpoints.stable.as_ref().map(|(seq, ..)| *seq);
+        let kept = &mut self.exec.last_executed_at_checkpoints;
+        if let Some(stable) = stable_seq {
+            kept.retain(|seq, _| *seq >= stable);
+        }
+        let at_stable = stable_seq.and_then(|s| kept.get(&s));
+        let floor: Vec<u64> = self
+            .exec
+            .last_executed
+            .iter()
+            .enumerate()
+            .map(|(i, e)| at_stable.map_or(*e, |v| v.get(i).copied().unwrap_or(0).min(*e)))
+            .collect();
         self.pre
             .slots
-            .retain(|(originator, seq), _| seq + window > executed[originator.index()]);
+            .retain(|(originator, seq), _| seq + window > floor[originator.index()]);
     }
 }
 

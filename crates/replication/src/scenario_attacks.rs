@@ -612,6 +612,15 @@ mod tests {
         fuzz_seed_passes(1799);
     }
 
+    /// Seed 2016 (also 2061, 3331, 3513, 3821, 3867): a restarted server JUMPed to the stable
+    /// checkpoint at slot 50 while the others had executed to 59 and gone idle; the PO-REQUESTs
+    /// slots 51-59 made eligible had been garbage-collected, and no later checkpoint came, so it
+    /// stayed at 50 forever. PO slots are now kept back to what the stable checkpoint executed.
+    #[test]
+    fn prime_fuzz_seed_2016_keeps_po_requests_a_jumped_server_still_needs() {
+        fuzz_seed_passes(2016);
+    }
+
     #[test]
     fn register_adds_every_prime_scenario() {
         let mut registry = Registry::new();
