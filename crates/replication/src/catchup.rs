@@ -114,12 +114,12 @@ impl<A: Application> Prime<A> {
             .filter(|p| *p != self.me)
             .collect();
         for peer in peers {
-            let Some(theirs) = self.pre.latest_summaries[peer.index()]
+            // A peer that never sent a summary has pre-ordered nothing we know of: its vector is
+            // all zeros. (It may never send one: a request lost on the way to it, or an ack lost
+            // on the way from it, holds its `cum_aru` at zero, and only this repair unblocks it.)
+            let theirs = self.pre.latest_summaries[peer.index()]
                 .as_ref()
-                .map(|s| s.body.cum_aru.clone())
-            else {
-                continue;
-            };
+                .map_or_else(|| vec![0; self.n()], |s| s.body.cum_aru.clone());
             let mut budget = self.cfg.catchup_items_max;
             for (i, (&their_aru, &our_aru)) in theirs.iter().zip(&self.pre.cum_aru).enumerate() {
                 let originator = ParticipantId(i as u16);
@@ -165,7 +165,7 @@ impl<A: Application> Prime<A> {
             }
         }
         if let Some(summary) = self.pre.latest_summaries[self.me.index()].clone() {
-            self.broadcast(cx, &PrimeMessage::PoSummary(summary));
+            self.send_carrying_own_summary(cx, None, PrimeMessage::PoSummary(summary));
         }
         let now = cx.now();
         let waiting = self
@@ -314,42 +314,44 @@ mod tests {
 
     use super::*;
     use crate::config::PrimeConfig;
-    use crate::messages::{AckPart, PoCertificate, PoRequest, PoSummary};
-    use crate::test_support::{call, node, sends, signed_by, update};
+    use crate::messages::{AckPart, PoCertificate, PoRequest};
+    use crate::test_support::{call, node, receive_summary, sends, signed_by, update, LogApp};
 
     const T: Time = Time::from_millis(1);
 
-    /// Seed 86 of `prime-fuzz`: a peer acked a PO-REQUEST, crashed and lost it, and missed the
-    /// others' acks; its summary stays behind. Repair must send it a PO certificate even though
-    /// its ack was seen, or pre-ordering (and so every later slot) stalls.
-    #[test]
-    fn repair_sends_a_po_certificate_to_a_lagging_peer_whose_ack_was_seen() {
+    /// Server 0, holding a PO certificate of `originator`'s first PO-REQUEST acked by `ackers`.
+    fn server_0_holding_certificate(originator: u16, ackers: &[u16]) -> Prime<LogApp> {
         let mut p = node(&PrimeConfig::new(1, 0), 0);
         let request = signed_by(
-            3,
+            originator,
             PoRequest {
                 po_seq: 1,
                 updates: vec![update(9, 1)],
             },
         );
         let part = AckPart {
-            originator: ParticipantId(3),
+            originator: ParticipantId(originator),
             po_seq: 1,
             digest: request.digest(),
         };
-        let acks = (0..4).map(|j| signed_by(j, part)).collect();
+        let acks = ackers.iter().map(|&j| signed_by(j, part)).collect();
         call(&mut p, T, |p, cx| {
             p.on_po_certificate(cx, PoCertificate { request, acks })
         });
+        p
+    }
+
+    /// Seed 86 of `prime-fuzz`: a peer acked a PO-REQUEST, crashed and lost it, and missed the
+    /// others' acks; its summary stays behind. Repair must send it a PO certificate even though
+    /// its ack was seen, or pre-ordering (and so every later slot) stalls.
+    #[test]
+    fn repair_sends_a_po_certificate_to_a_lagging_peer_whose_ack_was_seen() {
+        let mut p = server_0_holding_certificate(3, &[0, 1, 2, 3]);
         assert_eq!(p.pre.cum_aru[3], 1, "pre-ordered here");
-        let lagging = signed_by(
-            2,
-            PoSummary {
-                counter: 1,
-                cum_aru: vec![0; 4],
-            },
-        );
-        call(&mut p, T, |p, cx| p.on_po_summary(cx, lagging));
+        receive_summary(&mut p, 2, 1, vec![0; 4]);
+        for up_to_date in [1, 3] {
+            receive_summary(&mut p, up_to_date, 1, vec![0, 0, 0, 1]);
+        }
         let effects = call(&mut p, T, |p, cx| p.on_catchup_period(cx));
         let to_lagging: Vec<PrimeMessage> = sends(&effects)
             .into_iter()
@@ -362,5 +364,25 @@ mod tests {
             "the lagging peer gets the certificate: {to_lagging:?}"
         );
         assert_eq!(p.catchup.pre_order_repairs, 1);
+    }
+
+    /// Seeds 905 and 1799 of `prime-fuzz`: one server lost a PO-REQUEST and another lost an ack of
+    /// it, so neither ever pre-ordered anything and neither ever sent a PO-SUMMARY. Repair skipped
+    /// peers without a summary, eligibility needs three summaries, and nothing ever executed.
+    /// A peer without a summary is repaired as one whose vector is all zeros.
+    #[test]
+    fn repair_reaches_a_peer_that_never_sent_a_summary() {
+        let mut p = server_0_holding_certificate(2, &[0, 2, 3]);
+        assert_eq!(p.pre.cum_aru[2], 1, "pre-ordered here");
+        assert!(p.pre.latest_summaries[1].is_none() && p.pre.latest_summaries[2].is_none());
+        let effects = call(&mut p, T, |p, cx| p.on_catchup_period(cx));
+        for peer in [1, 2, 3] {
+            assert!(
+                sends(&effects).iter().any(|(to, m)| to.0 == peer
+                    && matches!(m, PrimeMessage::PoCertificate(c) if c.request.body.po_seq == 1)),
+                "peer {peer}, silent so far, gets the certificate"
+            );
+        }
+        assert_eq!(p.catchup.pre_order_repairs, 3);
     }
 }

@@ -240,6 +240,10 @@ pub struct PrimeConfig {
     pub retained_slots_max: u64,
     /// Clients whose last executed (incarnation, sequence) is remembered for de-duplication.
     pub clients_max: usize,
+    /// Clients whose last reply is kept, to answer a re-submitted update that already executed.
+    pub reply_cache_len_max: usize,
+    /// Result bytes of the kept replies (a larger result is not kept).
+    pub reply_cache_bytes_max: usize,
     /// Ping, TAT-UB and TAT-MEASURE period.
     pub ping_period: Duration,
     /// Turnaround challenges are re-measured this often.
@@ -295,6 +299,8 @@ impl PrimeConfig {
             order_window_max: 256,
             retained_slots_max: 512,
             clients_max: 100_000,
+            reply_cache_len_max: 10_000,
+            reply_cache_bytes_max: 16 << 20,
             ping_period: Duration::from_millis(500),
             turnaround_recheck_period: Duration::from_millis(20),
             turnaround_challenges_max: 64,
@@ -352,7 +358,7 @@ impl PrimeConfig {
                 k: self.quorums.k,
             });
         }
-        let bounds: [(&'static str, u64); 11] = [
+        let bounds: [(&'static str, u64); 13] = [
             ("checkpoint_interval", self.checkpoint_interval),
             ("po_requests_in_flight_max", self.po_requests_in_flight_max),
             (
@@ -364,6 +370,8 @@ impl PrimeConfig {
             ("pending_ack_parts_max", self.pending_ack_parts_max as u64),
             ("order_window_max", self.order_window_max),
             ("clients_max", self.clients_max as u64),
+            ("reply_cache_len_max", self.reply_cache_len_max as u64),
+            ("reply_cache_bytes_max", self.reply_cache_bytes_max as u64),
             (
                 "turnaround_challenges_max",
                 self.turnaround_challenges_max as u64,

@@ -7,9 +7,10 @@ use stockade_core::{Context, CostKind, CpuWork, InvariantViolation};
 
 use crate::app::{Application, ExecutedUpdate};
 use crate::auth::Signed;
-use crate::config::{ParticipantId, Quorums};
+use crate::config::{ParticipantId, PrimeConfig, Quorums};
 use crate::messages::{ClientId, PoSummary, PrimeMessage, Reply};
 use crate::replica::{Prime, PrimeOutput};
+use crate::reply_cache::ReplyCache;
 
 /// Step 9 for one column: the (2f+k+1)-th highest value among the summaries present, or 0 when
 /// fewer are present. At least f+k+1 of those summaries come from correct servers, so a correct
@@ -59,16 +60,27 @@ pub(crate) struct ExecState {
     pub(crate) clients: BTreeMap<ClientId, ClientRecord>,
     /// PO-REQUESTs the next slot needs and this server lacks.
     pub(crate) missing: Vec<(ParticipantId, u64)>,
+    /// Per client, the reply to its last executed update (local, not part of the agreed state).
+    pub(crate) replies: ReplyCache,
+    /// `last_executed` at each checkpoint slot not older than the stable checkpoint (at most
+    /// [`CHECKPOINT_VECTORS_MAX`]): PO-REQUESTs made eligible after the stable checkpoint are kept,
+    /// since a server JUMPed to that checkpoint still needs them.
+    pub(crate) last_executed_at_checkpoints: BTreeMap<u64, Vec<u64>>,
 }
 
+/// Checkpoint slots whose `last_executed` vectors are kept for PO garbage collection.
+pub(crate) const CHECKPOINT_VECTORS_MAX: usize = 8;
+
 impl ExecState {
-    pub(crate) fn new(n: usize) -> ExecState {
+    pub(crate) fn new(n: usize, cfg: &PrimeConfig) -> ExecState {
         ExecState {
             executed_seq: 0,
             last_executed: vec![0; n],
             timestamp_ms: 0,
             clients: BTreeMap::new(),
             missing: Vec::new(),
+            replies: ReplyCache::new(cfg.reply_cache_len_max, cfg.reply_cache_bytes_max),
+            last_executed_at_checkpoints: BTreeMap::new(),
         }
     }
 }
@@ -132,6 +144,10 @@ impl<A: Application> Prime<A> {
 
         let timestamp_ms = pre_prepare.body.timestamp_ms.max(self.exec.timestamp_ms);
         let mut batch = Vec::new();
+        // Updates of our own clients (no `reply_to`) that executed before, re-submitted through
+        // us: only we answer our own clients, so they get the cached reply again. (A `reply_to`
+        // address got a reply from every server when the update first executed.)
+        let mut own_duplicates = Vec::new();
         for request in &requests {
             for update in &request.body.updates {
                 let key = (update.incarnation, update.seq);
@@ -140,6 +156,9 @@ impl<A: Application> Prime<A> {
                     .clients
                     .get(&update.client)
                     .is_none_or(|r| key > (r.incarnation, r.seq));
+                if !fresh && request.signer == self.me && update.reply_to.is_none() {
+                    own_duplicates.push(update.clone());
+                }
                 if fresh {
                     // Mark now so a duplicate later in the same batch is skipped too.
                     let record = ClientRecord {
@@ -188,21 +207,34 @@ impl<A: Application> Prime<A> {
                 self.pre.summary_dirty = true;
             }
         }
+        if seq.is_multiple_of(self.cfg.checkpoint_interval) {
+            let kept = &mut self.exec.last_executed_at_checkpoints;
+            kept.insert(seq, eligible.clone());
+            while kept.len() > CHECKPOINT_VECTORS_MAX {
+                kept.pop_first();
+            }
+        }
         self.exec.last_executed = eligible;
         self.evict_clients_over_bound();
         let mut to_clients = Vec::new();
         for (originator, reply, reply_to) in replies {
+            self.exec.replies.insert(reply.clone());
             match reply_to {
                 Some(node) => to_clients.push((node, reply)),
                 None if originator == self.me => cx.deliver(PrimeOutput::Reply(reply)),
                 None => {}
             }
         }
-        // One batch signature covers every signed reply of the slot.
-        let (nodes, bodies): (Vec<_>, Vec<_>) = to_clients.into_iter().unzip();
-        for (node, signed) in nodes.into_iter().zip(self.sign_many(cx, bodies)) {
-            cx.send(node, PrimeMessage::Reply(signed));
+        for update in own_duplicates {
+            let cached = self
+                .exec
+                .replies
+                .get(update.client, update.incarnation, update.seq);
+            if let Some(reply) = cached.cloned() {
+                cx.deliver(PrimeOutput::Reply(reply));
+            }
         }
+        self.send_replies(cx, to_clients);
         self.checkpoint_if_due(cx);
         let state = self.app.digest();
         cx.deliver(PrimeOutput::Executed {
@@ -211,6 +243,41 @@ impl<A: Application> Prime<A> {
             updates,
             state,
         });
+        true
+    }
+
+    /// Send signed replies to clients' addresses; one batch signature covers them all.
+    pub(crate) fn send_replies(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        to_clients: Vec<(stockade_core::NodeId, Reply)>,
+    ) {
+        let (nodes, bodies): (Vec<_>, Vec<_>) = to_clients.into_iter().unzip();
+        for (node, signed) in nodes.into_iter().zip(self.sign_many(cx, bodies)) {
+            cx.send(node, PrimeMessage::Reply(signed));
+        }
+    }
+
+    /// A client re-submitted an update: answer it with the cached reply if the update is the
+    /// client's last executed one (PRIME.md step 11: each server keeps the last reply per client).
+    /// Returns whether it was answered.
+    pub(crate) fn resend_cached_reply(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        update: &crate::messages::Update,
+    ) -> bool {
+        let Some(reply) = self
+            .exec
+            .replies
+            .get(update.client, update.incarnation, update.seq)
+            .cloned()
+        else {
+            return false;
+        };
+        match update.reply_to {
+            Some(node) => self.send_replies(cx, vec![(node, reply)]),
+            None => cx.deliver(PrimeOutput::Reply(reply)),
+        }
         true
     }
 
@@ -238,6 +305,16 @@ impl<A: Application> Prime<A> {
             return violation(format!(
                 "client table holds {} > clients_max",
                 self.exec.clients.len()
+            ));
+        }
+        let replies = &self.exec.replies;
+        if replies.len() > self.cfg.reply_cache_len_max
+            || replies.bytes() > self.cfg.reply_cache_bytes_max
+        {
+            return violation(format!(
+                "reply cache holds {} replies, {} bytes: over its bounds",
+                replies.len(),
+                replies.bytes()
             ));
         }
         if self.pre.pending.len() > self.cfg.pending_updates_max {

@@ -13,6 +13,7 @@
 //! | pre-ordering, steps 1-7 | [`pre_order`] |
 //! | global ordering, steps 8-10 | [`order`] |
 //! | execution, step 11, and the application boundary | [`execute`], [`app`] |
+//! | the last reply per client, re-sent to a client that re-submits | `reply_cache` |
 //! | suspect-leader | [`suspect`] |
 //! | reconciliation and catch-up | [`catchup`] |
 //! | checkpoints and state transfer (JUMP) | [`checkpoint`], [`state_transfer`] (chunked) |
@@ -38,6 +39,7 @@ pub mod order;
 pub mod persist;
 pub mod pre_order;
 pub mod replica;
+mod reply_cache;
 #[cfg(any(test, feature = "sim"))]
 pub mod scenario_attacks;
 #[cfg(any(test, feature = "sim"))]

@@ -163,8 +163,15 @@ impl<A: Application> Prime<A> {
             return;
         }
         let digest = pre_prepare.digest();
-        if let Some(held) = self.ord.slots.get(&body.seq).and_then(|s| s.digest) {
-            if held != digest && self.verify(cx, &pre_prepare) {
+        if let Some(slot) = self.ord.slots.get(&body.seq).filter(|s| s.digest.is_some()) {
+            // Only a second proposal of the same view is equivocation: a slot committed in an
+            // earlier view keeps its proposal, and the new leader's re-proposal of it (view change
+            // replay) carries the same content under another view, hence another digest.
+            let same_view = slot
+                .pre_prepare
+                .as_ref()
+                .is_some_and(|held| held.body.view == body.view);
+            if same_view && slot.digest != Some(digest) && self.verify(cx, &pre_prepare) {
                 // Step 8: a leader that shows two proposals for one slot is suspected at once.
                 let (view, seq) = (body.view, body.seq);
                 self.report_misbehaviour(
@@ -414,15 +421,36 @@ mod tests {
         timestamp_ms: u64,
         matrix: Vec<Option<Signed<PoSummary>>>,
     ) -> Signed<PrePrepare> {
-        signed_by(
-            0,
-            PrePrepare {
-                view: 0,
-                seq,
-                timestamp_ms,
-                matrix,
-            },
-        )
+        pre_prepare_of_view(0, seq, timestamp_ms)(matrix)
+    }
+
+    /// A pre-prepare of `view` signed by its leader, given its matrix.
+    fn pre_prepare_of_view(
+        view: u64,
+        seq: u64,
+        timestamp_ms: u64,
+    ) -> impl FnOnce(Vec<Option<Signed<PoSummary>>>) -> Signed<PrePrepare> {
+        move |matrix| {
+            signed_by(
+                (view % 4) as u16,
+                PrePrepare {
+                    view,
+                    seq,
+                    timestamp_ms,
+                    matrix,
+                },
+            )
+        }
+    }
+
+    /// Install `pre_prepare` as committed in `p`; return its digest.
+    fn hold_committed(p: &mut Prime<LogApp>, pre_prepare: Signed<PrePrepare>) -> Digest {
+        let digest = pre_prepare.digest();
+        let slot = p.ord.slots.entry(pre_prepare.body.seq).or_default();
+        slot.digest = Some(digest);
+        slot.pre_prepare = Some(pre_prepare);
+        slot.committed = true;
+        digest
     }
 
     /// A restarted old leader re-proposing a slot that catch-up already installed as committed
@@ -430,17 +458,36 @@ mod tests {
     #[test]
     fn a_committed_slot_keeps_its_pre_prepare() {
         let mut p = node(&PrimeConfig::new(1, 0), 1);
-        let committed = pre_prepare(1, 7, vec![None; 4]);
-        let digest = committed.digest();
-        let slot = p.ord.slots.entry(1).or_default();
-        slot.digest = Some(digest);
-        slot.pre_prepare = Some(committed);
-        slot.committed = true;
+        let digest = hold_committed(&mut p, pre_prepare(1, 7, vec![None; 4]));
         let other = pre_prepare(1, 8, vec![None; 4]);
         assert_ne!(other.digest(), digest);
         call(&mut p, T, |p, cx| p.store_pre_prepare(cx, other));
         assert_eq!(p.ord.slots[&1].digest, Some(digest));
         assert_eq!(p.drops.out_of_window, 1, "the proposal was dropped");
+    }
+
+    /// Seeds 1126 and 1199 of `prime-fuzz` (found by the harness's false-accusation check): a slot
+    /// committed in view 0 but not yet executed survives the view change; the new leader of view 1
+    /// re-proposes it with the same content, whose digest differs because the view does. That is
+    /// not equivocation, and the committed proposal stays.
+    #[test]
+    fn a_new_views_re_proposal_of_a_committed_slot_is_not_equivocation() {
+        let mut p = node(&PrimeConfig::new(1, 0), 2);
+        let digest = hold_committed(&mut p, pre_prepare(1, 7, vec![None; 4]));
+        p.view = 1;
+        let re_proposal = pre_prepare_of_view(1, 1, 7)(vec![None; 4]);
+        let effects = call(&mut p, T, |p, cx| p.on_pre_prepare(cx, re_proposal));
+        assert!(outputs(&effects).is_empty(), "nobody accused or suspected");
+        assert_eq!(p.ord.slots[&1].digest, Some(digest));
+        // A second, different proposal of view 1 itself is still caught.
+        let first = pre_prepare_of_view(1, 2, 8)(vec![None; 4]);
+        let second = pre_prepare_of_view(1, 2, 9)(vec![None; 4]);
+        call(&mut p, T, |p, cx| p.on_pre_prepare(cx, first));
+        let effects = call(&mut p, T, |p, cx| p.on_pre_prepare(cx, second));
+        assert!(outputs(&effects).contains(&PrimeOutput::Misbehaviour {
+            participant: ParticipantId(1),
+            evidence: Misbehaviour::PrePrepareEquivocation { view: 1, seq: 2 }
+        }));
     }
 
     #[test]

@@ -119,15 +119,19 @@ impl<A: Application> Prime<A> {
             prime.pre.last_sent_po_seq = u64_value(PO_LAST_KEY, &v)?;
         }
         if let Some(v) = store.get(SUMMARY_KEY) {
-            let summary = PoSummary::from_bytes(&v, limits).map_err(|e| corrupt(SUMMARY_KEY, e))?;
-            if summary.cum_aru.len() != prime.n() {
+            let summary =
+                Signed::<PoSummary>::from_bytes(&v, limits).map_err(|e| corrupt(SUMMARY_KEY, e))?;
+            if summary.body.cum_aru.len() != prime.n() || summary.signer != me {
                 return Err(corrupt(
                     SUMMARY_KEY,
-                    "vector length differs from the membership",
+                    "not this participant's summary over this membership",
                 ));
             }
-            prime.pre.summary_counter = summary.counter;
-            prime.pre.cum_aru = summary.cum_aru;
+            // PRIME.md step 6: the restarted server continues from the summary it last sent (its
+            // counter and vector), and holds it as its own latest one, as before the crash.
+            prime.pre.summary_counter = summary.body.counter;
+            prime.pre.cum_aru = summary.body.cum_aru.clone();
+            prime.pre.latest_summaries[me.index()] = Some(summary);
         }
         for (key, value) in store.scan_prefix(OWN_REQUEST_PREFIX) {
             let request =
@@ -207,11 +211,11 @@ impl<A: Application> Prime<A> {
         cx.persist(ops)
     }
 
-    /// Persist a PO-SUMMARY before it is sent: a restarted server never sends a lower one.
+    /// Persist a signed PO-SUMMARY before it is sent: a restarted server never sends a lower one.
     pub(crate) fn persist_summary(
         &mut self,
         cx: &mut Context<'_, Self>,
-        summary: &PoSummary,
+        summary: &Signed<PoSummary>,
     ) -> PersistToken {
         cx.persist(vec![StoreOp::Put {
             key: SUMMARY_KEY.to_vec(),
@@ -261,6 +265,26 @@ impl<A: Application> Prime<A> {
             if let (true, Some(node)) = (p != self.me, self.membership.node(p)) {
                 cx.send_after(token, node, message.clone());
             }
+        }
+    }
+
+    /// Send a message that carries our latest PO-SUMMARY (to `to`, or to every other participant)
+    /// once that summary is durable.
+    pub(crate) fn send_carrying_own_summary(
+        &self,
+        cx: &mut Context<'_, Self>,
+        to: Option<ParticipantId>,
+        message: PrimeMessage,
+    ) {
+        match (self.pre.own_summary_durable, to) {
+            (Some(token), None) => self.broadcast_after(cx, token, &message),
+            (Some(token), Some(to)) => {
+                if let Some(node) = self.membership.node(to) {
+                    cx.send_after(token, node, message);
+                }
+            }
+            (None, None) => self.broadcast(cx, &message),
+            (None, Some(to)) => self.send_to(cx, to, message),
         }
     }
 
@@ -314,7 +338,9 @@ mod tests {
     use crate::auth::InsecureTestAuth;
     use crate::messages::{AckPart, PoAck};
     use crate::replica::{Misbehaviour, PrimeOutput};
-    use crate::test_support::{call, node, outputs, signed_by, update, LogApp};
+    use crate::test_support::{
+        call, node, outputs, receive_summary, sends, signed_by, update, LogApp,
+    };
 
     const T: Time = Time::from_millis(1);
 
@@ -421,6 +447,115 @@ mod tests {
         r.exec.last_executed[0] = 1;
         call(&mut r, T, |p, cx| p.admit_update(cx, update(4, 2)));
         assert_eq!(r.pre.last_sent_po_seq, 2);
+    }
+
+    /// Found by the fuzz harness's false-accusation check (seeds 245, 321, 786, 1080): a summary
+    /// matrix or a repair round carried our newest PO-SUMMARY before it was durable; the server
+    /// crashed, recovered the older one, and its next summary reused the counter with another
+    /// vector, so peers (and the server itself) reported a `LowerSummary` against a correct server.
+    #[test]
+    fn a_summary_leaves_only_once_durable_and_recovery_resumes_from_it() {
+        let cfg = PrimeConfig::new(1, 0);
+        let mut p = node(&cfg, 1);
+        let mut store = MemStore::new();
+        let pre_order = |p: &mut Prime<LogApp>, po_seq: u64| {
+            let request = signed_by(
+                3,
+                PoRequest {
+                    po_seq,
+                    updates: vec![update(9, po_seq)],
+                },
+            );
+            let part = AckPart {
+                originator: ParticipantId(3),
+                po_seq,
+                digest: request.digest(),
+            };
+            call(p, T, |p, cx| {
+                p.on_po_request(cx, request);
+                p.on_po_ack(
+                    cx,
+                    PoAck {
+                        parts: vec![signed_by(0, part), signed_by(2, part)],
+                    },
+                );
+                p.flush_po_ack(cx);
+                p.send_po_summary_if_changed(cx)
+            })
+        };
+        // Summary 1 becomes durable; summary 2 is still in flight when the server crashes.
+        let effects = pre_order(&mut p, 1);
+        persist_into(&mut store, &effects);
+        let effects = pre_order(&mut p, 2);
+        let in_flight = p.pre.own_summary_durable.expect("summary 2 persisting");
+        assert!(effects
+            .iter()
+            .any(|e| matches!(e, Effect::Persist { token, .. } if *token == in_flight)));
+        for peer in [0, 2] {
+            receive_summary(&mut p, peer, 1, vec![0, 0, 0, 2]);
+        }
+        let effects = call(&mut p, T, |p, cx| {
+            p.send_summary_matrix_if_risen(cx);
+            p.on_catchup_period(cx);
+        });
+        let carrying: Vec<_> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send {
+                    message: PrimeMessage::SummaryMatrix(_) | PrimeMessage::PoSummary(_),
+                    after,
+                    ..
+                } => Some(*after),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            carrying.len() >= 4,
+            "the matrix and the re-sent summary: {carrying:?}"
+        );
+        assert!(
+            carrying.iter().all(|after| *after == Some(in_flight)),
+            "every message carrying summary 2 waits for it"
+        );
+
+        let auth = Box::new(InsecureTestAuth {
+            me: ParticipantId(1),
+        });
+        let mut r = Prime::recover(
+            cfg,
+            p.membership.clone(),
+            ParticipantId(1),
+            auth,
+            LogApp::default(),
+            &store,
+        )
+        .expect("recovers");
+        let held = r.pre.latest_summaries[1]
+            .clone()
+            .expect("own summary restored");
+        assert_eq!((held.body.counter, r.pre.summary_counter), (1, 1));
+        assert_eq!(r.pre.cum_aru, vec![0, 0, 0, 1]);
+        // A peer that saw summary 1 accepts the restarted server's next one without complaint.
+        let mut peer = node(&PrimeConfig::new(1, 0), 0);
+        call(&mut peer, T, |p, cx| p.on_po_summary(cx, held));
+        let effects = pre_order(&mut r, 2);
+        let next = sends(&effects).into_iter().find_map(|(_, m)| match m {
+            PrimeMessage::PoSummary(s) => Some(s),
+            _ => None,
+        });
+        let next = next.expect("the restarted server summarises again");
+        assert_eq!(
+            (next.body.counter, next.body.cum_aru.clone()),
+            (2, vec![0, 0, 0, 2])
+        );
+        let effects = call(&mut peer, T, |p, cx| p.on_po_summary(cx, next));
+        assert!(outputs(&effects).is_empty(), "no LowerSummary");
+        assert_eq!(
+            peer.pre.latest_summaries[1]
+                .as_ref()
+                .map(|s| s.body.counter),
+            Some(2)
+        );
     }
 
     #[test]

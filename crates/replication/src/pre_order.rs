@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use stockade_core::wire::Wire;
-use stockade_core::Context;
+use stockade_core::{Context, PersistToken};
 
 use crate::app::Application;
 use crate::auth::Signed;
@@ -62,6 +62,11 @@ pub(crate) struct PreOrderState {
     pub(crate) summary_counter: u64,
     /// `cum_aru` changed since the last PO-SUMMARY.
     pub(crate) summary_dirty: bool,
+    /// The persist batch of our latest PO-SUMMARY. Every message that carries it (the summary
+    /// itself, a summary matrix, its re-sending by repair) waits for this batch: a summary that
+    /// left before it was durable would be contradicted by the restarted server's next one, with
+    /// the same counter and another vector (a false `LowerSummary`).
+    pub(crate) own_summary_durable: Option<PersistToken>,
     /// The latest signed summary held from each participant (steps 6-7).
     pub(crate) latest_summaries: Vec<Option<Signed<PoSummary>>>,
     /// The eligible vector of the last summary matrix sent to the leader (step 7).
@@ -79,6 +84,7 @@ impl PreOrderState {
             pending_acks: Vec::new(),
             summary_counter: 0,
             summary_dirty: false,
+            own_summary_durable: None,
             latest_summaries: vec![None; n],
             matrix_sent_eligible: vec![0; n],
         }
@@ -96,6 +102,15 @@ impl<A: Application> Prime<A> {
             })
         };
         let key = (update.incarnation, update.seq);
+        if self.resend_cached_reply(cx, &update) {
+            return;
+        }
+        let executed = self.exec.clients.get(&update.client);
+        if executed.is_some_and(|r| key <= (r.incarnation, r.seq)) {
+            // Executed already, and its reply is no longer cached: ordering it again would only
+            // have execution skip it.
+            return reject(cx, RejectReason::Duplicate);
+        }
         if self.pre.admitted.len() >= self.cfg.clients_max {
             self.forget_executed_clients();
         }
@@ -395,8 +410,9 @@ impl<A: Application> Prime<A> {
             counter: self.pre.summary_counter,
             cum_aru: self.pre.cum_aru.clone(),
         };
-        let durable = self.persist_summary(cx, &body);
         let summary = self.sign(cx, body);
+        let durable = self.persist_summary(cx, &summary);
+        self.pre.own_summary_durable = Some(durable);
         self.broadcast_after(cx, durable, &PrimeMessage::PoSummary(summary.clone()));
         self.absorb_summary(cx, summary);
     }
@@ -476,7 +492,7 @@ impl<A: Application> Prime<A> {
             summaries: self.pre.latest_summaries.clone(),
         };
         let leader = self.leader_of(self.view);
-        self.send_to(cx, leader, PrimeMessage::SummaryMatrix(matrix));
+        self.send_carrying_own_summary(cx, Some(leader), PrimeMessage::SummaryMatrix(matrix));
         self.start_turnaround_challenge(cx, eligible);
     }
 
@@ -518,13 +534,27 @@ impl<A: Application> Prime<A> {
     }
 
     /// Forget PO slots that execution passed long ago: they stay `po_window_max` slots behind the
-    /// last executed one so that catch-up can serve them.
+    /// last executed one so that catch-up can serve them, and never below what the stable
+    /// checkpoint had executed: a server JUMPed to that checkpoint needs every PO-REQUEST the
+    /// later slots made eligible, and no later checkpoint may come while the system is idle.
     pub(crate) fn collect_po_garbage(&mut self) {
         let window = self.cfg.po_window_max;
-        let executed = &self.exec.last_executed;
+        let stable_seq = self.checkpoints.stable.as_ref().map(|(seq, ..)| *seq);
+        let kept = &mut self.exec.last_executed_at_checkpoints;
+        if let Some(stable) = stable_seq {
+            kept.retain(|seq, _| *seq >= stable);
+        }
+        let at_stable = stable_seq.and_then(|s| kept.get(&s));
+        let floor: Vec<u64> = self
+            .exec
+            .last_executed
+            .iter()
+            .enumerate()
+            .map(|(i, e)| at_stable.map_or(*e, |v| v.get(i).copied().unwrap_or(0).min(*e)))
+            .collect();
         self.pre
             .slots
-            .retain(|(originator, seq), _| seq + window > executed[originator.index()]);
+            .retain(|(originator, seq), _| seq + window > floor[originator.index()]);
     }
 }
 
@@ -538,6 +568,14 @@ mod tests {
     use crate::test_support::{call, count, node, outputs, sends, signed_by, update};
 
     const T: Time = Time::from_millis(1);
+
+    fn duplicate_of_client_5() -> PrimeOutput {
+        PrimeOutput::Rejected {
+            client: ClientId(5),
+            seq: 1,
+            reason: RejectReason::Duplicate,
+        }
+    }
 
     fn is_po_request(m: &PrimeMessage) -> bool {
         matches!(m, PrimeMessage::PoRequest(_))
@@ -556,14 +594,7 @@ mod tests {
         assert!(sent.iter().all(|(to, _)| to.0 != 1), "never to itself");
         let effects = call(&mut p, T, |p, cx| p.admit_update(cx, update(5, 1)));
         assert!(sends(&effects).is_empty());
-        assert_eq!(
-            outputs(&effects),
-            vec![PrimeOutput::Rejected {
-                client: ClientId(5),
-                seq: 1,
-                reason: RejectReason::Duplicate
-            }]
-        );
+        assert_eq!(outputs(&effects), vec![duplicate_of_client_5()]);
     }
 
     #[test]
@@ -637,6 +668,43 @@ mod tests {
         assert!(
             p.pre.admitted.contains_key(&ClientId(3)) && !p.pre.admitted.contains_key(&ClientId(1))
         );
+    }
+
+    #[test]
+    fn a_duplicate_of_an_executed_update_is_answered_from_the_reply_cache_while_it_holds_it() {
+        let mut cfg = PrimeConfig::new(1, 0);
+        cfg.reply_cache_len_max = 1;
+        let mut p = node(&cfg, 0);
+        for (client, global_seq) in [(5, 3), (6, 4)] {
+            p.exec.clients.insert(
+                ClientId(client),
+                crate::execute::ClientRecord {
+                    incarnation: 1,
+                    seq: 1,
+                    global_seq,
+                },
+            );
+        }
+        let reply = |client| crate::messages::Reply {
+            client: ClientId(client),
+            incarnation: 1,
+            seq: 1,
+            global_seq: 3,
+            result: b"ok".to_vec(),
+        };
+        p.exec.replies.insert(reply(5));
+        let effects = call(&mut p, T, |p, cx| p.admit_update(cx, update(5, 1)));
+        assert_eq!(outputs(&effects), vec![PrimeOutput::Reply(reply(5))]);
+        assert!(p.pre.pending.is_empty(), "not ordered again");
+        // Client 6's reply pushes client 5's out (reply_cache_len_max = 1): a duplicate then
+        // gets the Duplicate rejection, and is still not ordered again.
+        p.exec.replies.insert(crate::messages::Reply {
+            global_seq: 4,
+            ..reply(6)
+        });
+        let effects = call(&mut p, T, |p, cx| p.admit_update(cx, update(5, 1)));
+        assert_eq!(outputs(&effects), vec![duplicate_of_client_5()]);
+        assert!(p.pre.pending.is_empty() && sends(&effects).is_empty());
     }
 
     #[test]

@@ -188,6 +188,66 @@ fn duplicate_updates_execute_once_and_every_server_replies_to_reply_to() {
     );
 }
 
+/// Signed replies to `reply_to` address 500 in `pump.to_clients`.
+fn replies_to_500(pump: &Pump) -> usize {
+    pump.to_clients
+        .iter()
+        .filter(|(to, m)| to.0 == 500 && matches!(m, PrimeMessage::Reply(_)))
+        .count()
+}
+
+/// PRIME.md step 11 (each server keeps the last reply per client): a client whose replies were
+/// lost re-submits an update that already executed; the servers it asks answer with the cached
+/// reply instead of staying silent, and the update does not execute again.
+#[test]
+fn a_re_submitted_executed_update_gets_the_cached_reply() {
+    let cfg = PrimeConfig::new(1, 0);
+    let mut pump = Pump::new(&cfg, Duration::from_millis(1));
+    let mut u = update(77, 1);
+    u.reply_to = Some(stockade_core::NodeId(500));
+    pump.submit(1, u.clone());
+    pump.run_until(Time::from_millis(300));
+    assert_eq!(replies_to_500(&pump), 4, "every server replied once");
+    let first = pump.to_clients.clone();
+    pump.submit(1, u.clone());
+    pump.submit(3, u);
+    pump.run_for(Duration::from_millis(100));
+    let again: Vec<_> = pump.to_clients[first.len()..]
+        .iter()
+        .filter_map(|(_, m)| match m {
+            PrimeMessage::Reply(r) => Some((r.signer.0, r.body.seq, r.body.global_seq)),
+            _ => None,
+        })
+        .collect();
+    let global_seq = again.first().map_or(0, |r| r.2);
+    assert_eq!(again, vec![(1, 1, global_seq), (3, 1, global_seq)]);
+    for node in &pump.nodes {
+        assert_eq!(node.app().log.len(), 1, "executed once");
+        assert!(
+            !pump.outputs[node.me.index()]
+                .iter()
+                .any(|o| matches!(o, PrimeOutput::Rejected { .. })),
+            "answered, not rejected"
+        );
+    }
+
+    // A server's own client (no reply_to) re-submitting through another server, while the
+    // first is still ordering it: the second server's PO-REQUEST repeats the update, execution
+    // skips it, and the second server delivers the cached reply to its client.
+    let own = update(78, 1);
+    pump.submit(0, own.clone());
+    pump.submit(2, own);
+    pump.run_for(Duration::from_millis(300));
+    for server in [0, 2] {
+        let replies = pump.outputs[server]
+            .iter()
+            .filter(|o| matches!(o, PrimeOutput::Reply(r) if r.client.0 == 78))
+            .count();
+        assert_eq!(replies, 1, "server {server} answered its client");
+    }
+    assert_eq!(pump.nodes[0].app().log.len(), 2, "executed once");
+}
+
 /// Suspect-leader: a correct leader under steady load stays leader (its turnaround stays under
 /// K_lat * TAT_acceptable + period), and the measurements did happen.
 #[test]

@@ -53,7 +53,8 @@ pub enum PrimeTimer {
 pub enum RejectReason {
     /// `pending_updates_max` updates already wait for a PO-REQUEST: retry later.
     Busy,
-    /// The update's (incarnation, seq) is not above the last one admitted for its client.
+    /// The update's (incarnation, seq) is not above the last one admitted for its client, and no
+    /// cached reply answers it (it is still being ordered, or its reply was evicted or superseded).
     Duplicate,
     /// `clients_max` clients are known and this one is new: retry later or through another server.
     TooManyClients,
@@ -231,7 +232,7 @@ impl<A: Application> Prime<A> {
         Ok(Prime {
             pre: PreOrderState::new(n),
             ord: OrderState::new(n),
-            exec: ExecState::new(n),
+            exec: ExecState::new(n, &cfg),
             suspect: SuspectState::new(n),
             catchup: CatchupState::default(),
             vc: ViewChangeState::default(),

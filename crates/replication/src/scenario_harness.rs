@@ -68,6 +68,8 @@ pub struct Cluster {
     total: u64,
     submit_at: std::sync::Arc<dyn Fn(u64, u64) -> Time + Send + Sync>,
     history: std::rc::Rc<std::cell::RefCell<Vec<HistoryEntry>>>,
+    /// The first misbehaviour report against a server without attack switches.
+    false_accusation: std::rc::Rc<std::cell::RefCell<Option<String>>>,
 }
 
 /// What a finished run measured.
@@ -178,8 +180,11 @@ impl Cluster {
         let history = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         let sink_history = history.clone();
         let sink_submit = submit_at.clone();
+        let false_accusation = std::rc::Rc::new(std::cell::RefCell::new(None));
+        let sink_false_accusation = false_accusation.clone();
+        let byzantine: Vec<u32> = spec.attacks.keys().copied().collect();
         world.set_output_sink(OutputSink::Handler(Box::new(
-            move |at, _node, output, metrics| match output {
+            move |at, node, output, metrics| match output {
                 PrimeOutput::Reply(reply) => {
                     metrics.add("replies", 1);
                     let latency = at
@@ -204,7 +209,23 @@ impl Cluster {
                 PrimeOutput::Rejected { .. } => metrics.add("rejected", 1),
                 PrimeOutput::LeaderSuspected { .. } => metrics.add("leader_suspected", 1),
                 PrimeOutput::Jumped { .. } => metrics.add("jumps", 1),
-                PrimeOutput::Misbehaviour { .. } => metrics.add("misbehaviour_reports", 1),
+                PrimeOutput::Misbehaviour {
+                    participant,
+                    evidence,
+                } => {
+                    metrics.add("misbehaviour_reports", 1);
+                    // Only the attack switches make a server misbehave: evidence against any
+                    // other is a false accusation, a protocol bug (safety of the accuser's logic).
+                    if !byzantine.contains(&u32::from(participant.0)) {
+                        metrics.add("false_accusations", 1);
+                        let mut first = sink_false_accusation.borrow_mut();
+                        if first.is_none() {
+                            *first = Some(format!(
+                                "{node} accused correct server {participant:?} at {at}: {evidence:?}"
+                            ));
+                        }
+                    }
+                }
                 PrimeOutput::NewLeaderProven { .. } => metrics.add("view_changes", 1),
             },
         )));
@@ -218,6 +239,7 @@ impl Cluster {
             total: per_host * spec.client_hosts.len() as u64,
             submit_at,
             history,
+            false_accusation,
         })
     }
 
@@ -262,13 +284,16 @@ impl Cluster {
             "rejected": metrics.counter("rejected"),
             "view_changes": metrics.counter("view_changes"),
             "misbehaviour_reports": metrics.counter("misbehaviour_reports"),
+            "false_accusations": metrics.counter("false_accusations"),
             "state_transfers": metrics.counter("jumps"),
             "reconciliation_sends": reconciliation_sends,
         });
         if let (Value::Object(fields), Value::Object(extra)) = (&mut fields, extra) {
             fields.extend(extra);
         }
+        let false_accusation = self.false_accusation.borrow().clone();
         let failure = match liveness {
+            _ if false_accusation.is_some() => false_accusation,
             Err(e) => Some(format!("{e}; servers at the end: {}", self.server_states())),
             Ok(()) if replies < total => {
                 Some(format!("only {replies} of {total} updates were answered"))

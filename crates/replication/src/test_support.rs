@@ -131,6 +131,17 @@ pub fn call(
     cx.into_effects()
 }
 
+/// Hand `node` a PO-SUMMARY signed by participant `from`; return the effects.
+pub fn receive_summary(
+    node: &mut Prime<LogApp>,
+    from: u16,
+    counter: u64,
+    cum_aru: Vec<u64>,
+) -> Vec<Effect<Prime<LogApp>>> {
+    let summary = signed_by(from, crate::messages::PoSummary { counter, cum_aru });
+    call(node, Time::ZERO, |p, cx| p.on_po_summary(cx, summary))
+}
+
 /// The messages sent among `effects`, with their destinations.
 pub fn sends(effects: &[Effect<Prime<LogApp>>]) -> Vec<(NodeId, PrimeMessage)> {
     effects
