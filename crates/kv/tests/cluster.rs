@@ -81,10 +81,9 @@ async fn set_and_get_through_the_voting_proxy_and_a_server() {
 async fn a_killed_server_loses_no_acknowledged_write_and_recovers_from_redb() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut configs = configs(dir.path(), 1);
-    // The writer's lane 0 sends through server 2 (client id mod 4), the one killed below, so
+    // The proxy's lanes send through server 2 first (its home server), the one killed below, so
     // the proxy must re-send through another server.
-    let first_client = configs[SERVERS].proxy.first_client;
-    configs[SERVERS].proxy.first_client = first_client - first_client % 4 + 2;
+    configs[SERVERS].proxy.home_server = 2;
     configs[SERVERS].proxy.retry_timeout_ms = 300;
     let (mut servers, proxy) = start_all(&configs).await;
     let proxy_addr = proxy.resp_addr();
