@@ -3,7 +3,9 @@
 //! cluster up|status|down` start, inspect and stop a local cluster of those daemons as real
 //! processes of this binary. The daemons themselves live in `stockade-kv` (feature `net`).
 
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
@@ -12,6 +14,9 @@ use crate::headline::Verdict;
 
 /// Sites `cluster up` can lay out on one machine (one: every process on loopback).
 pub const LOCAL_SITES_MAX: usize = 1;
+/// How long `cluster up` waits for every running daemon's RESP port to accept connections, so a
+/// client started right after it (`redis-cli -p PORT`) finds the proxy listening.
+pub const SERVING_WAIT_MS: u64 = 20_000;
 
 /// A tokio runtime for a daemon: several worker threads (replicas verify signatures in parallel).
 fn daemon_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -67,7 +72,38 @@ fn cluster_up(args: &ClusterUpArgs) -> anyhow::Result<Verdict> {
         .with_context(|| format!("creating {}", args.dir.display()))?;
     stockade_kv::cluster::cluster_up(&args.dir, servers, args.f, args.base_port, &exe)
         .with_context(|| format!("starting the cluster under {}", args.dir.display()))?;
+    wait_until_serving(&args.dir)?;
     Ok(Verdict::Passed)
+}
+
+/// Wait until every running process of the cluster under `dir` accepts connections on its RESP
+/// port, at most [`SERVING_WAIT_MS`] in all.
+fn wait_until_serving(dir: &Path) -> anyhow::Result<()> {
+    let status = stockade_kv::cluster::cluster_status(dir)
+        .with_context(|| format!("reading the cluster under {}", dir.display()))?;
+    let deadline = Instant::now() + Duration::from_millis(SERVING_WAIT_MS);
+    for row in status.as_array().into_iter().flatten() {
+        let addr = row["resp"]
+            .as_str()
+            .and_then(|a| a.parse::<SocketAddr>().ok());
+        let (Some(addr), false) = (addr, row["pid"].is_null()) else {
+            continue;
+        };
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} {} runs but does not accept connections on {addr} after {} s; see its log \
+                     under {}",
+                    row["role"].as_str().unwrap_or("process"),
+                    row["id"],
+                    SERVING_WAIT_MS / 1000,
+                    dir.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(())
 }
 
 /// One line per process, or the JSON array with `--json`.
