@@ -75,6 +75,14 @@ impl<A: KbrApplication> Pastry<A> {
         }
         let timeout = std::time::Duration::from_millis(self.config.failure_timeout_ms);
         let now = cx.now();
+        // Failures are remembered for a while only: a node suspected by mistake comes back.
+        let memory = std::time::Duration::from_millis(self.config.failed_memory_ms);
+        while let Some(&(_, since)) = self.recently_failed.front() {
+            if now - since < memory {
+                break;
+            }
+            self.recently_failed.pop_front();
+        }
         let expired: Vec<(NodeId, PendingProbe)> = self
             .probes
             .iter()
@@ -171,11 +179,11 @@ impl<A: KbrApplication> Pastry<A> {
     ) {
         self.probes.remove(&addr);
         self.verified.remove(&id);
-        if !self.recently_failed.contains(&id) {
+        if !self.failed_recently(id) {
             if self.recently_failed.len() >= self.config.failed_memory_max {
                 self.recently_failed.pop_front();
             }
-            self.recently_failed.push_back(id);
+            self.recently_failed.push_back((id, cx.now()));
         }
         let was_clockwise = self.leaves.clockwise().iter().any(|p| p.id == id);
         let was_leaf = self.leaves.remove(id);
@@ -245,7 +253,7 @@ impl<A: KbrApplication> Pastry<A> {
 
     /// A node that failed came back (it announced itself again).
     pub(super) fn forget_failure(&mut self, id: OverlayId) {
-        self.recently_failed.retain(|f| *f != id);
+        self.recently_failed.retain(|(f, _)| *f != id);
     }
 
     /// Leave gracefully: tell every known node, stop maintenance, and go quiet.

@@ -62,6 +62,10 @@ pub struct PastryConfig {
     pub table_probes_per_tick: usize,
     /// Recently failed nodes remembered, so repair answers do not bring them back.
     pub failed_memory_max: usize,
+    /// How long a failed node stays excluded, ms. A live node that was only slow to answer (a
+    /// false suspicion under load) is learnt again from gossip after this, instead of being kept
+    /// out of every leaf set for good.
+    pub failed_memory_ms: u64,
     /// Overlay hops after which a routed message is dropped as looping.
     pub route_hops_max: u8,
     /// The certificate authority's public key when node ids are certified: peers enter this
@@ -89,6 +93,7 @@ impl Default for PastryConfig {
             probes_outstanding_max: 512,
             table_probes_per_tick: 4,
             failed_memory_max: 64,
+            failed_memory_ms: 10_000,
             route_hops_max: 64,
             certificate_authority: None,
             verified_ids_max: 4_096,
@@ -179,7 +184,8 @@ pub struct Pastry<A: KbrApplication = DeliverAll> {
     table: RoutingTable,
     neighborhood: NeighborhoodSet,
     probes: BTreeMap<NodeId, PendingProbe>,
-    recently_failed: VecDeque<OverlayId>,
+    /// Failed nodes with when they failed, oldest first.
+    recently_failed: VecDeque<(OverlayId, Time)>,
     table_probe_cursor: usize,
     maintenance_ticks: u64,
     next_route_seq: u64,
@@ -275,7 +281,7 @@ impl<A: KbrApplication> Pastry<A> {
     /// Learn about `peer` measured at `proximity_us`: it may enter the leaf set, the routing
     /// table (proximity neighbour selection) and the neighbourhood set.
     fn learn(&mut self, peer: NodeHandle, proximity_us: u32) {
-        if peer.id == self.me.id || self.recently_failed.contains(&peer.id) {
+        if peer.id == self.me.id || self.failed_recently(peer.id) {
             return;
         }
         // Certified ids: nobody enters our tables before proving its id (paper 002, "Secure
@@ -290,9 +296,14 @@ impl<A: KbrApplication> Pastry<A> {
         }
     }
 
+    /// Whether `id` failed within the last `failed_memory_ms`.
+    fn failed_recently(&self, id: OverlayId) -> bool {
+        self.recently_failed.iter().any(|(f, _)| *f == id)
+    }
+
     /// Learn about `peer` without a measurement yet, and probe it for one.
     fn learn_and_probe(&mut self, cx: &mut Context<'_, Self>, peer: NodeHandle) {
-        if peer.id == self.me.id || self.recently_failed.contains(&peer.id) {
+        if peer.id == self.me.id || self.failed_recently(peer.id) {
             return;
         }
         self.learn(peer, PROXIMITY_UNKNOWN_US);

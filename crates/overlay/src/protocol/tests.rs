@@ -293,6 +293,38 @@ fn pong_measures_proximity_and_silence_means_failure_with_eager_repair() {
 }
 
 #[test]
+fn a_node_suspected_by_mistake_is_learnt_again_once_the_failure_memory_expires() {
+    let mut p = first_node(1000);
+    let slow = test_handle(1100);
+    run(&mut p, Time::ZERO, |p, cx| {
+        p.on_message(cx, slow.addr, PastryMessage::Announce { node: slow })
+    });
+    // 1100 does not answer in time (a busy machine): it is taken for failed.
+    run(&mut p, Time::from_millis(3_500), |p, cx| {
+        p.on_timer(cx, PastryTimer::Maintenance)
+    });
+    assert!(!p.leaf_set().contains(OverlayId(1100)));
+    let gossip = |sender| PastryMessage::LeafSetReply {
+        sender: test_handle(sender),
+        leaves: vec![slow],
+    };
+    // Within the failure memory, gossip naming it does not bring it back.
+    run(&mut p, Time::from_millis(4_000), |p, cx| {
+        p.on_message(cx, NodeId(1300), gossip(1300))
+    });
+    assert!(!p.leaf_set().contains(OverlayId(1100)));
+    // After it (the next maintenance tick forgets), gossip naming it does.
+    let later = Time::from_millis(3_500 + PastryConfig::default().failed_memory_ms);
+    run(&mut p, later, |p, cx| {
+        p.on_timer(cx, PastryTimer::Maintenance)
+    });
+    run(&mut p, later, |p, cx| {
+        p.on_message(cx, NodeId(1300), gossip(1300))
+    });
+    assert!(p.leaf_set().contains(OverlayId(1100)), "learnt again");
+}
+
+#[test]
 fn probes_outstanding_are_bounded() {
     let config = PastryConfig {
         probes_outstanding_max: 3,
