@@ -126,20 +126,10 @@ impl Scenario for PrimeLeaderDelayScenario {
 
     fn run(&self, options: &RunOptions) -> Result<ScenarioOutcome, ScenarioError> {
         options.reject_unknown(&LEADER_DELAY_ARGS)?;
-        let seconds = options.u64_arg("seconds", 6)?;
-        let rate = options.u64_arg("rate", 50)?;
+        let (seconds, rate) = seconds_and_rate(options, 6)?;
         let latency_ms = options.u64_arg("latency-ms", 10)?;
         let delay_ms = options.u64_arg("delay-ms", 450)?;
         let timeout_ms = options.u64_arg("timeout-ms", 500)?;
-        if !(2..=600).contains(&seconds) {
-            return Err(out_of_range("seconds", "between 2 and 600"));
-        }
-        if !(1..=10_000).contains(&rate) {
-            return Err(out_of_range(
-                "rate",
-                "between 1 and 10000 updates/s per server",
-            ));
-        }
         if !(1..=1000).contains(&latency_ms) {
             return Err(out_of_range("latency-ms", "between 1 and 1000 (one way)"));
         }
@@ -235,13 +225,10 @@ impl Scenario for PrimeLeaderDelayScenario {
     }
 }
 
-const ONE_SCENARIO_ARGS: [&str; 4] = ["seconds", "rate", "loss", "crypto"];
-
-fn seconds_rate_loss(options: &RunOptions, seconds: u64) -> Result<(u64, u64, f64), ScenarioError> {
-    options.reject_unknown(&ONE_SCENARIO_ARGS)?;
+/// `--seconds` (default `seconds`, 2 to 600) and `--rate` (default 50, 1 to 10,000 per server).
+fn seconds_and_rate(options: &RunOptions, seconds: u64) -> Result<(u64, u64), ScenarioError> {
     let seconds = options.u64_arg("seconds", seconds)?;
     let rate = options.u64_arg("rate", 50)?;
-    let loss = options.f64_arg("loss", 0.0)?;
     if !(2..=600).contains(&seconds) {
         return Err(out_of_range("seconds", "between 2 and 600"));
     }
@@ -251,6 +238,15 @@ fn seconds_rate_loss(options: &RunOptions, seconds: u64) -> Result<(u64, u64, f6
             "between 1 and 10000 updates/s per server",
         ));
     }
+    Ok((seconds, rate))
+}
+
+const ONE_SCENARIO_ARGS: [&str; 4] = ["seconds", "rate", "loss", "crypto"];
+
+fn seconds_rate_loss(options: &RunOptions, seconds: u64) -> Result<(u64, u64, f64), ScenarioError> {
+    options.reject_unknown(&ONE_SCENARIO_ARGS)?;
+    let (seconds, rate) = seconds_and_rate(options, seconds)?;
+    let loss = options.f64_arg("loss", 0.0)?;
     if !(0.0..=0.2).contains(&loss) {
         return Err(out_of_range("loss", "a probability between 0 and 0.2"));
     }
