@@ -59,6 +59,22 @@ impl LeafSet {
         cw || ccw
     }
 
+    /// Whether `id`, not yet a member, would enter either side if offered.
+    pub fn would_admit(&self, id: OverlayId) -> bool {
+        if id == self.me || self.contains(id) {
+            return false;
+        }
+        let me = self.me;
+        let fits = |side: &[NodeHandle], distance: &dyn Fn(OverlayId) -> u128| {
+            side.len() < self.half_len_max
+                || side
+                    .last()
+                    .is_some_and(|far| distance(id) < distance(far.id))
+        };
+        fits(&self.clockwise, &|x| me.clockwise_to(x))
+            || fits(&self.counter_clockwise, &|x| x.clockwise_to(me))
+    }
+
     /// Drop `id` from both sides; returns whether it was a member.
     pub fn remove(&mut self, id: OverlayId) -> bool {
         let before = self.clockwise.len() + self.counter_clockwise.len();
@@ -210,6 +226,18 @@ mod tests {
             "this node is closest"
         );
         assert_eq!(leaves.farthest(), (Some(h(950)), Some(h(1050))));
+        assert!(leaves.would_admit(OverlayId(1030)));
+        assert!(leaves.would_admit(OverlayId(960)));
+        assert!(
+            !leaves.would_admit(OverlayId(1100)),
+            "beyond the clockwise side"
+        );
+        assert!(
+            !leaves.would_admit(OverlayId(900)),
+            "beyond the counter-clockwise side"
+        );
+        assert!(!leaves.would_admit(OverlayId(1010)), "already a member");
+        assert!(!leaves.would_admit(OverlayId(1000)), "itself");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Keeping the overlay whole as nodes fail and leave (paper 002, "Node departure (failure)").
 //!
 //! - Leaf-set members exchange keep-alives (pings) every period; a member silent for the failure
-//!   timeout is declared failed.
+//!   timeout is declared failed. An unanswered ping is sent again each period (datagrams get
+//!   lost), so a peer is asked about three times before it is declared failed.
 //! - Leaf-set repair is eager: at once, ask the farthest live member on the failed node's side for
 //!   its leaf set and take the nodes that belong.
 //! - Routing-table repair is lazy: entries are probed a few per period (and measured, keeping the
@@ -94,6 +95,7 @@ impl<A: KbrApplication> Pastry<A> {
             self.on_peer_failed(cx, addr, probe.id);
         }
         self.reroute_unacknowledged(cx);
+        self.ping_again_unanswered(cx);
         // Keep-alives to every leaf.
         for peer in self.leaves.members() {
             self.probe(cx, peer);
@@ -121,6 +123,28 @@ impl<A: KbrApplication> Pastry<A> {
                 (self.table_probe_cursor + self.config.table_probes_per_tick) % entries.len();
         }
         cx.set_timer(PastryTimer::Maintenance, self.maintenance_interval());
+    }
+
+    /// Ping again every peer whose last ping has gone unanswered for a keep-alive period. Over
+    /// UDP a ping or pong may be lost; without this, a peer that keeps sending us other messages
+    /// (its own keep-alives restart its failure clock) would never be asked again, and with
+    /// certified ids, where only a pong admits a peer, it would stay out of our tables for good.
+    fn ping_again_unanswered(&mut self, cx: &mut Context<'_, Self>) {
+        let now = cx.now();
+        let interval = self.maintenance_interval();
+        let joined = self.phase == Phase::Joined;
+        for (addr, probe) in self.probes.iter_mut() {
+            if now - probe.pinged >= interval {
+                probe.pinged = now;
+                cx.send(
+                    *addr,
+                    PastryMessage::Ping {
+                        sender: joined.then_some(self.me),
+                        sent_nanos: now.as_nanos(),
+                    },
+                );
+            }
+        }
     }
 
     /// A ping came back: the sender is alive, and the round trip is its proximity. With

@@ -44,6 +44,11 @@ pub enum PastryMessage {
     },
     /// Liveness and proximity probe; `sent_nanos` is echoed to measure the round trip.
     Ping {
+        /// Who is asking, once it has joined (a joining node cannot route yet, so nobody may
+        /// learn of it before its join completes). A node keeps its leaf-set members alive with
+        /// pings, so a ping from an unknown node that belongs in the receiver's leaf set tells
+        /// the receiver about it.
+        sender: Option<NodeHandle>,
         /// The sender's clock at sending.
         sent_nanos: u64,
     },
@@ -139,7 +144,10 @@ impl Wire for PastryMessage {
                 put_vec(out, leaves);
             }
             PastryMessage::Announce { node } | PastryMessage::Leaving { node } => node.encode(out),
-            PastryMessage::Ping { sent_nanos } => sent_nanos.encode(out),
+            PastryMessage::Ping { sender, sent_nanos } => {
+                sender.encode(out);
+                sent_nanos.encode(out);
+            }
             PastryMessage::Pong {
                 sent_nanos,
                 certificate,
@@ -189,6 +197,7 @@ impl Wire for PastryMessage {
                 node: NodeHandle::decode(r)?,
             },
             4 => PastryMessage::Ping {
+                sender: Option::decode(r)?,
                 sent_nanos: u64::decode(r)?,
             },
             5 => PastryMessage::Pong {
@@ -246,7 +255,10 @@ mod tests {
                 leaves: vec![test_handle(5)],
             },
             PastryMessage::Announce { node: h },
-            PastryMessage::Ping { sent_nanos: 77 },
+            PastryMessage::Ping {
+                sender: Some(test_handle(3)),
+                sent_nanos: 77,
+            },
             PastryMessage::Pong {
                 sent_nanos: 77,
                 certificate: None,

@@ -146,7 +146,12 @@ pub enum Phase {
 #[derive(Clone, Copy, Debug)]
 struct PendingProbe {
     id: OverlayId,
+    /// When the peer was last heard from (or first pinged): its failure clock.
     since: Time,
+    /// When the last ping went out. Unanswered pings are sent again every keep-alive period,
+    /// since a lost ping or pong is not a failure, and the peer's other messages, which keep its
+    /// failure clock running, do not answer the probe.
+    pinged: Time,
 }
 
 /// A routed message in transit through this node.
@@ -323,11 +328,13 @@ impl<A: KbrApplication> Pastry<A> {
             PendingProbe {
                 id: peer.id,
                 since: cx.now(),
+                pinged: cx.now(),
             },
         );
         cx.send(
             peer.addr,
             PastryMessage::Ping {
+                sender: (self.phase == Phase::Joined).then_some(self.me),
                 sent_nanos: cx.now().as_nanos(),
             },
         );
@@ -433,7 +440,13 @@ impl<A: KbrApplication> Protocol for Pastry<A> {
                     self.learn_and_probe(cx, node);
                 }
             }
-            PastryMessage::Ping { sent_nanos } => {
+            PastryMessage::Ping { sender, sent_nanos } => {
+                let sender = sender.filter(|s| s.addr == from);
+                if let Some(sender) = sender.filter(|s| self.leaves.would_admit(s.id)) {
+                    // It keeps us in its leaf set and belongs in ours: leaf sets are symmetric,
+                    // so a node missed by a join or a repair is found by its keep-alives.
+                    self.learn_and_probe(cx, sender);
+                }
                 let certificate = self.certificate.clone();
                 cx.send(
                     from,

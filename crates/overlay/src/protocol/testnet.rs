@@ -72,6 +72,10 @@ pub struct TestNet<P: OverlayNode> {
     rng: ChaCha8Rng,
     tokens: Vec<u64>,
     factory: Factory<P>,
+    /// Fraction of messages lost on the way (as UDP loses datagrams), 0.0 by default.
+    pub loss: f64,
+    /// Messages the network lost.
+    pub messages_lost: u64,
 }
 
 impl TestNet<Pastry> {
@@ -100,6 +104,8 @@ impl<P: OverlayNode> TestNet<P> {
             rng: ChaCha8Rng::seed_from_u64(seed),
             tokens: Vec::new(),
             factory,
+            loss: 0.0,
+            messages_lost: 0,
         }
     }
 
@@ -182,6 +188,10 @@ impl<P: OverlayNode> TestNet<P> {
                 self.messages_sent += 1;
                 if P::is_join_message(&message) {
                     self.join_messages_sent += 1;
+                }
+                if self.loss > 0.0 && self.rng.gen_bool(self.loss) {
+                    self.messages_lost += 1;
+                    return;
                 }
                 let delay = Duration::from_micros((self.latency(addr, to) * 1000.0) as u64 + 100);
                 self.push(

@@ -202,7 +202,10 @@ fn refusals_come_back_against_their_ticket() {
 #[test]
 fn service_messages_round_trip_and_unknown_tags_are_refused() {
     let messages = [
-        ServiceMessage::Dht(PastMessage::Overlay(PastryMessage::Ping { sent_nanos: 5 })),
+        ServiceMessage::Dht(PastMessage::Overlay(PastryMessage::Ping {
+            sender: Some(crate::handle::test_handle(9)),
+            sent_nanos: 5,
+        })),
         ServiceMessage::Multicast(ScribeMessage::Overlay(PastryMessage::LeafSetRequest)),
     ];
     for message in messages {
