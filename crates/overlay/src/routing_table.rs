@@ -52,6 +52,12 @@ impl RoutingTable {
         self.digits
     }
 
+    /// Whether `id` would fill an empty slot (it is not this node, and its slot holds nobody).
+    pub fn slot_is_free_for(&self, id: OverlayId) -> bool {
+        self.slot_of(id)
+            .is_some_and(|(row, column)| self.get(row, column).is_none())
+    }
+
     /// The row and column where `id` belongs, or `None` for the local id itself.
     pub fn slot_of(&self, id: OverlayId) -> Option<(usize, usize)> {
         if id == self.me {
@@ -197,6 +203,15 @@ mod tests {
         assert_eq!(t.offer(near, 20), TableChange::Replaced(far));
         assert_eq!(t.offer(far, 80), TableChange::Unchanged);
         assert_eq!(t.get(0, 1).map(|e| e.peer), Some(near));
+        assert!(!t.slot_is_free_for(far.id), "(0, 1) is taken");
+        assert!(
+            t.slot_is_free_for(OverlayId(0x2000 << 112)),
+            "(0, 2) is empty"
+        );
+        assert!(
+            !t.slot_is_free_for(OverlayId(ME)),
+            "the local id has no slot"
+        );
     }
 
     #[test]

@@ -256,8 +256,9 @@ impl<A: KbrApplication> Pastry<A> {
         if sender.addr == from {
             self.learn_and_probe(cx, sender);
         }
+        // Only the nodes that would enter the leaf set are probed.
         for peer in leaves {
-            if !self.leaves.contains(peer.id) {
+            if self.leaves.would_admit(peer.id) {
                 self.learn_and_probe(cx, peer);
             }
         }

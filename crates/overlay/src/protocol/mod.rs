@@ -483,9 +483,12 @@ impl<A: KbrApplication> Protocol for Pastry<A> {
                 cx.send(from, PastryMessage::RowReply { entries });
             }
             PastryMessage::RowReply { entries } => {
+                // Only entries that fill a slot empty in our table (the failed one among them)
+                // are probed; the Pastry paper (section 2.5) takes the one entry for the failed
+                // slot. Better entries for filled slots are left to joins and table probing.
                 let pings_before = self.pings_sent;
                 for peer in entries {
-                    if !self.table.contains(peer.id) {
+                    if self.table.slot_is_free_for(peer.id) {
                         self.learn_and_probe(cx, peer);
                     }
                 }

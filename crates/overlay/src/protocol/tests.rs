@@ -422,6 +422,65 @@ fn a_ping_from_an_unknown_joined_node_that_belongs_in_the_leaf_set_makes_it_know
 }
 
 #[test]
+fn table_repair_probes_only_entries_that_fill_an_empty_slot() {
+    // Ids with distinct first hex digits: each is a row-0 entry of its own column.
+    let digit = |d: u128, low: u128| (d << 124) | low;
+    let mut p = first_node(digit(0, 1));
+    let kept = test_handle(digit(1, 2));
+    let failing = test_handle(digit(2, 3));
+    for peer in [kept, failing] {
+        run(&mut p, Time::ZERO, |p, cx| {
+            p.on_message(cx, peer.addr, PastryMessage::Announce { node: peer });
+            p.on_message(
+                cx,
+                peer.addr,
+                PastryMessage::Pong {
+                    sent_nanos: 0,
+                    certificate: None,
+                },
+            );
+        });
+    }
+    assert_eq!(p.routing_table().len(), 2);
+    // `failing` leaves: its slot (0, 2) is now empty, and row 0 is asked of `kept`.
+    let effects = run(&mut p, Time::from_millis(10), |p, cx| {
+        p.on_message(cx, failing.addr, PastryMessage::Leaving { node: failing })
+    });
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::Send { to, message: PastryMessage::RowRequest { row: 0 }, .. } if *to == kept.addr
+    )));
+    // The answer names a replacement for (0, 2), another node for the filled (0, 1), and one
+    // for the empty (0, 3): only the two that fill empty slots are probed.
+    let replacement = test_handle(digit(2, 7));
+    let rival = test_handle(digit(1, 8));
+    let filler = test_handle(digit(3, 9));
+    let effects = run(&mut p, Time::from_millis(20), |p, cx| {
+        p.on_message(
+            cx,
+            kept.addr,
+            PastryMessage::RowReply {
+                entries: vec![replacement, rival, filler],
+            },
+        )
+    });
+    let probed: Vec<NodeId> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send {
+                to,
+                message: PastryMessage::Ping { .. },
+                ..
+            } => Some(*to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(probed, vec![replacement.addr, filler.addr]);
+    let tally = p.repair_tally();
+    assert_eq!((tally.row_requests, tally.replies, tally.probes), (1, 1, 2));
+}
+
+#[test]
 fn probes_outstanding_are_bounded() {
     let config = PastryConfig {
         probes_outstanding_max: 3,
@@ -728,7 +787,13 @@ fn a_certified_overlay_converges_to_exact_leaf_sets_despite_lost_messages() {
     // the new leaf. Both happened to the real daemons under load (issue 5).
     for seed in 61..71 {
         let ca = authority();
-        let config = certified_config(&ca);
+        // A join gives up after `join_attempts_max` attempts; at 5% loss an attempt (three or
+        // four messages) fails about one time in seven, so 5 attempts all fail about once in
+        // 10^5 joins, and seed 65 has one such join. This test is about leaf sets, not that.
+        let config = PastryConfig {
+            join_attempts_max: 10,
+            ..certified_config(&ca)
+        };
         let mut net = TestNet::with_factory(
             seed,
             Box::new(move |me, bootstrap| {
