@@ -594,3 +594,34 @@ fn view_change_resends_stop_at_their_bound() {
     );
     assert_eq!(isolated.vc.resends, 5, "and re-sent exactly the bound");
 }
+
+/// The `last_executed` vectors kept for PO garbage collection are bounded: while no checkpoint
+/// becomes stable (every CHECKPOINT vote is lost), execution goes on, each checkpoint slot adds a
+/// vector, and only the newest [`crate::execute::CHECKPOINT_VECTORS_MAX`] are kept.
+#[test]
+fn checkpoint_vectors_stay_bounded_while_no_checkpoint_becomes_stable() {
+    use crate::execute::CHECKPOINT_VECTORS_MAX;
+    let mut cfg = PrimeConfig::new(1, 0);
+    cfg.checkpoint_interval = 2;
+    let mut pump = Pump::new(&cfg, Duration::from_millis(1));
+    pump.drop_rule = Box::new(|_, _, m| matches!(m, PrimeMessage::Checkpoint(_)));
+    for seq in 1..=40 {
+        pump.submit(seq as usize % 4, update(seq % 4, seq));
+        pump.run_for(Duration::from_millis(10));
+    }
+    pump.run_for(Duration::from_millis(300));
+    pump.check_agreement();
+    let checkpoint_slots = pump.nodes[0].executed_seq() / cfg.checkpoint_interval;
+    assert!(
+        checkpoint_slots > CHECKPOINT_VECTORS_MAX as u64,
+        "{checkpoint_slots} checkpoint slots, the bound must be passed"
+    );
+    for (i, node) in pump.nodes.iter().enumerate() {
+        assert_eq!(node.app().log.len(), 40, "server {i} executed every update");
+        assert!(node.checkpoints.stable.is_none(), "no vote got through");
+        let kept = &node.exec.last_executed_at_checkpoints;
+        assert_eq!(kept.len(), CHECKPOINT_VECTORS_MAX, "server {i}");
+        let newest = node.executed_seq() / cfg.checkpoint_interval * cfg.checkpoint_interval;
+        assert_eq!(kept.last_key_value().map(|(s, _)| *s), Some(newest));
+    }
+}
