@@ -20,7 +20,7 @@ use crate::config::{ParticipantId, PARTICIPANTS_MAX};
 use crate::execute::ClientRecord;
 use crate::messages::{ClientId, Digest, PrimeMessage};
 use crate::replica::Prime;
-use crate::state_transfer::{SnapshotImage, SNAPSHOT_CHUNK_BYTES};
+use crate::state_transfer::{charge_snapshot_hashing, SnapshotImage, SNAPSHOT_CHUNK_BYTES};
 
 /// The largest snapshot state transfer supports (4096 chunks); `PrimeConfig::snapshot_bytes_max`
 /// may lower it. A server whose snapshot exceeds the bound cannot be jumped to it.
@@ -153,7 +153,9 @@ impl<A: Application> Prime<A> {
             app: self.app.checkpoint(),
         };
         // Past the Merkle tree's leaf bound there is no checkpoint (and no state transfer).
-        let Some(image) = SnapshotImage::new(snapshot.to_bytes()) else {
+        let bytes = snapshot.to_bytes();
+        charge_snapshot_hashing(cx, bytes.len());
+        let Some(image) = SnapshotImage::new(bytes) else {
             return;
         };
         let digest = image.digest();
@@ -271,6 +273,7 @@ impl<A: Application> Prime<A> {
         bytes: Vec<u8>,
     ) {
         let first = checkpoint;
+        charge_snapshot_hashing(cx, bytes.len());
         let Some(image) = SnapshotImage::new(bytes).filter(|i| i.digest() == first.digest) else {
             self.drops.malformed += 1;
             return;

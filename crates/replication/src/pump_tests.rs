@@ -519,6 +519,24 @@ fn far_behind_server_fetches_a_large_snapshot_in_chunks_despite_a_corrupting_ser
     assert_eq!(pump.nodes[2].app().ballast_bytes, ballast_bytes);
     assert_eq!(pump.nodes[2].executed_seq(), pump.nodes[0].executed_seq());
     assert_eq!(pump.nodes[2].app().digest(), pump.nodes[0].app().digest());
+    // Checking each chunk is charged to the receiver's CPU: one chunk-sized hash per chunk.
+    let chunk_hashes = |i: usize| {
+        pump.charges[i]
+            .iter()
+            .filter(|w| {
+                **w == stockade_core::CpuWork::bytes(
+                    stockade_core::CostKind::Sha256,
+                    crate::state_transfer::SNAPSHOT_CHUNK_BYTES,
+                )
+            })
+            .count()
+    };
+    assert!(
+        chunk_hashes(2) >= snapshot_bytes / crate::state_transfer::SNAPSHOT_CHUNK_BYTES,
+        "{} chunk checks charged",
+        chunk_hashes(2)
+    );
+    assert_eq!(chunk_hashes(0), 0, "server 0 fetched nothing");
 }
 
 fn is_view_change_message(m: &PrimeMessage) -> bool {

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use stockade_core::wire::{DecodeError, Reader, Wire};
-use stockade_core::Context;
+use stockade_core::{Context, CostKind, CpuWork, Protocol};
 use stockade_crypto::merkle::{BatchProof, MerkleTree, PATH_LEN_MAX};
 use stockade_crypto::Digest as TreeDigest;
 
@@ -96,6 +96,14 @@ impl SnapshotImage {
             siblings: self.tree.path(index as usize)?,
         })
     }
+}
+
+/// Charge the virtual CPU for hashing a snapshot of `bytes` into its Merkle tree (taking a
+/// checkpoint, or checking a transferred snapshot once more before restoring it).
+pub(crate) fn charge_snapshot_hashing<P: Protocol>(cx: &mut Context<'_, P>, bytes: usize) {
+    let leaves = u32::try_from(chunk_count(bytes as u64)).unwrap_or(u32::MAX);
+    cx.charge(CpuWork::bytes(CostKind::Sha256, bytes));
+    cx.charge(CpuWork::ops(CostKind::MerkleLeaf, leaves));
 }
 
 /// Whether `chunk` is chunk `chunk.index` of the snapshot of `total_bytes` certified as `digest`.
@@ -321,6 +329,8 @@ impl<A: Application> Prime<A> {
         {
             return;
         }
+        cx.charge(CpuWork::bytes(CostKind::Sha256, chunk.bytes.len()));
+        cx.charge(CpuWork::ops(CostKind::MerkleLeaf, 1));
         if !chunk_is_valid(&chunk, t.total_bytes, &t.checkpoint.digest) {
             self.drops.malformed += 1;
             t.refused.insert(from);

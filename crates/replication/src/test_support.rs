@@ -183,6 +183,8 @@ pub struct Pump {
     pub to_clients: Vec<(NodeId, PrimeMessage)>,
     /// Messages delivered so far.
     pub delivered: u64,
+    /// The CPU work each node charged.
+    pub charges: Vec<Vec<stockade_core::CpuWork>>,
     in_flight: BinaryHeap<Reverse<(Time, u64, u32, u32)>>,
     payloads: BTreeMap<u64, PrimeMessage>,
     timers: Vec<BTreeMap<PrimeTimer, Time>>,
@@ -209,6 +211,7 @@ impl Pump {
             outputs: vec![Vec::new(); n],
             to_clients: Vec::new(),
             delivered: 0,
+            charges: vec![Vec::new(); n],
             in_flight: BinaryHeap::new(),
             payloads: BTreeMap::new(),
             timers: vec![BTreeMap::new(); n],
@@ -247,7 +250,8 @@ impl Pump {
                     self.timers[i].remove(&timer);
                 }
                 Effect::Deliver(o) => self.outputs[i].push(o),
-                Effect::Persist { .. } | Effect::Charge(_) => {}
+                Effect::Charge(work) => self.charges[i].push(work),
+                Effect::Persist { .. } => {}
             }
         }
     }
