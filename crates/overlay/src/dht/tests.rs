@@ -296,8 +296,19 @@ fn signed_objects_update_refuse_stale_versions_and_remove_by_tombstone() {
         request_and_wait(&mut net, NodeId(2), PastRequest::Put(tomb)),
         PastOutput::PutStored { .. }
     ));
-    let got = request_and_wait(&mut net, NodeId(7), PastRequest::Get(key));
-    assert!(matches!(got, PastOutput::GetDone { object: Some(ref o), .. } if o.is_tombstone()));
+    // Every reader sees the removal, the writers too: a node on an insert or lookup route of an
+    // older version has no cached copy of it to answer with.
+    for reader in [7, 2, 3, 4, 6] {
+        let got = request_and_wait(&mut net, NodeId(reader), PastRequest::Get(key));
+        assert!(
+            matches!(got, PastOutput::GetDone { object: Some(ref o), .. } if o.is_tombstone()),
+            "reader {reader}: {got:?}"
+        );
+    }
+    assert!(
+        net.nodes.iter().flatten().all(|p| !p.cache().contains(key)),
+        "no node caches a public-key object"
+    );
 }
 
 #[test]
