@@ -1,6 +1,6 @@
 //! Real overlay daemons, the operations beyond put/get/multicast: 10 `stockade overlay run`
-//! processes on loopback form one Pastry overlay; a key put through one node and removed through
-//! another (`stockade overlay remove`) is found by no node afterwards, the one that put it
+//! processes on loopback form one Pastry overlay; a key put through three nodes and removed
+//! through another (`stockade overlay remove`) is found by no node afterwards, those that put it
 //! included; an anycast (`stockade overlay anycast`) from a node that does not subscribe reaches
 //! exactly one of two subscribers on different nodes, the one its answer names. Every process is
 //! killed at the end, on failure too.
@@ -67,12 +67,13 @@ fn status(node: &LocalNode) -> Option<Value> {
     request(node, &ControlRequest::Status).ok()
 }
 
-/// Wait until every node in `nodes` has joined and sees all `NODES - 1` others in both leaf sets
+/// Wait until every node in `nodes` has joined and sees all the others in both leaf sets
 /// (L = 16 > NODES), so every route is settled.
 fn wait_until_formed(nodes: &[LocalNode]) {
     let deadline = Instant::now() + FORMATION_TIMEOUT;
+    let others = nodes.len() - 1;
     let formed = |s: &Value| {
-        s["joined"] == true && s["leaf_set"] == NODES - 1 && s["multicast_leaf_set"] == NODES - 1
+        s["joined"] == true && s["leaf_set"] == others && s["multicast_leaf_set"] == others
     };
     loop {
         let lagging: Vec<String> = nodes
@@ -175,17 +176,21 @@ fn a_removed_key_is_found_nowhere_and_an_anycast_reaches_exactly_one_subscriber(
     wait_until_formed(&nodes);
     let formed = started.elapsed();
 
-    // Remove: put through node 1, remove through node 4 (the command line), get through node 7,
-    // and through node 1, which put it (and would answer from a cache if it kept one).
-    let put = request(
-        &nodes[1],
-        &ControlRequest::Put {
-            key: "doomed".into(),
-            value: "short-lived".into(),
-        },
-    )
-    .expect("put");
-    assert_eq!(put["complete"], true, "{put}");
+    // Remove: three versions put through nodes 1, 2 and 5 (a node that is not one of the key's
+    // replicas would answer from a cache, had it kept the copy its own put passed), removed
+    // through node 4 with the command line; then no node finds it.
+    let mut put = Value::Null;
+    for (writer, version) in [(1, "v1"), (2, "v2"), (5, "v3")] {
+        put = request(
+            &nodes[writer],
+            &ControlRequest::Put {
+                key: "doomed".into(),
+                value: version.into(),
+            },
+        )
+        .expect("put");
+        assert_eq!(put["complete"], true, "{put}");
+    }
     let before = request(
         &nodes[7],
         &ControlRequest::Get {
@@ -193,18 +198,18 @@ fn a_removed_key_is_found_nowhere_and_an_anycast_reaches_exactly_one_subscriber(
         },
     )
     .expect("get");
-    assert_eq!(before["value"], "short-lived", "found before the removal");
+    assert_eq!(before["value"], "v3", "found before the removal");
     let removed = cli("remove", &nodes[4], &["doomed"]);
     assert_success(&removed);
     let removed = last_line_json(&removed);
     assert_eq!(removed["removed"], REPLICAS, "{removed}");
     assert_eq!(removed["id"], put["id"]);
-    for reader in [7, 1, 4] {
+    for (reader, node) in nodes.iter().enumerate() {
         let mut attempts = 0;
         loop {
             attempts += 1;
             let got = request(
-                &nodes[reader],
+                node,
                 &ControlRequest::Get {
                     key: "doomed".into(),
                 },
