@@ -140,7 +140,7 @@ impl ObjectCache {
     /// doc), is not cached.
     pub fn insert(&mut self, object: StoredObject) {
         let needed = object.charged_bytes();
-        if needed > self.cache_bytes_max || object.is_signed() {
+        if needed > self.cache_bytes_max || !object.is_cacheable() {
             return;
         }
         if let Some(old) = self.objects.get(&object.key) {
