@@ -16,6 +16,7 @@
 //! `leaf_set_members`, `multicast_leaf_set_members` (ids), `leaf_set_size` (L), `routing_table`, `stored_objects`, `stored_bytes`, `cached_bytes` and
 //! `subscribed_topics`.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -142,7 +143,7 @@ async fn dispatch(
     mut commands: mpsc::Receiver<Command>,
     mut stop: oneshot::Receiver<()>,
 ) -> Result<(), NetError> {
-    let mut waiting: std::collections::BTreeMap<u64, Reply> = Default::default();
+    let mut waiting: BTreeMap<u64, Reply> = BTreeMap::new();
     let mut watchers = Watchers::default();
     let mut next_ticket = 0u64;
     loop {
