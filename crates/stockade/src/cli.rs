@@ -39,8 +39,8 @@ pub enum Command {
     /// LA-groups: run a live group and print its view and attestation graph (DOT and SVG).
     #[command(subcommand)]
     Groups(GroupsCommand),
-    /// Pastry overlay: run a node (DHT and Scribe), put, get, publish and subscribe through one,
-    /// and start or stop a local overlay of real processes.
+    /// Pastry overlay: run a node (DHT and Scribe), put, get, remove, publish, anycast and
+    /// subscribe through one, and start or stop a local overlay of real processes.
     #[command(subcommand)]
     Overlay(crate::overlay_cmd::OverlayCommand),
     /// Run one Bracha broadcast node from a config file (started by `demo` and the tests).

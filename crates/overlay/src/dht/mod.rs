@@ -5,7 +5,8 @@
 //!   pushes it to the rest of its replica set; each replica acknowledges to the client.
 //! - Lookups are routed toward the key and answered by the first node on the route that holds the
 //!   object, stored or cached ("usually locates replica nearest client"); the nodes the lookup
-//!   passed get a copy for their caches ("DHT: Dynamic caching").
+//!   passed get a copy for their caches ("DHT: Dynamic caching"). Caches keep immutable objects
+//!   only, so an update or removal of a public-key object is seen by every later lookup.
 //! - Replica maintenance: periodically each node re-derives the replica set of every object it
 //!   holds from its leaf set, pushes to new members, and demotes objects it is no longer
 //!   responsible for to its cache.
@@ -105,7 +106,7 @@ impl KbrApplication for PastHook {
                 }) => (request, client, key, path),
                 Ok(DhtRouted::Insert { object, .. }) => {
                     // paper 002, "DHT: Dynamic caching": files are cached along insert routes too.
-                    if self.seen_on_route.len() < SEEN_ON_ROUTE_MAX {
+                    if object.is_cacheable() && self.seen_on_route.len() < SEEN_ON_ROUTE_MAX {
                         self.seen_on_route.push(object);
                     }
                     return ForwardVerdict::Continue;
@@ -525,7 +526,8 @@ impl Past {
     ) {
         match self.local_copy(key) {
             Some(object) => {
-                for hop in path
+                let hops_to_cache = if object.is_cacheable() { path } else { &[] };
+                for hop in hops_to_cache
                     .iter()
                     .filter(|h| h.addr != self.me().addr && h.addr != client.addr)
                 {

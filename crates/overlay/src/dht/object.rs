@@ -187,6 +187,13 @@ impl StoredObject {
         )
     }
 
+    /// Whether caches may keep and serve copies: only immutable (content-hash) objects; a
+    /// public-key object can be replaced or removed behind a cache's back (see
+    /// [`super::store`]).
+    pub fn is_cacheable(&self) -> bool {
+        !self.is_signed()
+    }
+
     /// Whether this object carries a signature to verify.
     pub fn is_signed(&self) -> bool {
         matches!(self.certification, Certification::Signed { .. })

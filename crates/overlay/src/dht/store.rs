@@ -1,6 +1,12 @@
 //! A node's share of the DHT: the replicas it is responsible for, under a storage quota, and a
 //! bounded cache of objects seen on lookup routes (paper 002, "DHT: Replication" and "DHT: Dynamic
 //! caching": nodes cache in the unused part of their space).
+//!
+//! The cache holds immutable (content-hash) objects only. A public-key object changes: a newer
+//! version or a tombstone replaces it on its k replicas, but nobody tells the caches, and a
+//! lookup stops at the first node holding a copy. A cached copy of one would answer lookups with
+//! a stale value, or with a removed one, for as long as it stayed cached; so those are answered
+//! by their replicas only.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -130,10 +136,11 @@ impl ObjectCache {
     }
 
     /// Cache a verified object, evicting the least recently used to make room. An object larger
-    /// than the whole cache is not cached.
+    /// than the whole cache, or a public-key object (it may be replaced or removed, see the module
+    /// doc), is not cached.
     pub fn insert(&mut self, object: StoredObject) {
         let needed = object.charged_bytes();
-        if needed > self.cache_bytes_max {
+        if needed > self.cache_bytes_max || !object.is_cacheable() {
             return;
         }
         if let Some(old) = self.objects.get(&object.key) {
@@ -230,5 +237,22 @@ mod tests {
             cache.contains(a.key),
             "an object bigger than the cache is not cached"
         );
+    }
+
+    #[test]
+    fn the_cache_refuses_objects_that_can_be_replaced_or_removed() {
+        let owner = stockade_crypto::ed25519::SigningKey::from_bytes([3; 32]);
+        let mut cache = ObjectCache::new(1 << 20);
+        let value = StoredObject::signed(&owner, 1, b"v1".to_vec());
+        cache.insert(value.clone());
+        cache.insert(StoredObject::tombstone(&owner, 2));
+        assert!(
+            !cache.contains(value.key),
+            "a stale copy could hide updates"
+        );
+        assert_eq!(cache.used_bytes(), 0);
+        let immutable = object(1, 10);
+        cache.insert(immutable.clone());
+        assert!(cache.contains(immutable.key));
     }
 }

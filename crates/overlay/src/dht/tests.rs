@@ -296,8 +296,19 @@ fn signed_objects_update_refuse_stale_versions_and_remove_by_tombstone() {
         request_and_wait(&mut net, NodeId(2), PastRequest::Put(tomb)),
         PastOutput::PutStored { .. }
     ));
-    let got = request_and_wait(&mut net, NodeId(7), PastRequest::Get(key));
-    assert!(matches!(got, PastOutput::GetDone { object: Some(ref o), .. } if o.is_tombstone()));
+    // Every reader sees the removal, the writers too: a node on an insert or lookup route of an
+    // older version has no cached copy of it to answer with.
+    for reader in [7, 2, 3, 4, 6] {
+        let got = request_and_wait(&mut net, NodeId(reader), PastRequest::Get(key));
+        assert!(
+            matches!(got, PastOutput::GetDone { object: Some(ref o), .. } if o.is_tombstone()),
+            "reader {reader}: {got:?}"
+        );
+    }
+    assert!(
+        net.nodes.iter().flatten().all(|p| !p.cache().contains(key)),
+        "no node caches a public-key object"
+    );
 }
 
 #[test]
@@ -392,4 +403,30 @@ fn a_lookup_answer_sends_cache_copies_to_the_nodes_it_passed() {
         sends,
         vec![(a.addr, &copy), (b.addr, &copy), (client.addr, &found)]
     );
+}
+
+#[test]
+fn a_lookup_answer_for_a_public_key_object_sends_no_cache_copies() {
+    let mut holder = lone_node_with_one_replica();
+    let object = StoredObject::signed(&SigningKey::from_bytes([5; 32]), 1, b"mutable".to_vec());
+    run(&mut holder, |p, cx| {
+        p.on_request(cx, PastRequest::Put(object.clone()))
+    });
+    let (client, a) = (test_handle(10), test_handle(11));
+    let lookup = DhtRouted::Lookup {
+        request: 4,
+        client,
+        key: object.key,
+        path: vec![client, a],
+    };
+    let effects = run(&mut holder, |p, cx| p.on_routed_at_root(cx, lookup));
+    let sends: Vec<(NodeId, &PastMessage)> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { to, message, .. } => Some((*to, message)),
+            _ => None,
+        })
+        .collect();
+    let found = PastMessage::Dht(DhtDirect::Found { request: 4, object });
+    assert_eq!(sends, vec![(client.addr, &found)], "the answer only");
 }

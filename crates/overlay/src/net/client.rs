@@ -1,5 +1,5 @@
-//! A blocking client of the control interface (what `stockade overlay put|get|publish|subscribe|
-//! status` and the tests use): one connection, one request line, one reply line.
+//! A blocking client of the control interface (what `stockade overlay put|get|remove|publish|
+//! anycast|subscribe|status` and the tests use): one connection, one request line, one reply line.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -73,7 +73,8 @@ impl ControlClient {
         self.next_line()?.ok_or(ClientError::Closed)
     }
 
-    /// The next line from the daemon (a reply, or a multicast on a subscribed connection);
+    /// The next line from the daemon (a reply, or a multicast or anycast on a subscribed
+    /// connection);
     /// `None` when the daemon closed the connection.
     pub fn next_line(&mut self) -> Result<Option<Value>, ClientError> {
         let mut line = Vec::new();

@@ -1,5 +1,5 @@
 //! The daemon's local control interface: JSON lines over TCP on a loopback address, what
-//! `stockade overlay put|get|publish|subscribe|status` speak.
+//! `stockade overlay put|get|remove|publish|anycast|subscribe|status` speak.
 //!
 //! One request per line, one reply line per request, in order, on a connection that may carry
 //! many requests:
@@ -8,8 +8,10 @@
 //! |-----------------------------------------------------------|------------------------------------------------------|
 //! | `{"op":"put","key":"K","value":"V"}`                      | `key`, `id` (hex), `replicas`, `complete`            |
 //! | `{"op":"get","key":"K"}`                                  | `key`, `found`, and `value` when found               |
+//! | `{"op":"remove","key":"K"}`                               | `key`, `id`, `removed` (replicas that stored the removal), `complete`; an error when there is no value to remove |
 //! | `{"op":"publish","topic":"T","message":"M"}`              | `topic`                                              |
-//! | `{"op":"subscribe","topic":"T"}`                          | `topic`; then one `{"topic","message"}` line per multicast, until the client closes |
+//! | `{"op":"anycast","topic":"T","message":"M"}`              | `topic`, `accepted`, and `by` (hex id of the node whose subscriber took it) when accepted |
+//! | `{"op":"subscribe","topic":"T"}`                          | `topic`; then one `{"topic","message"}` line per multicast and one `{"topic","message","anycast":true}` line per anycast this connection took, until the client closes |
 //! | `{"op":"status"}`                                         | the node's state (see [`super::daemon`])             |
 //!
 //! A refused or failed request gets `{"ok":false,"error":"..."}` saying why and what to do.
@@ -20,6 +22,21 @@
 //! public); replicas and caches, which see only the derived public key, cannot forge a value
 //! without knowing the name (short names are guessable), and every answer is verified before it
 //! is returned.
+//!
+//! `remove` follows the same rule: removal is a signed tombstone, a newer version of the name's
+//! object with no contents (paper 002, "Securing Data": public-key data with a signed timestamp),
+//! so only a holder of the name can remove its value, and the replicas check the signature. The
+//! daemon first reads the value (there must be one), then stores the tombstone with a version
+//! newer than both its clock and the value's. Caches never hold public-key objects
+//! ([`crate::dht::store`]), so once the replicas hold the tombstone no `get` finds the value.
+//!
+//! `anycast` hands the message to ONE subscriber (paper 002, "Scribe: Anycast": routed toward the
+//! topic until it meets the tree, then a depth-first search of the tree). The predicate: any
+//! member node accepts; a node is a member while some control connection of its daemon is
+//! subscribed, and its daemon gives the message to one of them. `accepted: false` means the
+//! search found no subscriber. An error means it was refused, or no answer came in time (then it
+//! may or may not have been delivered). A subscriber that closes its connection just as an
+//! anycast picks its node loses that message.
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
@@ -44,6 +61,11 @@ pub enum ControlRequest {
         /// The name.
         key: String,
     },
+    /// Remove the value under `key` from its replicas.
+    Remove {
+        /// The name.
+        key: String,
+    },
     /// Multicast `message` to `topic`'s subscribers.
     Publish {
         /// The topic's name.
@@ -51,7 +73,14 @@ pub enum ControlRequest {
         /// The message (UTF-8 text).
         message: String,
     },
-    /// Receive `topic`'s multicasts on this connection.
+    /// Deliver `message` to one subscriber of `topic`.
+    Anycast {
+        /// The topic's name.
+        topic: String,
+        /// The message (UTF-8 text).
+        message: String,
+    },
+    /// Receive `topic`'s multicasts, and the anycasts that choose this connection, on it.
     Subscribe {
         /// The topic's name.
         topic: String,
@@ -103,7 +132,7 @@ pub mod names {
     use sha2::{Digest, Sha256};
     use stockade_crypto::ed25519::SigningKey;
 
-    use crate::dht::StoredObject;
+    use crate::dht::{Certification, StoredObject};
     use crate::id::OverlayId;
 
     /// Longest key or topic name, bytes.
@@ -132,6 +161,20 @@ pub mod names {
     /// `value` stored under `name` at `version` (a newer version replaces an older one).
     pub fn named_object(name: &str, version: u64, value: Vec<u8>) -> StoredObject {
         StoredObject::signed(&signer_of(name), version, value)
+    }
+
+    /// The removal of `name`'s value: a tombstone at `version`.
+    pub fn named_tombstone(name: &str, version: u64) -> StoredObject {
+        StoredObject::tombstone(&signer_of(name), version)
+    }
+
+    /// The version a removal of `current` gets: `clock` (the daemon's next version), or just
+    /// above `current`'s when another daemon's clock ran ahead, so the tombstone replaces it.
+    pub fn removal_version(current: &StoredObject, clock: u64) -> u64 {
+        match current.certification {
+            Certification::Signed { timestamp, .. } => clock.max(timestamp.saturating_add(1)),
+            Certification::ContentHash => clock,
+        }
     }
 
     /// The Scribe topic id of `name`.
@@ -172,17 +215,64 @@ mod tests {
 
     #[test]
     fn requests_parse_and_unknown_fields_are_refused() {
-        let put: ControlRequest =
-            serde_json::from_str(r#"{"op":"put","key":"k","value":"v"}"#).expect("parses");
+        let parsed = [
+            (
+                r#"{"op":"put","key":"k","value":"v"}"#,
+                ControlRequest::Put {
+                    key: "k".into(),
+                    value: "v".into(),
+                },
+            ),
+            (
+                r#"{"op":"remove","key":"k"}"#,
+                ControlRequest::Remove { key: "k".into() },
+            ),
+            (
+                r#"{"op":"anycast","topic":"t","message":"m"}"#,
+                ControlRequest::Anycast {
+                    topic: "t".into(),
+                    message: "m".into(),
+                },
+            ),
+        ];
+        for (line, request) in parsed {
+            assert_eq!(
+                serde_json::from_str::<ControlRequest>(line).expect("parses"),
+                request
+            );
+        }
+        for refused in [
+            r#"{"op":"get","key":"k","x":1}"#,
+            r#"{"op":"delete","key":"k"}"#,
+            r#"{"op":"anycast","topic":"t"}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<ControlRequest>(refused).is_err(),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_removal_is_signed_by_the_name_and_newer_than_the_value_it_removes() {
+        let value = names::named_object("colour", 500, b"blue".to_vec());
+        let version = names::removal_version(&value, 100);
         assert_eq!(
-            put,
-            ControlRequest::Put {
-                key: "k".into(),
-                value: "v".into()
-            }
+            version, 501,
+            "a clock behind the value's version is overtaken"
         );
-        assert!(serde_json::from_str::<ControlRequest>(r#"{"op":"get","key":"k","x":1}"#).is_err());
-        assert!(serde_json::from_str::<ControlRequest>(r#"{"op":"delete","key":"k"}"#).is_err());
+        assert_eq!(names::removal_version(&value, 900), 900);
+        let tombstone = names::named_tombstone("colour", version);
+        assert_eq!(tombstone.key, value.key);
+        assert_eq!(tombstone.verify(), Ok(()));
+        assert!(tombstone.is_tombstone() && tombstone.supersedes(&value));
+        let mut forged = names::named_tombstone("color", version);
+        forged.key = value.key;
+        assert_eq!(
+            forged.verify(),
+            Err(crate::dht::ObjectError::OwnerKeyMismatch),
+            "a holder of another name cannot remove it"
+        );
     }
 
     #[test]

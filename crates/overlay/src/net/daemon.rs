@@ -4,8 +4,12 @@
 //! ```text
 //!  control connections ──commands (bounded)──▶ dispatcher ──requests──▶ node task (runtime)
 //!   (JSON lines)        ◀──reply (oneshot)───  (tickets,   ◀──outputs──  OverlayService
-//!                       ◀──multicasts (bounded)─ watchers)
+//!                       ◀──multicasts, anycasts─ watchers)
+//!                            (bounded)
 //! ```
+//!
+//! `remove` is two requests to the node: a get (there must be a value), then a put of the name's
+//! signed tombstone (see [`super::control`]).
 //!
 //! The `status` reply carries: `node` (transport id), `id` (32 hex digits), `joined` (both
 //! overlays joined), `dht_phase`, `multicast_phase`, `leaf_set`, `multicast_leaf_set` (sizes),
@@ -28,13 +32,16 @@ use tokio::task::JoinHandle;
 
 use super::config::OverlayNodeConfig;
 use super::control::{names, read_line_bounded, ControlRequest, LineError, CONTROL_LINE_BYTES_MAX};
+use super::watchers::{TopicMessage, Watchers, SUBSCRIBER_MESSAGES_QUEUED_MAX};
 use super::NetError;
-use crate::dht::OBJECT_BYTES_MAX;
+use crate::dht::{StoredObject, OBJECT_BYTES_MAX};
 use crate::handle::NodeHandle;
 use crate::id::OverlayId;
 use crate::protocol::Phase;
 use crate::scribe::messages::SCRIBE_DATA_BYTES_MAX;
-use crate::service::{OverlayService, PutOutcome, ServiceOutput, ServiceRequest, ServiceStatus};
+use crate::service::{
+    AnycastOutcome, OverlayService, PutOutcome, ServiceOutput, ServiceRequest, ServiceStatus,
+};
 
 /// Control connections served at once; more are answered with an error and closed.
 pub const CONTROL_CONNECTIONS_MAX: usize = 64;
@@ -42,8 +49,6 @@ pub const CONTROL_CONNECTIONS_MAX: usize = 64;
 pub const DISPATCH_COMMANDS_QUEUED_MAX: usize = 256;
 /// Requests handed to the node and not yet answered; beyond this, requests are refused as busy.
 pub const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
-/// Multicasts queued for one subscribed connection; beyond this, multicasts to it are dropped.
-pub const SUBSCRIBER_MESSAGES_QUEUED_MAX: usize = 256;
 
 /// Pause after a failed accept (e.g. out of file descriptors) before accepting again.
 const ACCEPT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
@@ -57,11 +62,13 @@ enum Command {
         make: Box<dyn FnOnce(u64) -> ServiceRequest + Send>,
         reply: Reply,
     },
-    /// Pass `topic`'s multicasts to `messages` until it closes.
+    /// Pass `topic`'s multicasts, and anycasts for one subscriber, to `messages` until it closes.
     Watch {
         topic: OverlayId,
-        messages: mpsc::Sender<Vec<u8>>,
+        messages: mpsc::Sender<TopicMessage>,
     },
+    /// A watcher of `topic` closed: leave the topic if it was the last.
+    Unwatch { topic: OverlayId },
 }
 
 /// A running daemon.
@@ -166,11 +173,31 @@ async fn dispatch(
                         }
                     }
                 }
+                Some(Command::Unwatch { topic }) => {
+                    // Leave at once, so that anycasts stop choosing a node nobody listens on.
+                    if watchers.forget_closed(topic)
+                        && node.requests.send(ServiceRequest::Unsubscribe { topic }).await.is_err()
+                    {
+                        break;
+                    }
+                }
             },
             output = node.outputs.recv() => match output {
                 None => break,
                 Some(ServiceOutput::Received { topic, data }) => {
                     if watchers.deliver(topic, &data) {
+                        let leave = ServiceRequest::Unsubscribe { topic };
+                        if node.requests.send(leave).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Some(ServiceOutput::AnycastReceived { topic, data }) => {
+                    let hand_off = watchers.deliver_one(topic, data);
+                    if !hand_off.delivered {
+                        tracing::warn!(?topic, "an anycast chose this node but no subscribed connection could take it (closed, or {SUBSCRIBER_MESSAGES_QUEUED_MAX} messages behind); it is lost");
+                    }
+                    if hand_off.abandoned {
                         let leave = ServiceRequest::Unsubscribe { topic };
                         if node.requests.send(leave).await.is_err() {
                             break;
@@ -192,56 +219,14 @@ async fn dispatch(
     Ok(())
 }
 
-/// The subscribed connections of each topic. Closed connections are dropped whenever a
-/// connection subscribes or a multicast arrives, so the map holds at most the open connections
-/// and the node leaves a topic once nobody here listens to it.
-#[derive(Default)]
-struct Watchers {
-    by_topic: BTreeMap<OverlayId, Vec<mpsc::Sender<Vec<u8>>>>,
-}
-
-impl Watchers {
-    /// Add a watcher; returns the topics nobody watches any more.
-    fn add(&mut self, topic: OverlayId, messages: mpsc::Sender<Vec<u8>>) -> Vec<OverlayId> {
-        let mut abandoned = Vec::new();
-        self.by_topic.retain(|t, list| {
-            list.retain(|w| !w.is_closed());
-            let keep = !list.is_empty() || *t == topic;
-            if !keep {
-                abandoned.push(*t);
-            }
-            keep
-        });
-        self.by_topic.entry(topic).or_default().push(messages);
-        abandoned
-    }
-
-    /// Pass a multicast to `topic`'s watchers; true when nobody watches it any more.
-    fn deliver(&mut self, topic: OverlayId, data: &[u8]) -> bool {
-        let Some(list) = self.by_topic.get_mut(&topic) else {
-            return false;
-        };
-        list.retain(|w| !w.is_closed());
-        for watcher in list.iter() {
-            if watcher.try_send(data.to_vec()).is_err() {
-                tracing::warn!(?topic, "a subscriber is behind by {SUBSCRIBER_MESSAGES_QUEUED_MAX} multicasts; dropped one for it");
-            }
-        }
-        if list.is_empty() {
-            self.by_topic.remove(&topic);
-            return true;
-        }
-        false
-    }
-}
-
 fn ticket_of(output: &ServiceOutput) -> Option<u64> {
     match output {
         ServiceOutput::Put { ticket, .. }
         | ServiceOutput::Get { ticket, .. }
         | ServiceOutput::Accepted { ticket, .. }
+        | ServiceOutput::Anycast { ticket, .. }
         | ServiceOutput::Status { ticket, .. } => Some(*ticket),
-        ServiceOutput::Received { .. } => None,
+        ServiceOutput::Received { .. } | ServiceOutput::AnycastReceived { .. } => None,
     }
 }
 
@@ -333,7 +318,7 @@ async fn serve_connection(
             Ok(request) => request,
             Err(e) => {
                 let problem = format!(
-                    "not a control request ({e}); send one JSON object per line with \"op\": put, get, publish, subscribe or status"
+                    "not a control request ({e}); send one JSON object per line with \"op\": put, get, remove, publish, anycast, subscribe or status"
                 );
                 write.write_all(error_reply(problem).as_bytes()).await?;
                 continue;
@@ -390,6 +375,13 @@ fn check_size(what: &str, bytes: usize, max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// The topic id and data of a `publish` or `anycast`, within their bounds.
+fn topic_message(topic: &str, message: String) -> Result<(OverlayId, Vec<u8>), String> {
+    check_name("topic", topic)?;
+    check_size("message", message.len(), SCRIBE_DATA_BYTES_MAX)?;
+    Ok((names::topic_id(topic), message.into_bytes()))
+}
+
 /// Answer every request but `subscribe`.
 async fn answer(
     request: ControlRequest,
@@ -402,24 +394,10 @@ async fn answer(
             check_size("value", value.len(), OBJECT_BYTES_MAX)?;
             let object = names::named_object(&key, versions.next(), value.into_bytes());
             let id = object.key;
-            match ask(commands, move |ticket| ServiceRequest::Put {
-                ticket,
-                object,
-            })
-            .await?
-            {
-                ServiceOutput::Put {
-                    outcome: PutOutcome::Stored { replicas, complete },
-                    ..
-                } => Ok(
-                    json!({"ok": true, "key": key, "id": id_hex(id), "replicas": replicas, "complete": complete}),
-                ),
-                ServiceOutput::Put {
-                    outcome: PutOutcome::Failed(e),
-                    ..
-                } => Err(e.to_string()),
-                other => Err(format!("unexpected answer {other:?}")),
-            }
+            let (replicas, complete) = put_object(commands, object).await?;
+            Ok(
+                json!({"ok": true, "key": key, "id": id_hex(id), "replicas": replicas, "complete": complete}),
+            )
         }
         ControlRequest::Get { key } => {
             check_name("key", &key)?;
@@ -441,11 +419,9 @@ async fn answer(
                 other => Err(format!("unexpected answer {other:?}")),
             }
         }
+        ControlRequest::Remove { key } => remove(key, commands, versions).await,
         ControlRequest::Publish { topic, message } => {
-            check_name("topic", &topic)?;
-            check_size("message", message.len(), SCRIBE_DATA_BYTES_MAX)?;
-            let id = names::topic_id(&topic);
-            let data = message.into_bytes();
+            let (id, data) = topic_message(&topic, message)?;
             let make = move |ticket| ServiceRequest::Publish {
                 ticket,
                 topic: id,
@@ -459,6 +435,29 @@ async fn answer(
                 other => Err(format!("unexpected answer {other:?}")),
             }
         }
+        ControlRequest::Anycast { topic, message } => {
+            let (id, data) = topic_message(&topic, message)?;
+            let make = move |ticket| ServiceRequest::Anycast {
+                ticket,
+                topic: id,
+                data,
+            };
+            match ask(commands, make).await? {
+                ServiceOutput::Anycast {
+                    outcome: AnycastOutcome::Accepted { by },
+                    ..
+                } => Ok(json!({"ok": true, "topic": topic, "accepted": true, "by": id_hex(by.id)})),
+                ServiceOutput::Anycast {
+                    outcome: AnycastOutcome::NoSubscriber,
+                    ..
+                } => Ok(json!({"ok": true, "topic": topic, "accepted": false})),
+                ServiceOutput::Anycast {
+                    outcome: AnycastOutcome::Failed(e),
+                    ..
+                } => Err(e.to_string()),
+                other => Err(format!("unexpected answer {other:?}")),
+            }
+        }
         ControlRequest::Status => {
             match ask(commands, |ticket| ServiceRequest::Status { ticket }).await? {
                 ServiceOutput::Status { status, .. } => Ok(status_json(&status)),
@@ -469,9 +468,67 @@ async fn answer(
     }
 }
 
-/// Subscribe, then write each multicast of `topic` as a line until the client closes.
+/// `remove`: read the value under `key`, then store the name's signed tombstone over it.
+async fn remove(
+    key: String,
+    commands: &mpsc::Sender<Command>,
+    versions: &VersionClock,
+) -> Result<Value, String> {
+    check_name("key", &key)?;
+    let id = names::object_key(&key);
+    let current: StoredObject = match ask(commands, move |ticket| ServiceRequest::Get {
+        ticket,
+        key: id,
+    })
+    .await?
+    {
+        ServiceOutput::Get {
+            object: Some(object),
+            ..
+        } if !object.is_tombstone() => object,
+        ServiceOutput::Get { .. } => {
+            return Err(format!(
+                "no value under {key:?} (never stored, already removed, or its replicas did not answer in time): nothing to remove"
+            ))
+        }
+        other => return Err(format!("unexpected answer {other:?}")),
+    };
+    let version = names::removal_version(&current, versions.next());
+    let tombstone = names::named_tombstone(&key, version);
+    let (replicas, complete) = put_object(commands, tombstone)
+        .await
+        .map_err(|e| format!("removing {key:?}: {e}"))?;
+    Ok(json!({"ok": true, "key": key, "id": id_hex(id), "removed": replicas, "complete": complete}))
+}
+
+/// Store `object`; the replicas that acknowledged, and whether all k did.
+async fn put_object(
+    commands: &mpsc::Sender<Command>,
+    object: StoredObject,
+) -> Result<(usize, bool), String> {
+    match ask(commands, move |ticket| ServiceRequest::Put {
+        ticket,
+        object,
+    })
+    .await?
+    {
+        ServiceOutput::Put {
+            outcome: PutOutcome::Stored { replicas, complete },
+            ..
+        } => Ok((replicas, complete)),
+        ServiceOutput::Put {
+            outcome: PutOutcome::Failed(e),
+            ..
+        } => Err(e.to_string()),
+        other => Err(format!("unexpected answer {other:?}")),
+    }
+}
+
+/// Subscribe, then write each multicast of `topic`, and each anycast this connection takes, as a
+/// line until the client closes; then tell the dispatcher, so the node leaves the topic at once
+/// when this was its last subscriber.
 async fn stream_topic(
-    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
     mut write: tokio::net::tcp::OwnedWriteHalf,
     commands: &mpsc::Sender<Command>,
     topic: String,
@@ -481,7 +538,7 @@ async fn stream_topic(
         return Ok(());
     }
     let id = names::topic_id(&topic);
-    let (messages_tx, mut messages) = mpsc::channel(SUBSCRIBER_MESSAGES_QUEUED_MAX);
+    let (messages_tx, messages) = mpsc::channel(SUBSCRIBER_MESSAGES_QUEUED_MAX);
     let watch = Command::Watch {
         topic: id,
         messages: messages_tx,
@@ -509,12 +566,30 @@ async fn stream_topic(
     if reply["ok"] != json!(true) {
         return Ok(());
     }
+    let result = pass_messages(reader, write, messages, &topic).await;
+    // `messages` is gone with `pass_messages`: the dispatcher sees this watcher closed.
+    let _ = commands.send(Command::Unwatch { topic: id }).await;
+    result
+}
+
+/// Write each message as a line until the client or the dispatcher closes.
+async fn pass_messages(
+    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    mut write: tokio::net::tcp::OwnedWriteHalf,
+    mut messages: mpsc::Receiver<TopicMessage>,
+    topic: &str,
+) -> Result<(), LineError> {
     let mut ignored = Vec::new();
     loop {
         tokio::select! {
             message = messages.recv() => {
-                let Some(data) = message else { return Ok(()) };
-                let line = json!({"topic": topic, "message": String::from_utf8_lossy(&data)});
+                let Some(TopicMessage { data, anycast }) = message else { return Ok(()) };
+                let text = String::from_utf8_lossy(&data);
+                let line = if anycast {
+                    json!({"topic": topic, "message": text, "anycast": true})
+                } else {
+                    json!({"topic": topic, "message": text})
+                };
                 write.write_all(format!("{line}\n").as_bytes()).await?;
             }
             // Anything the client sends now is ignored; its closing ends the subscription.
@@ -561,39 +636,4 @@ pub fn status_json(status: &ServiceStatus) -> Value {
         "cached_bytes": status.cached_bytes,
         "subscribed_topics": status.subscribed_topics,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_slow_subscriber_loses_multicasts_beyond_its_queue_and_closed_ones_are_forgotten() {
-        let mut watchers = Watchers::default();
-        let topic = OverlayId(1);
-        let (slow_tx, mut slow) = mpsc::channel(SUBSCRIBER_MESSAGES_QUEUED_MAX);
-        assert!(watchers.add(topic, slow_tx).is_empty());
-        for i in 0..SUBSCRIBER_MESSAGES_QUEUED_MAX + 10 {
-            assert!(!watchers.deliver(topic, &i.to_be_bytes()));
-        }
-        let mut queued = 0;
-        while slow.try_recv().is_ok() {
-            queued += 1;
-        }
-        assert_eq!(
-            queued, SUBSCRIBER_MESSAGES_QUEUED_MAX,
-            "the rest were dropped"
-        );
-
-        // Once its only watcher closes, the topic is reported abandoned: by the next multicast,
-        // or by the next subscription to another topic.
-        drop(slow);
-        assert!(watchers.deliver(topic, b"x"), "nobody listens any more");
-        let (closed_tx, closed) = mpsc::channel(1);
-        watchers.add(OverlayId(2), closed_tx);
-        drop(closed);
-        let (open_tx, _open) = mpsc::channel(1);
-        assert_eq!(watchers.add(OverlayId(3), open_tx), vec![OverlayId(2)]);
-        assert_eq!(watchers.by_topic.len(), 1);
-    }
 }

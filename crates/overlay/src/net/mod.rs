@@ -1,7 +1,8 @@
 //! The real overlay daemon (feature `net`): an [`crate::service::OverlayService`] node over the
 //! runtime's Noise/UDP links, configured by a TOML file ([`config`]), with a local control
-//! interface of JSON lines over TCP ([`control`]) served by [`daemon`], and the blocking client
-//! the command line uses ([`client`]).
+//! interface of JSON lines over TCP ([`control`]) served by [`daemon`], which passes multicasts
+//! and anycasts to subscribed connections ([`watchers`]), and the blocking client the command
+//! line uses ([`client`]).
 
 pub mod client;
 pub mod config;
@@ -9,6 +10,7 @@ pub mod control;
 pub mod daemon;
 #[cfg(test)]
 mod tests;
+pub mod watchers;
 
 use std::net::SocketAddr;
 

@@ -1,7 +1,7 @@
 //! One real daemon in-process (a lone first node over the runtime, control on a free loopback
-//! port), driven through the blocking client: put/get/publish/subscribe round trips, and every
-//! refusal of the control interface: malformed requests, oversized names, values and lines, and
-//! the connection bound.
+//! port), driven through the blocking client: put/get/remove/publish/anycast/subscribe round
+//! trips, and every refusal of the control interface: malformed requests, oversized names, values
+//! and lines, nothing to remove, no subscriber, and the connection bound.
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -240,4 +240,142 @@ fn connections_beyond_the_bound_are_refused_and_others_still_served() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn remove(client: &mut ControlClient, key: &str) -> Result<serde_json::Value, ClientError> {
+    client.request(&ControlRequest::Remove { key: key.into() })
+}
+
+#[test]
+fn a_removed_value_is_gone_and_only_an_existing_value_can_be_removed() {
+    let daemon = LoneDaemon::start();
+    let mut writer = daemon.client();
+    let put = ControlRequest::Put {
+        key: "colour".into(),
+        value: "blue".into(),
+    };
+    let stored = writer.request(&put).expect("put");
+    let mut other = daemon.client();
+    let removed = remove(&mut other, "colour").expect("removed");
+    assert_eq!(
+        (
+            removed["removed"].as_u64(),
+            removed["complete"].as_bool(),
+            &removed["id"]
+        ),
+        (Some(1), Some(true), &stored["id"]),
+        "{removed}"
+    );
+    let get = ControlRequest::Get {
+        key: "colour".into(),
+    };
+    assert_eq!(writer.request(&get).expect("get")["found"], false);
+    let reason = refusal(remove(&mut other, "colour"));
+    assert!(reason.contains("nothing to remove"), "{reason}");
+    let reason = refusal(remove(&mut other, "never stored"));
+    assert!(reason.contains("nothing to remove"), "{reason}");
+    let reason = refusal(remove(&mut other, &"n".repeat(NAME_BYTES_MAX + 1)));
+    assert!(reason.contains("1 to 1024 bytes"), "{reason}");
+    let reason = refusal(remove(&mut other, ""));
+    assert!(reason.contains("1 to 1024 bytes"), "{reason}");
+
+    // A value put again after its removal is found again, and removed again.
+    writer.request(&put).expect("put again");
+    assert_eq!(writer.request(&get).expect("get")["value"], "blue");
+    remove(&mut other, "colour").expect("removed again");
+    assert_eq!(writer.request(&get).expect("get")["found"], false);
+}
+
+fn anycast(
+    client: &mut ControlClient,
+    topic: &str,
+    message: &str,
+) -> Result<serde_json::Value, ClientError> {
+    client.request(&ControlRequest::Anycast {
+        topic: topic.into(),
+        message: message.into(),
+    })
+}
+
+fn subscribed(daemon: &LoneDaemon, topic: &str) -> ControlClient {
+    let mut client = daemon.client();
+    client
+        .request(&ControlRequest::Subscribe {
+            topic: topic.into(),
+        })
+        .expect("subscribed");
+    client
+}
+
+/// The lines `subscriber` reads up to and including the multicast `marker`.
+fn lines_until(subscriber: &mut ControlClient, marker: &str) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    loop {
+        let line = subscriber.next_line().expect("a line").expect("open");
+        let done = line["message"] == marker && line.get("anycast").is_none();
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+}
+
+#[test]
+fn an_anycast_goes_to_one_subscribed_connection_and_says_who_took_it() {
+    let daemon = LoneDaemon::start();
+    let mut first = subscribed(&daemon, "jobs");
+    let mut second = subscribed(&daemon, "jobs");
+    let mut client = daemon.client();
+    let me = client.request(&ControlRequest::Status).expect("status")["id"].clone();
+    for job in ["job 1", "job 2"] {
+        let reply = anycast(&mut client, "jobs", job).expect("anycast");
+        assert_eq!(
+            (&reply["accepted"], &reply["by"], &reply["topic"]),
+            (&serde_json::json!(true), &me, &serde_json::json!("jobs")),
+            "{reply}"
+        );
+    }
+    // A multicast after both anycasts marks the end of what each connection got.
+    client
+        .request(&ControlRequest::Publish {
+            topic: "jobs".into(),
+            message: "marker".into(),
+        })
+        .expect("published");
+    let anycast_line =
+        |job: &str| serde_json::json!({"topic": "jobs", "message": job, "anycast": true});
+    let marker = serde_json::json!({"topic": "jobs", "message": "marker"});
+    assert_eq!(
+        lines_until(&mut first, "marker"),
+        vec![anycast_line("job 1"), marker.clone()],
+        "the connections take turns"
+    );
+    assert_eq!(
+        lines_until(&mut second, "marker"),
+        vec![anycast_line("job 2"), marker]
+    );
+
+    let nobody = anycast(&mut client, "empty topic", "hello?").expect("answered");
+    assert_eq!(nobody["accepted"], false, "{nobody}");
+    assert!(nobody.get("by").is_none());
+    let too_big = "m".repeat(crate::scribe::messages::SCRIBE_DATA_BYTES_MAX + 1);
+    let reason = refusal(anycast(&mut client, "jobs", &too_big));
+    assert!(reason.contains("the limit is"), "{reason}");
+    let reason = refusal(anycast(&mut client, "", "m"));
+    assert!(reason.contains("1 to 1024 bytes"), "{reason}");
+
+    // Once both subscribers hang up, the node leaves the topic by itself (the daemon notices the
+    // closes on its own time), and the next anycast finds nobody: none is lost on a connection
+    // that is gone.
+    drop((first, second));
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while client.request(&ControlRequest::Status).expect("status")["subscribed_topics"] != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node stays subscribed to a topic nobody listens to"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let reply = anycast(&mut client, "jobs", "anyone?").expect("answered");
+    assert_eq!(reply["accepted"], false, "{reply}");
 }

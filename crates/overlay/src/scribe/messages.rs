@@ -34,6 +34,8 @@ pub enum ScribeRouted {
     },
     /// Data for one member whose label starts with `label_prefix`.
     Anycast {
+        /// The requester's number for this anycast, carried back in its answer.
+        request: u64,
         /// The topic.
         topic: OverlayId,
         /// Who asked.
@@ -48,6 +50,8 @@ pub enum ScribeRouted {
 /// The state an anycast's depth-first search carries from tree node to tree node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AnycastSearch {
+    /// The requester's number for this anycast, carried back in its answer.
+    pub request: u64,
     /// The topic.
     pub topic: OverlayId,
     /// Who asked.
@@ -64,6 +68,7 @@ pub struct AnycastSearch {
 
 impl Wire for AnycastSearch {
     fn encode(&self, out: &mut Vec<u8>) {
+        self.request.encode(out);
         self.topic.encode(out);
         self.requester.encode(out);
         put_bytes(out, &self.label_prefix);
@@ -73,6 +78,7 @@ impl Wire for AnycastSearch {
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(AnycastSearch {
+            request: u64::decode(r)?,
             topic: OverlayId::decode(r)?,
             requester: NodeHandle::decode(r)?,
             label_prefix: label(r)?,
@@ -107,6 +113,8 @@ pub enum ScribeDirect {
     AnycastVisit(AnycastSearch),
     /// The anycast reached a member that matched.
     AnycastAnswered {
+        /// The requester's number for the anycast.
+        request: u64,
         /// The topic.
         topic: OverlayId,
         /// The member.
@@ -114,6 +122,8 @@ pub enum ScribeDirect {
     },
     /// No member matched.
     AnycastFailed {
+        /// The requester's number for the anycast.
+        request: u64,
         /// The topic.
         topic: OverlayId,
     },
@@ -150,12 +160,14 @@ impl Wire for ScribeRouted {
                 put_bytes(out, data);
             }
             ScribeRouted::Anycast {
+                request,
                 topic,
                 requester,
                 label_prefix,
                 data,
             } => {
                 out.push(2);
+                request.encode(out);
                 topic.encode(out);
                 requester.encode(out);
                 put_bytes(out, label_prefix);
@@ -174,6 +186,7 @@ impl Wire for ScribeRouted {
                 data: data(r)?,
             },
             2 => ScribeRouted::Anycast {
+                request: u64::decode(r)?,
                 topic: OverlayId::decode(r)?,
                 requester: NodeHandle::decode(r)?,
                 label_prefix: label(r)?,
@@ -209,13 +222,15 @@ impl Wire for ScribeDirect {
                 out.push(3);
                 search.encode(out);
             }
-            ScribeDirect::AnycastAnswered { topic, by } => {
+            ScribeDirect::AnycastAnswered { request, topic, by } => {
                 out.push(4);
+                request.encode(out);
                 topic.encode(out);
                 by.encode(out);
             }
-            ScribeDirect::AnycastFailed { topic } => {
+            ScribeDirect::AnycastFailed { request, topic } => {
                 out.push(5);
+                request.encode(out);
                 topic.encode(out);
             }
         }
@@ -234,10 +249,12 @@ impl Wire for ScribeDirect {
             },
             3 => ScribeDirect::AnycastVisit(AnycastSearch::decode(r)?),
             4 => ScribeDirect::AnycastAnswered {
+                request: u64::decode(r)?,
                 topic: OverlayId::decode(r)?,
                 by: NodeHandle::decode(r)?,
             },
             5 => ScribeDirect::AnycastFailed {
+                request: u64::decode(r)?,
                 topic: OverlayId::decode(r)?,
             },
             tag => {
@@ -297,6 +314,7 @@ mod tests {
                 topics: vec![topic],
             }),
             ScribeMessage::Tree(ScribeDirect::AnycastVisit(AnycastSearch {
+                request: 8,
                 topic,
                 requester: h,
                 label_prefix: b"gpu".to_vec(),
@@ -304,8 +322,12 @@ mod tests {
                 visited: vec![h.id],
                 trail: vec![h],
             })),
-            ScribeMessage::Tree(ScribeDirect::AnycastAnswered { topic, by: h }),
-            ScribeMessage::Tree(ScribeDirect::AnycastFailed { topic }),
+            ScribeMessage::Tree(ScribeDirect::AnycastAnswered {
+                request: 8,
+                topic,
+                by: h,
+            }),
+            ScribeMessage::Tree(ScribeDirect::AnycastFailed { request: 9, topic }),
         ];
         for m in all {
             assert_eq!(
@@ -314,6 +336,7 @@ mod tests {
             );
         }
         let routed = ScribeRouted::Anycast {
+            request: 3,
             topic,
             requester: h,
             label_prefix: vec![1],
@@ -324,6 +347,7 @@ mod tests {
             Ok(routed)
         );
         let too_long = ScribeDirect::AnycastVisit(AnycastSearch {
+            request: 0,
             topic,
             requester: h,
             label_prefix: vec![0; LABEL_BYTES_MAX + 1],

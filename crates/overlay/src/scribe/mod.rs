@@ -8,7 +8,8 @@
 //! - Multicast: data goes to the root (routed), then down the tree to every member.
 //! - Anycast: routed toward the topic id until the first tree node, then a depth-first search of
 //!   the tree delivers to one member that satisfies the predicate (a label prefix; paper 002: "can
-//!   add predicate during DFS").
+//!   add predicate during DFS"). The requester numbers each anycast and its one answer (a member
+//!   took it, or none matched) carries the number back, so concurrent anycasts are told apart.
 //! - Repair: parents send children heartbeats; a child that misses them, or whose parent Pastry
 //!   declares failed, subscribes again, and Pastry routes the new SUBSCRIBE around the failure.
 //!
@@ -185,6 +186,9 @@ pub enum ScribeRequest {
     },
     /// Send `data` to one member of `topic` whose label starts with `label_prefix`.
     Anycast {
+        /// The caller's number for this anycast; its one answer (`AnycastAnswered` or
+        /// `AnycastFailed`) carries it back.
+        request: u64,
         /// The topic.
         topic: OverlayId,
         /// The predicate.
@@ -242,6 +246,8 @@ pub enum ScribeOutput {
     },
     /// Our anycast reached member `by`.
     AnycastAnswered {
+        /// The caller's number for the anycast.
+        request: u64,
         /// The topic.
         topic: OverlayId,
         /// The member.
@@ -249,6 +255,8 @@ pub enum ScribeOutput {
     },
     /// Our anycast found no matching member.
     AnycastFailed {
+        /// The caller's number for the anycast.
+        request: u64,
         /// The topic.
         topic: OverlayId,
     },
@@ -338,13 +346,14 @@ impl Scribe {
                 }
                 PastryOutput::Consumed { payload, .. } => {
                     if let Ok(ScribeRouted::Anycast {
+                        request,
                         topic,
                         requester,
                         label_prefix,
                         data,
                     }) = ScribeRouted::from_bytes(&payload, DecodeLimits::MESSAGE)
                     {
-                        self.start_anycast(cx, topic, requester, label_prefix, data);
+                        self.start_anycast(cx, request, topic, requester, label_prefix, data);
                     }
                 }
                 PastryOutput::PeerFailed { id, was_leaf } => {
@@ -433,11 +442,12 @@ impl Scribe {
                 }
             }
             ScribeRouted::Anycast {
+                request,
                 topic,
                 requester,
                 label_prefix,
                 data,
-            } => self.start_anycast(cx, topic, requester, label_prefix, data),
+            } => self.start_anycast(cx, request, topic, requester, label_prefix, data),
         }
     }
 
@@ -478,15 +488,21 @@ impl Scribe {
     fn start_anycast(
         &mut self,
         cx: &mut Context<'_, Self>,
+        request: u64,
         topic: OverlayId,
         requester: NodeHandle,
         label_prefix: Vec<u8>,
         data: Vec<u8>,
     ) {
         if self.topic(topic).is_none() {
-            return self.tell(cx, requester, ScribeDirect::AnycastFailed { topic });
+            return self.tell(
+                cx,
+                requester,
+                ScribeDirect::AnycastFailed { request, topic },
+            );
         }
         let search = AnycastSearch {
+            request,
             topic,
             requester,
             label_prefix,
@@ -500,7 +516,7 @@ impl Scribe {
     /// One step of an anycast's depth-first search, at this node.
     fn anycast_step(&mut self, cx: &mut Context<'_, Self>, mut search: AnycastSearch) {
         let me = self.me();
-        let topic = search.topic;
+        let (request, topic) = (search.request, search.topic);
         let (matches, neighbours) = match self.topic(topic) {
             Some(state) => {
                 let matches = state.member && state.label.starts_with(&search.label_prefix);
@@ -522,7 +538,11 @@ impl Scribe {
             return self.tell(
                 cx,
                 search.requester,
-                ScribeDirect::AnycastAnswered { topic, by: me },
+                ScribeDirect::AnycastAnswered {
+                    request,
+                    topic,
+                    by: me,
+                },
             );
         }
         let next = neighbours
@@ -539,7 +559,11 @@ impl Scribe {
             _ => search.trail.pop(),
         };
         let Some(next) = next else {
-            return self.tell(cx, search.requester, ScribeDirect::AnycastFailed { topic });
+            return self.tell(
+                cx,
+                search.requester,
+                ScribeDirect::AnycastFailed { request, topic },
+            );
         };
         let visit = ScribeDirect::AnycastVisit(search);
         self.tell(cx, next, visit);
@@ -582,11 +606,11 @@ impl Scribe {
                 }
             }
             ScribeDirect::AnycastVisit(search) => self.anycast_step(cx, search),
-            ScribeDirect::AnycastAnswered { topic, by } => {
-                cx.deliver(ScribeOutput::AnycastAnswered { topic, by })
+            ScribeDirect::AnycastAnswered { request, topic, by } => {
+                cx.deliver(ScribeOutput::AnycastAnswered { request, topic, by })
             }
-            ScribeDirect::AnycastFailed { topic } => {
-                cx.deliver(ScribeOutput::AnycastFailed { topic })
+            ScribeDirect::AnycastFailed { request, topic } => {
+                cx.deliver(ScribeOutput::AnycastFailed { request, topic })
             }
         }
     }
@@ -715,6 +739,7 @@ impl Protocol for Scribe {
                 Err(e) => cx.deliver(ScribeOutput::Refused(e)),
             },
             ScribeRequest::Anycast {
+                request,
                 topic,
                 label_prefix,
                 data,
@@ -729,12 +754,13 @@ impl Protocol for Scribe {
                 }
                 let requester = self.me();
                 if self.topic(topic).is_some() {
-                    self.start_anycast(cx, topic, requester, label_prefix, data);
+                    self.start_anycast(cx, request, topic, requester, label_prefix, data);
                 } else {
                     self.route(
                         cx,
                         topic,
                         ScribeRouted::Anycast {
+                            request,
                             topic,
                             requester,
                             label_prefix,

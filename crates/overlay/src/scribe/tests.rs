@@ -125,6 +125,7 @@ fn anycast_finds_a_member_matching_the_predicate_by_depth_first_search() {
     net.request(
         NodeId(4),
         ScribeRequest::Anycast {
+            request: 1,
             topic: TOPIC,
             label_prefix: b"gpu".to_vec(),
             data: b"job".to_vec(),
@@ -143,11 +144,12 @@ fn anycast_finds_a_member_matching_the_predicate_by_depth_first_search() {
     assert_eq!(chosen, vec![gpu_member]);
     let answered = net.outputs[4]
         .iter()
-        .any(|o| matches!(o, ScribeOutput::AnycastAnswered { by, .. } if by.addr == gpu_member));
+        .any(|o| matches!(o, ScribeOutput::AnycastAnswered { request: 1, by, .. } if by.addr == gpu_member));
     assert!(answered);
     net.request(
         NodeId(6),
         ScribeRequest::Anycast {
+            request: 2,
             topic: TOPIC,
             label_prefix: b"tpu".to_vec(),
             data: vec![],
@@ -155,18 +157,25 @@ fn anycast_finds_a_member_matching_the_predicate_by_depth_first_search() {
     );
     // A failing search walks the whole tree, one network hop per step.
     net.run_for(Duration::from_secs(10));
-    assert!(net.outputs[6].contains(&ScribeOutput::AnycastFailed { topic: TOPIC }));
+    assert!(net.outputs[6].contains(&ScribeOutput::AnycastFailed {
+        request: 2,
+        topic: TOPIC
+    }));
     let empty_topic = OverlayId(42);
     net.request(
         NodeId(6),
         ScribeRequest::Anycast {
+            request: 3,
             topic: empty_topic,
             label_prefix: vec![],
             data: vec![],
         },
     );
     net.run_for(Duration::from_secs(2));
-    assert!(net.outputs[6].contains(&ScribeOutput::AnycastFailed { topic: empty_topic }));
+    assert!(net.outputs[6].contains(&ScribeOutput::AnycastFailed {
+        request: 3,
+        topic: empty_topic
+    }));
 }
 
 #[test]

@@ -8,11 +8,16 @@
 //! message is tagged with the overlay it belongs to ([`ServiceMessage`]). Both join through the
 //! same bootstrap node (paper 002, "Pastry: Node addition"), so both overlays hold the same
 //! members; the cost is a second set of keep-alives.
+//!
+//! Anycasts ([`anycast`]) get a deadline here: Scribe answers each one once, unless a tree node
+//! on the search's path fails, and the daemon's caller must not wait for ever.
 
+pub mod anycast;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use stockade_core::wire::{DecodeError, Reader, Wire};
 use stockade_core::{Context, InvariantViolation, NodeId, Protocol};
@@ -26,14 +31,32 @@ use crate::protocol::Phase;
 use crate::scribe::{
     Scribe, ScribeConfig, ScribeError, ScribeMessage, ScribeOutput, ScribeRequest, ScribeTimer,
 };
+use anycast::PendingAnycasts;
+pub use anycast::{AnycastError, AnycastOutcome};
 
-/// Tunables of a service node: the DHT's and Scribe's (each with its Pastry tunables).
-#[derive(Clone, Debug, Default)]
+/// Tunables of a service node: the DHT's and Scribe's (each with its Pastry tunables), and the
+/// service's own for anycasts.
+#[derive(Clone, Debug)]
 pub struct ServiceConfig {
     /// The DHT.
     pub dht: PastConfig,
     /// Scribe.
     pub multicast: ScribeConfig,
+    /// An anycast without an answer by then is reported as timed out, ms.
+    pub anycast_timeout_ms: u64,
+    /// Anycasts awaiting answers at once; more are refused as busy.
+    pub anycasts_pending_max: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            dht: PastConfig::default(),
+            multicast: ScribeConfig::default(),
+            anycast_timeout_ms: 10_000,
+            anycasts_pending_max: 256,
+        }
+    }
 }
 
 impl ServiceConfig {
@@ -89,6 +112,8 @@ pub enum ServiceTimer {
     Dht(PastTimer),
     /// Scribe's.
     Multicast(ScribeTimer),
+    /// The deadline of the anycast with this Scribe request number.
+    AnycastDeadline(u64),
 }
 
 /// What the daemon asks of its node. `ticket` is the caller's number for the request; the one
@@ -124,6 +149,15 @@ pub enum ServiceRequest {
         ticket: u64,
         /// The topic.
         topic: OverlayId,
+    },
+    /// Send `data` to one member of `topic`: any member accepts (see [`anycast`]).
+    Anycast {
+        /// The caller's ticket.
+        ticket: u64,
+        /// The topic.
+        topic: OverlayId,
+        /// The data.
+        data: Vec<u8>,
     },
     /// Leave `topic`'s tree.
     Unsubscribe {
@@ -217,6 +251,23 @@ pub enum ServiceOutput {
         /// The data.
         data: Vec<u8>,
     },
+    /// An anycast finished.
+    Anycast {
+        /// The caller's ticket.
+        ticket: u64,
+        /// The topic.
+        topic: OverlayId,
+        /// How it ended.
+        outcome: AnycastOutcome,
+    },
+    /// An anycast to a topic this node subscribed to chose this node: the data is for one of
+    /// its subscribers.
+    AnycastReceived {
+        /// The topic.
+        topic: OverlayId,
+        /// The data.
+        data: Vec<u8>,
+    },
     /// The node's state.
     Status {
         /// The caller's ticket.
@@ -230,8 +281,8 @@ pub enum ServiceOutput {
 ///
 /// # How to drive it
 /// Build with [`OverlayService::new`], call `on_start`, then feed messages, timers and
-/// [`ServiceRequest`]s. Every `Put`, `Get`, `Publish`, `Subscribe` and `Status` yields exactly
-/// one output carrying its ticket; `Unsubscribe` yields none.
+/// [`ServiceRequest`]s. Every `Put`, `Get`, `Publish`, `Subscribe`, `Anycast` and `Status`
+/// yields exactly one output carrying its ticket; `Unsubscribe` yields none.
 pub struct OverlayService {
     dht: Past,
     multicast: Scribe,
@@ -241,6 +292,9 @@ pub struct OverlayService {
     tickets: BTreeMap<u64, u64>,
     /// The request id the DHT gives its next put or get (it numbers them 0, 1, 2, ...).
     next_dht_request: u64,
+    /// Anycasts awaiting Scribe's answer.
+    anycasts: PendingAnycasts,
+    anycast_timeout_ms: u64,
 }
 
 impl OverlayService {
@@ -252,6 +306,8 @@ impl OverlayService {
         bootstrap: Option<NodeId>,
         certificate: Option<NodeCertificate>,
     ) -> OverlayService {
+        let anycasts = PendingAnycasts::new(config.anycasts_pending_max);
+        let anycast_timeout_ms = config.anycast_timeout_ms;
         let mut dht = Past::new(config.dht, me, bootstrap);
         let mut multicast = Scribe::new(config.multicast, me, bootstrap);
         if let Some(certificate) = certificate {
@@ -263,6 +319,8 @@ impl OverlayService {
             multicast,
             tickets: BTreeMap::new(),
             next_dht_request: 0,
+            anycasts,
+            anycast_timeout_ms,
         }
     }
 
@@ -380,13 +438,74 @@ impl OverlayService {
                 ScribeOutput::Received { topic, data } => {
                     cx.deliver(ServiceOutput::Received { topic, data })
                 }
+                ScribeOutput::AnycastReceived { topic, data, .. } => {
+                    cx.deliver(ServiceOutput::AnycastReceived { topic, data })
+                }
+                ScribeOutput::AnycastAnswered { request, by, .. } => {
+                    self.finish_anycast(cx, request, AnycastOutcome::Accepted { by })
+                }
+                ScribeOutput::AnycastFailed { request, .. } => {
+                    self.finish_anycast(cx, request, AnycastOutcome::NoSubscriber)
+                }
                 ScribeOutput::Refused(e) => result = Err(e),
-                // Anycast is not offered by the daemon; tree repair and overlay events are
-                // visible through the status request.
-                _ => {}
+                // Tree repair and overlay events are visible through the status request.
+                ScribeOutput::Resubscribed { .. } | ScribeOutput::Overlay(_) => {}
             }
         }
         result
+    }
+
+    /// Hand an anycast to Scribe under a fresh request number, with a deadline.
+    fn anycast(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        ticket: u64,
+        topic: OverlayId,
+        data: Vec<u8>,
+    ) {
+        let request = match self.anycasts.start(ticket, topic) {
+            Ok(request) => request,
+            Err(busy) => {
+                let outcome = AnycastOutcome::Failed(busy);
+                return cx.deliver(ServiceOutput::Anycast {
+                    ticket,
+                    topic,
+                    outcome,
+                });
+            }
+        };
+        cx.set_timer(
+            ServiceTimer::AnycastDeadline(request),
+            Duration::from_millis(self.anycast_timeout_ms),
+        );
+        // The empty prefix: every member's (empty) label matches, see [`anycast`].
+        let request_to_scribe = ScribeRequest::Anycast {
+            request,
+            topic,
+            label_prefix: Vec::new(),
+            data,
+        };
+        if let Err(e) = self.run_multicast(cx, |p, c| p.on_request(c, request_to_scribe)) {
+            let outcome = AnycastOutcome::Failed(AnycastError::Refused(e));
+            self.finish_anycast(cx, request, outcome);
+        }
+    }
+
+    /// Answer the anycast numbered `request`, unless it already ended.
+    fn finish_anycast(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        request: u64,
+        outcome: AnycastOutcome,
+    ) {
+        if let Some(pending) = self.anycasts.finish(request) {
+            cx.cancel_timer(ServiceTimer::AnycastDeadline(request));
+            cx.deliver(ServiceOutput::Anycast {
+                ticket: pending.ticket,
+                topic: pending.topic,
+                outcome,
+            });
+        }
     }
 
     /// Hand a put or get to the DHT under the next request id, remembering the caller's ticket.
@@ -426,6 +545,18 @@ impl Protocol for OverlayService {
             ServiceTimer::Multicast(t) => {
                 let _ = self.run_multicast(cx, |p, c| p.on_timer(c, t));
             }
+            ServiceTimer::AnycastDeadline(request) => {
+                if let Some(pending) = self.anycasts.finish(request) {
+                    let timed_out = AnycastError::TimedOut {
+                        timeout_ms: self.anycast_timeout_ms,
+                    };
+                    cx.deliver(ServiceOutput::Anycast {
+                        ticket: pending.ticket,
+                        topic: pending.topic,
+                        outcome: AnycastOutcome::Failed(timed_out),
+                    });
+                }
+            }
         }
     }
 
@@ -454,6 +585,11 @@ impl Protocol for OverlayService {
                 let result = self.run_multicast(cx, |p, c| p.on_request(c, request));
                 cx.deliver(ServiceOutput::Accepted { ticket, result });
             }
+            ServiceRequest::Anycast {
+                ticket,
+                topic,
+                data,
+            } => self.anycast(cx, ticket, topic, data),
             ServiceRequest::Unsubscribe { topic } => {
                 let request = ScribeRequest::Leave { topic };
                 let _ = self.run_multicast(cx, |p, c| p.on_request(c, request));
@@ -467,6 +603,14 @@ impl Protocol for OverlayService {
 
     fn check_invariants(&self) -> Result<(), InvariantViolation> {
         self.dht.check_invariants()?;
-        self.multicast.check_invariants()
+        self.multicast.check_invariants()?;
+        if self.anycasts.len() > self.anycasts.pending_max() {
+            return Err(InvariantViolation(format!(
+                "{} anycasts pending, bound {}",
+                self.anycasts.len(),
+                self.anycasts.pending_max()
+            )));
+        }
+        Ok(())
     }
 }

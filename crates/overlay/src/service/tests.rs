@@ -1,11 +1,14 @@
 //! Service tests on the test network: tickets come back on exactly one output each, a put through
-//! one node is found through another, a publish reaches exactly the subscribers, refusals are
-//! reported against their ticket, and the message codec round-trips.
+//! one node is found through another, a publish reaches exactly the subscribers, an anycast
+//! reaches exactly one, refusals, the anycast bound and deadline are reported against their
+//! ticket, and the message codec round-trips. One lone node is driven by exact effects.
 
 use std::time::Duration;
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use stockade_core::wire::DecodeLimits;
-use stockade_core::NodeId;
+use stockade_core::{Effect, NodeId, Time};
 
 use super::*;
 use crate::protocol::testnet::{OverlayNode, TestNet};
@@ -30,7 +33,10 @@ impl OverlayNode for OverlayService {
 }
 
 fn service_net(n: usize, seed: u64) -> TestNet<OverlayService> {
-    let config = ServiceConfig::default();
+    service_net_with(n, seed, ServiceConfig::default())
+}
+
+fn service_net_with(n: usize, seed: u64, config: ServiceConfig) -> TestNet<OverlayService> {
     let mut net = TestNet::with_factory(
         seed,
         Box::new(move |me, bootstrap| OverlayService::new(config.clone(), me, bootstrap, None)),
@@ -50,8 +56,9 @@ fn outputs_with_ticket(
             ServiceOutput::Put { ticket, .. }
             | ServiceOutput::Get { ticket, .. }
             | ServiceOutput::Accepted { ticket, .. }
+            | ServiceOutput::Anycast { ticket, .. }
             | ServiceOutput::Status { ticket, .. } => *ticket == wanted,
-            ServiceOutput::Received { .. } => false,
+            ServiceOutput::Received { .. } | ServiceOutput::AnycastReceived { .. } => false,
         })
         .cloned()
         .collect()
@@ -222,4 +229,223 @@ fn service_messages_round_trip_and_unknown_tags_are_refused() {
             tag: 9
         })
     ));
+}
+
+const ANYCAST_TOPIC: OverlayId = OverlayId(0x5a << 120);
+
+/// Subscribe `nodes` to [`ANYCAST_TOPIC`] and let their SUBSCRIBE routes build the tree.
+fn subscribe_all(net: &mut TestNet<OverlayService>, nodes: &[u32]) {
+    for (ticket, node) in nodes.iter().enumerate() {
+        let ticket = 1_000 + ticket as u64;
+        let topic = ANYCAST_TOPIC;
+        net.request(NodeId(*node), ServiceRequest::Subscribe { ticket, topic });
+    }
+    net.run_for(Duration::from_secs(2));
+}
+
+fn anycast(net: &mut TestNet<OverlayService>, from: u32, ticket: u64, data: &[u8]) {
+    let request = ServiceRequest::Anycast {
+        ticket,
+        topic: ANYCAST_TOPIC,
+        data: data.to_vec(),
+    };
+    net.request(NodeId(from), request);
+}
+
+/// The nodes that got `data` as an anycast.
+fn anycast_receivers(net: &TestNet<OverlayService>, data: &[u8]) -> Vec<u32> {
+    (0..net.outputs.len() as u32)
+        .filter(|n| {
+            net.outputs[*n as usize].iter().any(|o| {
+                matches!(o, ServiceOutput::AnycastReceived { topic, data: d } if *topic == ANYCAST_TOPIC && d == data)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn an_anycast_reaches_exactly_one_subscriber_and_its_sender_learns_which() {
+    let mut net = service_net(12, 21);
+    let subscribers = [2, 5, 10];
+    subscribe_all(&mut net, &subscribers);
+    anycast(&mut net, 7, 30, b"job");
+    net.run_for(Duration::from_secs(2));
+    let receivers = anycast_receivers(&net, b"job");
+    assert_eq!(
+        receivers.len(),
+        1,
+        "exactly one node took it: {receivers:?}"
+    );
+    assert!(subscribers.contains(&receivers[0]), "{receivers:?}");
+    let answer = outputs_with_ticket(&net, NodeId(7), 30);
+    assert_eq!(
+        answer,
+        vec![ServiceOutput::Anycast {
+            ticket: 30,
+            topic: ANYCAST_TOPIC,
+            outcome: AnycastOutcome::Accepted {
+                by: net.nodes[receivers[0] as usize]
+                    .as_ref()
+                    .expect("live")
+                    .status()
+                    .me
+            }
+        }]
+    );
+    let multicasts = net
+        .outputs
+        .iter()
+        .flatten()
+        .filter(|o| matches!(o, ServiceOutput::Received { .. }))
+        .count();
+    assert_eq!(multicasts, 0, "an anycast is not delivered as a multicast");
+}
+
+#[test]
+fn an_anycast_without_subscribers_or_too_large_is_answered_with_why() {
+    let mut net = service_net(8, 22);
+    anycast(&mut net, 3, 40, b"nobody listens");
+    let too_big = vec![0u8; crate::scribe::messages::SCRIBE_DATA_BYTES_MAX + 1];
+    anycast(&mut net, 3, 41, &too_big);
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(
+        outputs_with_ticket(&net, NodeId(3), 40),
+        vec![ServiceOutput::Anycast {
+            ticket: 40,
+            topic: ANYCAST_TOPIC,
+            outcome: AnycastOutcome::NoSubscriber
+        }]
+    );
+    assert_eq!(
+        outputs_with_ticket(&net, NodeId(3), 41),
+        vec![ServiceOutput::Anycast {
+            ticket: 41,
+            topic: ANYCAST_TOPIC,
+            outcome: AnycastOutcome::Failed(AnycastError::Refused(ScribeError::DataTooLarge {
+                bytes: crate::scribe::messages::SCRIBE_DATA_BYTES_MAX + 1
+            }))
+        }]
+    );
+    assert!(anycast_receivers(&net, b"nobody listens").is_empty());
+}
+
+#[test]
+fn anycasts_beyond_the_bound_are_refused_and_a_lost_search_times_out() {
+    let config = ServiceConfig {
+        anycasts_pending_max: 2,
+        anycast_timeout_ms: 1_000,
+        ..ServiceConfig::default()
+    };
+    let mut net = service_net_with(12, 23, config);
+    let lone_subscriber = 5;
+    subscribe_all(&mut net, &[lone_subscriber]);
+    // The only member dies; until Pastry notices, the tree still leads every search to it, and
+    // the search sent there is lost.
+    net.crash(NodeId(lone_subscriber));
+    for ticket in [50, 51, 52] {
+        anycast(&mut net, 7, ticket, b"into the void");
+    }
+    assert_eq!(
+        outputs_with_ticket(&net, NodeId(7), 52),
+        vec![ServiceOutput::Anycast {
+            ticket: 52,
+            topic: ANYCAST_TOPIC,
+            outcome: AnycastOutcome::Failed(AnycastError::Busy { pending_max: 2 })
+        }],
+        "the third is refused at once"
+    );
+    net.run_for(Duration::from_millis(1_500));
+    for ticket in [50, 51] {
+        assert_eq!(
+            outputs_with_ticket(&net, NodeId(7), ticket),
+            vec![ServiceOutput::Anycast {
+                ticket,
+                topic: ANYCAST_TOPIC,
+                outcome: AnycastOutcome::Failed(AnycastError::TimedOut { timeout_ms: 1_000 })
+            }],
+            "ticket {ticket}"
+        );
+    }
+    anycast(&mut net, 7, 53, b"room again");
+    assert!(
+        outputs_with_ticket(&net, NodeId(7), 53).is_empty(),
+        "accepted: the table has room again, and the answer is not in yet"
+    );
+}
+
+/// Run `f` on `node` with a hand-built context; its effects.
+fn run(
+    node: &mut OverlayService,
+    f: impl FnOnce(&mut OverlayService, &mut Context<'_, OverlayService>),
+) -> Vec<Effect<OverlayService>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut tokens = 0;
+    let me = node.status().me.addr;
+    let mut cx = Context::new(Time::ZERO, me, &mut rng, &mut tokens, Vec::new());
+    f(node, &mut cx);
+    cx.into_effects()
+}
+
+/// The effects an anycast's bookkeeping shows: its deadline, and outputs.
+fn anycast_effects(effects: &[Effect<OverlayService>]) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SetTimer {
+                timer: timer @ ServiceTimer::AnycastDeadline(_),
+                at,
+            } => Some(format!("set {timer:?} at {at:?}")),
+            Effect::CancelTimer {
+                timer: timer @ ServiceTimer::AnycastDeadline(_),
+            } => Some(format!("cancel {timer:?}")),
+            Effect::Deliver(output) => Some(format!("deliver {output:?}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_lone_subscriber_takes_its_own_anycast_with_exact_effects() {
+    let me = crate::handle::test_handle(3);
+    let mut node = OverlayService::new(ServiceConfig::default(), me, None, None);
+    run(&mut node, |p, cx| p.on_start(cx));
+    let subscribe = ServiceRequest::Subscribe {
+        ticket: 1,
+        topic: ANYCAST_TOPIC,
+    };
+    run(&mut node, |p, cx| p.on_request(cx, subscribe));
+    let request = ServiceRequest::Anycast {
+        ticket: 2,
+        topic: ANYCAST_TOPIC,
+        data: b"mine".to_vec(),
+    };
+    let effects = run(&mut node, |p, cx| p.on_request(cx, request));
+    let deadline = Time::ZERO + Duration::from_millis(ServiceConfig::default().anycast_timeout_ms);
+    assert_eq!(
+        anycast_effects(&effects),
+        vec![
+            format!("set {:?} at {deadline:?}", ServiceTimer::AnycastDeadline(0)),
+            format!(
+                "deliver {:?}",
+                ServiceOutput::AnycastReceived {
+                    topic: ANYCAST_TOPIC,
+                    data: b"mine".to_vec()
+                }
+            ),
+            format!("cancel {:?}", ServiceTimer::AnycastDeadline(0)),
+            format!(
+                "deliver {:?}",
+                ServiceOutput::Anycast {
+                    ticket: 2,
+                    topic: ANYCAST_TOPIC,
+                    outcome: AnycastOutcome::Accepted { by: me }
+                }
+            ),
+        ]
+    );
+    // The deadline of an answered anycast is stale: it reports nothing.
+    let late = run(&mut node, |p, cx| {
+        p.on_timer(cx, ServiceTimer::AnycastDeadline(0))
+    });
+    assert!(anycast_effects(&late).is_empty(), "{late:?}");
 }

@@ -2,8 +2,9 @@
 //! `stockade-overlay`, feature `net`) and talk to one through its local control interface; start
 //! and stop a local overlay of such processes ([`local`]).
 //!
-//! Client commands (`put`, `get`, `publish`, `status`) print their result plainly, then the
-//! daemon's reply as JSON on the last line. `subscribe` prints one JSON line per multicast.
+//! Client commands (`put`, `get`, `remove`, `publish`, `anycast`, `status`) print their result
+//! plainly, then the daemon's reply as JSON on the last line. `subscribe` prints one JSON line
+//! per multicast, and per anycast it took (marked `"anycast": true`).
 
 pub mod local;
 
@@ -30,9 +31,16 @@ pub enum OverlayCommand {
     Put(PutArgs),
     /// Fetch the value under KEY through a running node (exit status 1 when there is none).
     Get(GetArgs),
+    /// Remove the value under KEY from its replicas through a running node (a signed tombstone:
+    /// only a holder of the name can remove it; an error when there is no value).
+    Remove(GetArgs),
     /// Multicast MESSAGE to TOPIC's subscribers through a running node.
     Publish(PublishArgs),
-    /// Subscribe to TOPIC through a running node and print each multicast as a JSON line.
+    /// Deliver MESSAGE to ONE subscriber of TOPIC (Scribe anycast: any listening subscriber
+    /// accepts) through a running node (exit status 1 when no subscriber took it).
+    Anycast(PublishArgs),
+    /// Subscribe to TOPIC through a running node and print each multicast, and each anycast this
+    /// subscriber took (marked "anycast": true), as a JSON line.
     Subscribe(SubscribeArgs),
     /// Print a running node's state: overlay id, phase, leaf set, routing table, storage.
     Status(NodeArgs),
@@ -66,7 +74,7 @@ pub struct PutArgs {
     pub value: String,
 }
 
-/// `stockade overlay get`.
+/// `stockade overlay get` and `remove`.
 #[derive(Args, Debug)]
 pub struct GetArgs {
     /// The node.
@@ -76,7 +84,7 @@ pub struct GetArgs {
     pub key: String,
 }
 
-/// `stockade overlay publish`.
+/// `stockade overlay publish` and `anycast`.
 #[derive(Args, Debug)]
 pub struct PublishArgs {
     /// The node.
@@ -131,16 +139,8 @@ pub fn run(command: &OverlayCommand) -> anyhow::Result<Verdict> {
                 value: args.value.clone(),
             };
             let reply = ask(&args.node, &request)?;
-            println!(
-                "stored {:?} on {} replicas{}",
-                args.key,
-                reply["replicas"],
-                if reply["complete"] == json!(true) {
-                    ""
-                } else {
-                    " (fewer than k)"
-                }
-            );
+            let replicas = replica_count(&reply, "replicas");
+            println!("stored {:?} on {replicas}", args.key);
             println!("{reply}");
             Ok(Verdict::Passed)
         }
@@ -162,6 +162,37 @@ pub fn run(command: &OverlayCommand) -> anyhow::Result<Verdict> {
             } else {
                 Verdict::CheckFailed
             })
+        }
+        OverlayCommand::Remove(args) => {
+            let reply = ask(
+                &args.node,
+                &ControlRequest::Remove {
+                    key: args.key.clone(),
+                },
+            )?;
+            let replicas = replica_count(&reply, "removed");
+            println!("removed {:?} from {replicas}", args.key);
+            println!("{reply}");
+            Ok(Verdict::Passed)
+        }
+        OverlayCommand::Anycast(args) => {
+            let request = ControlRequest::Anycast {
+                topic: args.topic.clone(),
+                message: args.message.clone(),
+            };
+            let reply = ask(&args.node, &request)?;
+            let accepted = reply["accepted"] == json!(true);
+            if accepted {
+                println!(
+                    "a subscriber of {:?} on node {} took it",
+                    args.topic,
+                    reply["by"].as_str().unwrap_or("?")
+                );
+            } else {
+                println!("no subscriber of {:?} took it", args.topic);
+            }
+            println!("{reply}");
+            Ok(Verdict::from_passed(accepted))
         }
         OverlayCommand::Publish(args) => {
             let request = ControlRequest::Publish {
@@ -198,6 +229,16 @@ pub fn run(command: &OverlayCommand) -> anyhow::Result<Verdict> {
             Ok(Verdict::Passed)
         }
     }
+}
+
+/// "N replicas", saying when fewer than k acknowledged; `field` holds N in `reply`.
+fn replica_count(reply: &Value, field: &str) -> String {
+    let short = if reply["complete"] == json!(true) {
+        ""
+    } else {
+        " (fewer than k)"
+    };
+    format!("{} replicas{short}", reply[field])
 }
 
 fn connect(node: &NodeArgs) -> anyhow::Result<ControlClient> {
