@@ -7,14 +7,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stockade::overlay_cmd::local::{write_local_overlay, LocalNode, LocalOverlayPlan};
-use stockade_overlay::net::{ClientError, ControlClient, ControlRequest};
+use stockade_overlay::net::{ControlClient, ControlRequest};
 
+use common::overlay_daemons::{request, status, Daemons, REQUEST_TIMEOUT};
 use common::{assert_success, last_line_json, stockade};
 
 const NODES: usize = 24;
@@ -22,53 +21,9 @@ const KEYS: usize = 50;
 const REPLICAS: usize = 4;
 /// Leaf-set size L of the daemons (the overlay's default).
 const LEAF_SET_SIZE: usize = 16;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bound of each wait for the overlay to reach a state (formation takes 3-6 s on a busy 2-core
 /// machine).
 const FORMATION_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The daemons; dropping it kills every one still running.
-struct Daemons {
-    children: Vec<Option<Child>>,
-}
-
-impl Daemons {
-    fn start(&mut self, node: &LocalNode, dir: &Path) {
-        let log = std::fs::File::create(node.log_path(dir)).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_stockade"))
-            .args(["overlay", "run", "--config"])
-            .arg(&node.config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("the binary starts");
-        self.children.push(Some(child));
-    }
-
-    fn kill(&mut self, index: usize) {
-        if let Some(mut child) = self.children[index].take() {
-            let _ = child.kill(); // SIGKILL
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Daemons {
-    fn drop(&mut self) {
-        for index in 0..self.children.len() {
-            self.kill(index);
-        }
-    }
-}
-
-fn request(node: &LocalNode, request: &ControlRequest) -> Result<Value, ClientError> {
-    ControlClient::connect(node.control, REQUEST_TIMEOUT)?.request(request)
-}
-
-fn status(node: &LocalNode) -> Option<Value> {
-    request(node, &ControlRequest::Status).ok()
-}
 
 /// Wait until `ready(status)` holds for every node in `nodes`; panics with the laggards' status.
 fn wait_for(nodes: &[&LocalNode], what: &str, ready: impl Fn(&Value) -> bool) {
@@ -150,9 +105,7 @@ fn twenty_four_daemons_form_an_overlay_and_serve_puts_gets_and_multicast() {
         replicas: REPLICAS,
     };
     let nodes = write_local_overlay(dir.path(), &plan).expect("files");
-    let mut daemons = Daemons {
-        children: Vec::new(),
-    };
+    let mut daemons = Daemons::default();
     // The bootstrap first; everyone else joins through it (their configs name node 0).
     daemons.start(&nodes[0], dir.path());
     wait_for(&[&nodes[0]], "bootstrap running", |s| s["joined"] == true);

@@ -7,19 +7,17 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stockade::overlay_cmd::local::{write_local_overlay, LocalNode, LocalOverlayPlan};
-use stockade_overlay::net::{ClientError, ControlClient, ControlRequest};
+use stockade_overlay::net::{ControlClient, ControlRequest};
 
+use common::overlay_daemons::{request, status, Daemons, REQUEST_TIMEOUT};
 use common::{assert_success, last_line_json, stockade};
 
 const NODES: usize = 10;
 const REPLICAS: usize = 4;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bound of each wait for the overlay to reach a state (formation takes a few seconds on a busy
 /// 2-core machine).
 const FORMATION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -29,43 +27,6 @@ const ATTEMPTS_MAX: usize = 20;
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
 /// How long a subscriber waits for a marker multicast before the sender tries another.
 const MARKER_WAIT: Duration = Duration::from_secs(2);
-
-/// The daemons; dropping it kills every one still running.
-struct Daemons {
-    children: Vec<Child>,
-}
-
-impl Daemons {
-    fn start(&mut self, node: &LocalNode, dir: &Path) {
-        let log = std::fs::File::create(node.log_path(dir)).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_stockade"))
-            .args(["overlay", "run", "--config"])
-            .arg(&node.config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("the binary starts");
-        self.children.push(child);
-    }
-}
-
-impl Drop for Daemons {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill(); // SIGKILL
-            let _ = child.wait();
-        }
-    }
-}
-
-fn request(node: &LocalNode, request: &ControlRequest) -> Result<Value, ClientError> {
-    ControlClient::connect(node.control, REQUEST_TIMEOUT)?.request(request)
-}
-
-fn status(node: &LocalNode) -> Option<Value> {
-    request(node, &ControlRequest::Status).ok()
-}
 
 /// Wait until every node in `nodes` has joined and sees all the others in both leaf sets
 /// (L = 16 > NODES), so every route is settled.
@@ -164,9 +125,7 @@ fn a_removed_key_is_found_nowhere_and_an_anycast_reaches_exactly_one_subscriber(
         replicas: REPLICAS,
     };
     let nodes = write_local_overlay(dir.path(), &plan).expect("files");
-    let mut daemons = Daemons {
-        children: Vec::new(),
-    };
+    let mut daemons = Daemons::default();
     // The bootstrap first; everyone else joins through it (their configs name node 0).
     daemons.start(&nodes[0], dir.path());
     wait_until_formed(&nodes[..1]);

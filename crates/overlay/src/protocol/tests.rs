@@ -24,17 +24,37 @@ fn run<F: FnOnce(&mut Pastry, &mut Context<'_, Pastry>)>(
     cx.into_effects()
 }
 
+/// Where the sends among `effects` whose message `is_kind` go, in order.
+fn destinations(
+    effects: &[Effect<Pastry>],
+    is_kind: impl Fn(&PastryMessage) -> bool,
+) -> Vec<NodeId> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { to, message, .. } if is_kind(message) => Some(*to),
+            _ => None,
+        })
+        .collect()
+}
+
 fn count_pings(effects: &[Effect<Pastry>]) -> usize {
-    let is_ping = |e: &&Effect<Pastry>| {
-        matches!(
-            e,
-            Effect::Send {
-                message: PastryMessage::Ping { .. },
-                ..
-            }
-        )
-    };
-    effects.iter().filter(is_ping).count()
+    destinations(effects, |m| matches!(m, PastryMessage::Ping { .. })).len()
+}
+
+/// `peer` announces itself to `p` and answers its probe at once: a measured, admitted peer.
+fn admit(p: &mut Pastry, peer: NodeHandle) {
+    run(p, Time::ZERO, |p, cx| {
+        p.on_message(cx, peer.addr, PastryMessage::Announce { node: peer });
+        p.on_message(
+            cx,
+            peer.addr,
+            PastryMessage::Pong {
+                sent_nanos: 0,
+                certificate: None,
+            },
+        );
+    });
 }
 
 fn first_node(id: u128) -> Pastry {
@@ -184,17 +204,7 @@ fn a_join_reply_completes_the_join_and_announces_the_node() {
     });
     assert_eq!(p.phase(), Phase::Joined);
     let pings = count_pings(&effects);
-    let announces: Vec<NodeId> = effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Send {
-                to,
-                message: PastryMessage::Announce { .. },
-                ..
-            } => Some(*to),
-            _ => None,
-        })
-        .collect();
+    let announces = destinations(&effects, |m| matches!(m, PastryMessage::Announce { .. }));
     assert_eq!(pings, 2, "both new peers are probed for proximity");
     assert_eq!(announces, vec![NodeId(1), NodeId(11)]);
     assert!(effects.iter().any(|e| matches!(
@@ -375,18 +385,7 @@ fn a_ping_from_an_unknown_joined_node_that_belongs_in_the_leaf_set_makes_it_know
     let mut p = Pastry::new(config, test_handle(1000), None);
     run(&mut p, Time::ZERO, |p, cx| p.on_start(cx));
     for id in [900, 1100] {
-        let peer = test_handle(id);
-        run(&mut p, Time::ZERO, |p, cx| {
-            p.on_message(cx, peer.addr, PastryMessage::Announce { node: peer });
-            p.on_message(
-                cx,
-                peer.addr,
-                PastryMessage::Pong {
-                    sent_nanos: 0,
-                    certificate: None,
-                },
-            );
-        });
+        admit(&mut p, test_handle(id));
     }
     let ping = |sender: Option<NodeHandle>| PastryMessage::Ping {
         sender,
@@ -429,17 +428,7 @@ fn table_repair_probes_only_entries_that_fill_an_empty_slot() {
     let kept = test_handle(digit(1, 2));
     let failing = test_handle(digit(2, 3));
     for peer in [kept, failing] {
-        run(&mut p, Time::ZERO, |p, cx| {
-            p.on_message(cx, peer.addr, PastryMessage::Announce { node: peer });
-            p.on_message(
-                cx,
-                peer.addr,
-                PastryMessage::Pong {
-                    sent_nanos: 0,
-                    certificate: None,
-                },
-            );
-        });
+        admit(&mut p, peer);
     }
     assert_eq!(p.routing_table().len(), 2);
     // `failing` leaves: its slot (0, 2) is now empty, and row 0 is asked of `kept`.
@@ -464,17 +453,7 @@ fn table_repair_probes_only_entries_that_fill_an_empty_slot() {
             },
         )
     });
-    let probed: Vec<NodeId> = effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Send {
-                to,
-                message: PastryMessage::Ping { .. },
-                ..
-            } => Some(*to),
-            _ => None,
-        })
-        .collect();
+    let probed = destinations(&effects, |m| matches!(m, PastryMessage::Ping { .. }));
     assert_eq!(probed, vec![replacement.addr, filler.addr]);
     let tally = p.repair_tally();
     assert_eq!((tally.row_requests, tally.replies, tally.probes), (1, 1, 2));

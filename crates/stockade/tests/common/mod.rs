@@ -30,4 +30,5 @@ pub fn assert_success(out: &Output) {
 }
 
 pub mod kv_cluster;
+pub mod overlay_daemons;
 pub mod resp_client;
