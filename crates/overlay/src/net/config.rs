@@ -18,7 +18,12 @@
 //! certificate_authority = "ab12..." # optional: the CA's Ed25519 public key (hex) ...
 //! certificate = "..."               # ... and this node's certificate from it (hex)
 //! replicas = 4                      # k, replicas per DHT object
+//! join_timeout_ms = 5000            # optional: a join unanswered this long is sent again
+//! join_attempts_max = 10            # optional: give up after this many (default: never)
 //! ```
+//!
+//! A daemon keeps trying to join until its bootstrap answers (one JOIN per `join_timeout_ms`),
+//! so nodes started before their bootstrap, or while it restarts, join once it is up.
 //!
 //! What is static and what is not: the runtime's links authenticate peers by Noise static keys
 //! known in advance, so `[[node.peers]]` lists every node a daemon may ever exchange datagrams
@@ -73,6 +78,13 @@ pub struct OverlaySettings {
     /// Replicas per DHT object, k.
     #[serde(default = "replicas_default")]
     pub replicas: usize,
+    /// A join not answered within this is sent again, ms (default: Pastry's, 5,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_timeout_ms: Option<u64>,
+    /// Join attempts before the daemon gives up and reports `join_failed` (default: it never
+    /// gives up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_attempts_max: Option<u32>,
 }
 
 fn replicas_default() -> usize {
@@ -136,6 +148,12 @@ impl OverlayNodeConfig {
                     ),
                 ));
             }
+        }
+        if self.overlay.join_timeout_ms == Some(0) || self.overlay.join_attempts_max == Some(0) {
+            return Err(invalid(
+                "overlay.join_timeout_ms",
+                "join_timeout_ms and join_attempts_max must be at least 1 (leave them out for the defaults)",
+            ));
         }
         let leaf_half = crate::leaf_set::LEAF_SET_SIZE_DEFAULT / 2;
         if self.overlay.replicas == 0 || self.overlay.replicas > leaf_half + 1 {
@@ -225,6 +243,12 @@ impl OverlayNodeConfig {
     pub fn service_config(&self) -> Result<ServiceConfig, NetError> {
         let mut config = ServiceConfig::default();
         config.dht.replicas = self.overlay.replicas;
+        for pastry in [&mut config.dht.pastry, &mut config.multicast.pastry] {
+            pastry.join_attempts_max = self.overlay.join_attempts_max.unwrap_or(u32::MAX);
+            if let Some(timeout_ms) = self.overlay.join_timeout_ms {
+                pastry.join_timeout_ms = timeout_ms;
+            }
+        }
         Ok(match self.authority()? {
             Some(authority) => config.with_certificate_authority(authority),
             None => config,
@@ -249,4 +273,42 @@ pub fn node_id_from_noise_key(public_key: &[u8; 32]) -> OverlayId {
 /// The hex text of a certificate, as `[overlay] certificate` holds it.
 pub fn certificate_hex(certificate: &NodeCertificate) -> String {
     hex::encode(certificate.to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(overlay_extra: &str) -> OverlayNodeConfig {
+        let text = format!(
+            "[node]\nid = 1\nlisten = \"127.0.0.1:7601\"\nkey_file = \"noise.key\"\n\
+             data_dir = \"data\"\n[[node.peers]]\nid = 0\naddr = \"127.0.0.1:7600\"\n\
+             public_key = \"{}\"\n[overlay]\nbootstrap = 0\ncontrol = \"127.0.0.1:7701\"\n{overlay_extra}",
+            "ab".repeat(32)
+        );
+        toml::from_str(&text).expect("a well-formed config")
+    }
+
+    #[test]
+    fn a_daemon_never_gives_up_joining_unless_told_to() {
+        let defaults = config("").service_config().expect("service config");
+        for pastry in [&defaults.dht.pastry, &defaults.multicast.pastry] {
+            assert_eq!(pastry.join_attempts_max, u32::MAX);
+            assert_eq!(pastry.join_timeout_ms, 5_000);
+        }
+        let set = config("join_timeout_ms = 250\njoin_attempts_max = 3\n");
+        assert!(set.validate().is_ok());
+        let tuned = set.service_config().expect("service config");
+        for pastry in [&tuned.dht.pastry, &tuned.multicast.pastry] {
+            assert_eq!((pastry.join_timeout_ms, pastry.join_attempts_max), (250, 3));
+        }
+        let zero = config("join_attempts_max = 0\n").validate();
+        assert!(
+            matches!(&zero, Err(e) if e.to_string().contains("at least 1")),
+            "{zero:?}"
+        );
+        // Written out and read back, an unset field stays unset.
+        let text = config("").to_toml().expect("toml");
+        assert!(!text.contains("join_"), "{text}");
+    }
 }

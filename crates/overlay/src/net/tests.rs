@@ -49,6 +49,8 @@ impl LoneDaemon {
                 certificate_authority: None,
                 certificate: None,
                 replicas: 1,
+                join_timeout_ms: None,
+                join_attempts_max: None,
             },
         };
         config.validate().expect("valid config");

@@ -172,6 +172,8 @@ pub fn write_local_overlay(dir: &Path, plan: &LocalOverlayPlan) -> anyhow::Resul
                 certificate_authority: authority.as_ref().map(|ca| hex::encode(ca.public_key())),
                 certificate,
                 replicas: plan.replicas,
+                join_timeout_ms: None,
+                join_attempts_max: None,
             },
         };
         let path = home.join("overlay.toml");
