@@ -1,7 +1,9 @@
 //! The service's anycasts in flight (paper 002, "Scribe: Anycast"): each has the caller's ticket
 //! and a Scribe request number; Scribe's one answer (a member took it, or none matched) or the
 //! service's deadline, whichever comes first, ends it. A bounded table: beyond
-//! `anycasts_pending_max` an anycast is refused at once.
+//! `anycasts_pending_max` an anycast is refused at once. Request numbers are random 64-bit
+//! values, so a node that never saw the anycast cannot answer it in a member's place by guessing
+//! its number (the nodes on the search's path do see it).
 //!
 //! The daemon's predicate: subscribers join with an empty label and anycasts search with the
 //! empty label prefix, so any member accepts. A node is a member while its daemon has a
@@ -9,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use rand::RngCore;
 use thiserror::Error;
 
 use crate::handle::NodeHandle;
@@ -62,7 +65,6 @@ pub(super) struct PendingAnycast {
 #[derive(Debug)]
 pub(super) struct PendingAnycasts {
     by_request: BTreeMap<u64, PendingAnycast>,
-    next_request: u64,
     pending_max: usize,
 }
 
@@ -71,20 +73,27 @@ impl PendingAnycasts {
     pub fn new(pending_max: usize) -> PendingAnycasts {
         PendingAnycasts {
             by_request: BTreeMap::new(),
-            next_request: 0,
             pending_max,
         }
     }
 
-    /// Register an anycast; its Scribe request number, or `Busy` when the table is full.
-    pub fn start(&mut self, ticket: u64, topic: OverlayId) -> Result<u64, AnycastError> {
+    /// Register an anycast; its Scribe request number (random, unused), or `Busy` when the table
+    /// is full.
+    pub fn start(
+        &mut self,
+        ticket: u64,
+        topic: OverlayId,
+        rng: &mut dyn RngCore,
+    ) -> Result<u64, AnycastError> {
         if self.by_request.len() >= self.pending_max {
             return Err(AnycastError::Busy {
                 pending_max: self.pending_max,
             });
         }
-        let request = self.next_request;
-        self.next_request += 1;
+        let mut request = rng.next_u64();
+        while self.by_request.contains_key(&request) {
+            request = rng.next_u64();
+        }
         self.by_request
             .insert(request, PendingAnycast { ticket, topic });
         Ok(request)
@@ -108,16 +117,19 @@ impl PendingAnycasts {
 
 #[cfg(test)]
 mod tests {
+    use rand::SeedableRng;
+
     use super::*;
 
     #[test]
     fn the_table_is_bounded_and_each_anycast_ends_once() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let mut table = PendingAnycasts::new(2);
-        let first = table.start(10, OverlayId(1)).expect("room");
-        let second = table.start(11, OverlayId(1)).expect("room");
+        let first = table.start(10, OverlayId(1), &mut rng).expect("room");
+        let second = table.start(11, OverlayId(1), &mut rng).expect("room");
         assert_ne!(first, second, "concurrent anycasts are told apart");
         assert_eq!(
-            table.start(12, OverlayId(2)),
+            table.start(12, OverlayId(2), &mut rng),
             Err(AnycastError::Busy { pending_max: 2 })
         );
         assert_eq!(
@@ -128,7 +140,14 @@ mod tests {
             })
         );
         assert_eq!(table.finish(second), None, "a second answer is ignored");
-        assert!(table.start(12, OverlayId(2)).is_ok(), "room again");
+        assert!(
+            table.finish(first.wrapping_add(1)).is_none(),
+            "a guess ends nothing"
+        );
+        assert!(
+            table.start(12, OverlayId(2), &mut rng).is_ok(),
+            "room again"
+        );
         assert_eq!(table.len(), 2);
     }
 }

@@ -463,7 +463,7 @@ impl OverlayService {
         topic: OverlayId,
         data: Vec<u8>,
     ) {
-        let request = match self.anycasts.start(ticket, topic) {
+        let request = match self.anycasts.start(ticket, topic, cx.rng()) {
             Ok(request) => request,
             Err(busy) => {
                 let outcome = AnycastOutcome::Failed(busy);

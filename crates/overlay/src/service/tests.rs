@@ -420,11 +420,16 @@ fn a_lone_subscriber_takes_its_own_anycast_with_exact_effects() {
         data: b"mine".to_vec(),
     };
     let effects = run(&mut node, |p, cx| p.on_request(cx, request));
+    // The request number is the first draw of `run`'s seeded generator.
+    let number = rand::RngCore::next_u64(&mut ChaCha8Rng::seed_from_u64(1));
     let deadline = Time::ZERO + Duration::from_millis(ServiceConfig::default().anycast_timeout_ms);
     assert_eq!(
         anycast_effects(&effects),
         vec![
-            format!("set {:?} at {deadline:?}", ServiceTimer::AnycastDeadline(0)),
+            format!(
+                "set {:?} at {deadline:?}",
+                ServiceTimer::AnycastDeadline(number)
+            ),
             format!(
                 "deliver {:?}",
                 ServiceOutput::AnycastReceived {
@@ -432,7 +437,7 @@ fn a_lone_subscriber_takes_its_own_anycast_with_exact_effects() {
                     data: b"mine".to_vec()
                 }
             ),
-            format!("cancel {:?}", ServiceTimer::AnycastDeadline(0)),
+            format!("cancel {:?}", ServiceTimer::AnycastDeadline(number)),
             format!(
                 "deliver {:?}",
                 ServiceOutput::Anycast {
@@ -445,7 +450,7 @@ fn a_lone_subscriber_takes_its_own_anycast_with_exact_effects() {
     );
     // The deadline of an answered anycast is stale: it reports nothing.
     let late = run(&mut node, |p, cx| {
-        p.on_timer(cx, ServiceTimer::AnycastDeadline(0))
+        p.on_timer(cx, ServiceTimer::AnycastDeadline(number))
     });
     assert!(anycast_effects(&late).is_empty(), "{late:?}");
 }
