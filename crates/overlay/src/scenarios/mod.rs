@@ -246,6 +246,47 @@ mod tests {
     }
 
     #[test]
+    fn pastry_hops_runs_over_a_latency_matrix_file_and_refuses_a_bad_one() {
+        // Two clusters of 4 rows, 5 ms inside a cluster and 80 ms across.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rows: Vec<String> = (0..8)
+            .map(|i| {
+                (0..8)
+                    .map(|j| match (i == j, i / 4 == j / 4) {
+                        (true, _) => "0",
+                        (false, true) => "5",
+                        (false, false) => "80",
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let good = dir.path().join("latency.txt");
+        std::fs::write(&good, format!("# ms\n{}\n", rows.join("\n"))).expect("written");
+        let hops = run(
+            &HopsScenario,
+            RunOptions::with_seed(1)
+                .arg("nodes", 500)
+                .arg("lookups", 2000)
+                .arg("topology", format!("matrix:{}", good.display())),
+        );
+        assert_eq!(hops.headline["latency_model"], "matrix");
+        assert!(hops.headline["mean_hops"].as_f64() > Some(1.0));
+        let bad = dir.path().join("ragged.txt");
+        std::fs::write(&bad, "0 1\n1\n").expect("written");
+        let refused = HopsScenario
+            .run(&RunOptions::with_seed(1).arg("topology", format!("matrix:{}", bad.display())))
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|e| e.contains("must be square")),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
     fn scribe_at_scale_reports_delay_penalty_and_link_stress() {
         let s = run(
             &ScribeScenario,

@@ -8,11 +8,14 @@ use stockade_sim::{Metrics, RunOptions, Scenario, ScenarioError, ScenarioOutcome
 
 use super::{count_arg, finish_static, out_of_range, record_repeated};
 use crate::id::DigitBits;
-use crate::latency::LatencyModel;
+use crate::latency::{LatencyMatrix, LatencyModel};
 use crate::static_overlay::{LookupStats, StaticConfig, StaticOverlay, PNS_SAMPLES_MAX_DEFAULT};
 
 /// The largest static overlay a scenario builds.
 const STATIC_SCENARIO_NODES_MAX: u64 = 2_000_000;
+/// `--topology matrix:FILE`: nodes on the rows of a measured latency matrix
+/// ([`LatencyMatrix::parse`] gives the format).
+const MATRIX_TOPOLOGY_PREFIX: &str = "matrix:";
 /// The most lookups a scenario routes.
 const LOOKUPS_MAX: u64 = 100_000_000;
 
@@ -34,7 +37,18 @@ pub(super) fn static_config(
     let latency = match options.args.get("topology").map(String::as_str) {
         None | Some("plane") => LatencyModel::Plane,
         Some("sphere") => LatencyModel::Sphere,
-        Some(_) => return Err(out_of_range("topology", "plane or sphere")),
+        Some(t) if t.starts_with(MATRIX_TOPOLOGY_PREFIX) => {
+            let path = std::path::Path::new(&t[MATRIX_TOPOLOGY_PREFIX.len()..]);
+            let matrix =
+                LatencyMatrix::load(path).map_err(|e| out_of_range("topology", &e.to_string()))?;
+            LatencyModel::Matrix(matrix)
+        }
+        Some(_) => {
+            return Err(out_of_range(
+                "topology",
+                "plane, sphere, or matrix:FILE (one row of one-way milliseconds per node slot)",
+            ))
+        }
     };
     Ok(StaticConfig {
         nodes,
@@ -83,7 +97,7 @@ impl Scenario for HopsScenario {
     }
     fn description(&self) -> &'static str {
         "Pastry hop counts and delay stretch over a statically built overlay \
-         [--nodes 100000 --lookups 1000000 --b 4 --leaf-set 16 --topology plane|sphere]"
+         [--nodes 100000 --lookups 1000000 --b 4 --leaf-set 16 --topology plane|sphere|matrix:FILE]"
     }
     fn run(&self, options: &RunOptions) -> Result<ScenarioOutcome, ScenarioError> {
         options.reject_unknown(&["nodes", "lookups", "b", "leaf-set", "topology"])?;
