@@ -250,6 +250,8 @@ pub struct PrimeConfig {
     pub turnaround_recheck_period: Duration,
     /// Outstanding turnaround challenges kept (the oldest is measured first).
     pub turnaround_challenges_max: usize,
+    /// RTT measurements kept per pinger; alpha uses the smallest of them (suspect-leader).
+    pub rtt_window_len: usize,
     /// Smallest TAT_acceptable (the release's minimum RTT).
     pub tat_acceptable_min: Duration,
     /// K_lat as a ratio (numerator, denominator): 2.5 is (5, 2).
@@ -304,6 +306,7 @@ impl PrimeConfig {
             ping_period: Duration::from_millis(500),
             turnaround_recheck_period: Duration::from_millis(20),
             turnaround_challenges_max: 64,
+            rtt_window_len: 8,
             tat_acceptable_min: Duration::from_millis(8),
             k_lat: (5, 2),
             new_leader_resend_period: Duration::from_secs(1),
@@ -358,7 +361,7 @@ impl PrimeConfig {
                 k: self.quorums.k,
             });
         }
-        let bounds: [(&'static str, u64); 13] = [
+        let bounds: [(&'static str, u64); 14] = [
             ("checkpoint_interval", self.checkpoint_interval),
             ("po_requests_in_flight_max", self.po_requests_in_flight_max),
             (
@@ -377,6 +380,7 @@ impl PrimeConfig {
                 self.turnaround_challenges_max as u64,
             ),
             ("catchup_items_max", self.catchup_items_max as u64),
+            ("rtt_window_len", self.rtt_window_len as u64),
             ("snapshot_bytes_max", self.snapshot_bytes_max),
         ];
         for (name, value) in bounds {
