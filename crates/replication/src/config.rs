@@ -250,7 +250,9 @@ pub struct PrimeConfig {
     pub turnaround_recheck_period: Duration,
     /// Outstanding turnaround challenges kept (the oldest is measured first).
     pub turnaround_challenges_max: usize,
-    /// RTT measurements kept per pinger; alpha uses the smallest of them (suspect-leader).
+    /// RTT measurements kept per pinger; alpha uses the smallest of them (suspect-leader), so
+    /// TAT_acceptable follows the servers' current round trips (8 pings: 4 s at the release's
+    /// ping period) rather than the best one ever seen.
     pub rtt_window_len: usize,
     /// Smallest TAT_acceptable (the release's minimum RTT).
     pub tat_acceptable_min: Duration,
@@ -335,7 +337,10 @@ impl PrimeConfig {
     /// cluster pays only timer wake-ups. Suspect-leader is unchanged except for the period term
     /// of its threshold (PRIME.md "Suspect-leader"): `tat_acceptable_min` (8 ms) stays, so a
     /// leader still gets at least `K_lat x 8 ms` on top of its own proposal period, the same
-    /// slack the release gives.
+    /// slack the release gives. That slack covers a LAN leader's one durable step (its pre-prepare
+    /// vote, 2-3 ms of fsync here, more under load): the turnaround no longer counts the
+    /// challenger's own durable step, and round trips include the pinged server's
+    /// ([`crate::suspect`]), so a uniformly slower disk raises TAT_acceptable above the floor.
     pub fn for_link_rtt(f: usize, k: usize, link_rtt: Duration) -> PrimeConfig {
         let release = PrimeConfig::new(f, k);
         if link_rtt >= LAN_LINK_RTT_MAX {
