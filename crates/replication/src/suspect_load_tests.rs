@@ -15,7 +15,7 @@ use crate::test_support::{update, Pump};
 const LINK: Duration = Duration::from_millis(1);
 /// Every server's persist latency: a disk far slower than the network, as a loaded machine's
 /// fsync is next to loopback.
-const DISK: Duration = Duration::from_millis(12);
+const DISK: Duration = Duration::from_millis(24);
 /// Updates submitted, one every 10 ms (long enough for TAT_acceptable to be agreed, from 1 s on).
 const UPDATES: u64 = 300;
 
@@ -46,11 +46,10 @@ fn suspicions(pump: &Pump, i: usize) -> Vec<u64> {
         .collect()
 }
 
-/// The old rule suspected this leader: its turnaround counted the challenger's own disk (the
-/// matrix waits for its PO-SUMMARY to be durable) plus the leader's, about 12 + 1 + 5 + 12 + 1 ms,
-/// against 2.5 x 8 ms + 5 ms = 25 ms from pongs that skipped the disk. Now the stopwatch starts
-/// when the matrix leaves, and TAT_acceptable comes from round trips that include the pinged
-/// server's disk, as the pre-prepare's path does.
+/// The old rule suspected this leader: its turnaround includes its own disk (the pre-prepare leaves
+/// once its vote is durable), about 1 + up to 5 + 24 + 1 ms, against 2.5 x 8 ms + 5 ms = 25 ms
+/// taken from pongs that skipped the disk. Now TAT_acceptable comes from round trips that include
+/// the pinged server's disk, as the pre-prepare's path does: 2.5 x 26 ms + 5 ms = 70 ms.
 #[test]
 fn correct_leader_on_slow_disks_is_not_suspected() {
     let mut pump = slow_disk_cluster();
@@ -79,15 +78,16 @@ fn correct_leader_on_slow_disks_is_not_suspected() {
     }
 }
 
-/// A leader that proposes only every 60 ms on the same disks: its turnaround (up to 60 + 12 + 2 ms)
-/// exceeds 2.5 x TAT_acceptable (14 ms) + 5 ms = 40 ms, so it is replaced. The view change runs on
-/// the slow disks too (each report, vote and pong waits 12 ms), and the next leader, timed from
-/// the VC-PROOF to its REPLAY and then on summary matrices, is kept.
+/// A leader that proposes only every 100 ms on the same disks: its turnaround (up to 100 + 24 + 2
+/// ms) exceeds 2.5 x TAT_acceptable (26 ms) + 5 ms = 70 ms, so it is replaced. The view change runs
+/// on the slow disks too (each report, vote and pong waits 24 ms), and the next leader, timed from
+/// the VC-PROOF to its REPLAY and then on summary matrices, is kept (the old rule timed the whole
+/// view change and replaced every next leader in turn).
 #[test]
 fn leader_delaying_beyond_the_bound_on_slow_disks_is_replaced_once() {
     let mut pump = slow_disk_cluster();
     pump.nodes[0].set_attack(Attack {
-        pre_prepare_delay: Some(Duration::from_millis(60)),
+        pre_prepare_delay: Some(Duration::from_millis(100)),
         ..Attack::default()
     });
     run_load(&mut pump);
