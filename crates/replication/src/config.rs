@@ -250,6 +250,10 @@ pub struct PrimeConfig {
     pub turnaround_recheck_period: Duration,
     /// Outstanding turnaround challenges kept (the oldest is measured first).
     pub turnaround_challenges_max: usize,
+    /// RTT measurements kept per pinger; alpha uses the smallest of them (suspect-leader), so
+    /// TAT_acceptable follows the servers' current round trips (8 pings: 4 s at the release's
+    /// ping period) rather than the best one ever seen.
+    pub rtt_window_len: usize,
     /// Smallest TAT_acceptable (the release's minimum RTT).
     pub tat_acceptable_min: Duration,
     /// K_lat as a ratio (numerator, denominator): 2.5 is (5, 2).
@@ -304,6 +308,7 @@ impl PrimeConfig {
             ping_period: Duration::from_millis(500),
             turnaround_recheck_period: Duration::from_millis(20),
             turnaround_challenges_max: 64,
+            rtt_window_len: 8,
             tat_acceptable_min: Duration::from_millis(8),
             k_lat: (5, 2),
             new_leader_resend_period: Duration::from_secs(1),
@@ -332,7 +337,10 @@ impl PrimeConfig {
     /// cluster pays only timer wake-ups. Suspect-leader is unchanged except for the period term
     /// of its threshold (PRIME.md "Suspect-leader"): `tat_acceptable_min` (8 ms) stays, so a
     /// leader still gets at least `K_lat x 8 ms` on top of its own proposal period, the same
-    /// slack the release gives.
+    /// slack the release gives. That slack covers a LAN leader's one durable step (its pre-prepare
+    /// vote, 2-3 ms of fsync here, more under load): the turnaround no longer counts the
+    /// challenger's own durable step, and round trips include the pinged server's
+    /// ([`crate::suspect`]), so a uniformly slower disk raises TAT_acceptable above the floor.
     pub fn for_link_rtt(f: usize, k: usize, link_rtt: Duration) -> PrimeConfig {
         let release = PrimeConfig::new(f, k);
         if link_rtt >= LAN_LINK_RTT_MAX {
@@ -358,7 +366,7 @@ impl PrimeConfig {
                 k: self.quorums.k,
             });
         }
-        let bounds: [(&'static str, u64); 13] = [
+        let bounds: [(&'static str, u64); 14] = [
             ("checkpoint_interval", self.checkpoint_interval),
             ("po_requests_in_flight_max", self.po_requests_in_flight_max),
             (
@@ -377,6 +385,7 @@ impl PrimeConfig {
                 self.turnaround_challenges_max as u64,
             ),
             ("catchup_items_max", self.catchup_items_max as u64),
+            ("rtt_window_len", self.rtt_window_len as u64),
             ("snapshot_bytes_max", self.snapshot_bytes_max),
         ];
         for (name, value) in bounds {

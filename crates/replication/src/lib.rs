@@ -55,6 +55,8 @@ pub mod view_change_resend;
 #[cfg(test)]
 mod pump_tests;
 #[cfg(test)]
+mod suspect_load_tests;
+#[cfg(test)]
 mod test_support;
 
 pub use app::{Application, ExecutedUpdate};

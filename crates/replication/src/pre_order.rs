@@ -472,7 +472,9 @@ impl<A: Application> Prime<A> {
     /// Step 7: a non-leader sends the leader its latest summaries when some column's eligible value
     /// rose since its last matrix, and starts a turnaround challenge (suspect-leader).
     pub(crate) fn send_summary_matrix_if_risen(&mut self, cx: &mut Context<'_, Self>) {
-        if self.is_leader() {
+        // While a view is installed the new leader cannot propose; it is timed on its REPLAY
+        // instead (`start_replay_challenge`), and the first matrix after installation asks again.
+        if self.is_leader() || self.vc.installing {
             return;
         }
         let eligible = made_eligible(
@@ -493,7 +495,10 @@ impl<A: Application> Prime<A> {
         };
         let leader = self.leader_of(self.view);
         self.send_carrying_own_summary(cx, Some(leader), PrimeMessage::SummaryMatrix(matrix));
-        self.start_turnaround_challenge(cx, eligible);
+        match self.pre.own_summary_durable {
+            Some(token) => self.start_turnaround_challenge_after(cx, token, eligible),
+            None => self.start_turnaround_challenge(cx, eligible),
+        }
     }
 
     /// The leader merges a non-leader's matrix into its latest summaries. Entries identical to the

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use stockade_core::{Context, InvariantViolation, NodeId, Protocol};
+use stockade_core::{Context, InvariantViolation, NodeId, PersistToken, Protocol};
 
 use crate::app::Application;
 use crate::attack::AttackState;
@@ -516,6 +516,10 @@ impl<A: Application> Protocol for Prime<A> {
 
     fn on_request(&mut self, cx: &mut Context<'_, Self>, update: Update) {
         self.admit_update(cx, update);
+    }
+
+    fn on_persisted(&mut self, cx: &mut Context<'_, Self>, token: PersistToken) {
+        self.suspect_on_persisted(cx, token);
     }
 
     fn check_invariants(&self) -> Result<(), InvariantViolation> {

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use stockade_core::{Context, Time};
+use stockade_core::{Context, PersistToken, Time};
 
 use crate::app::Application;
 use crate::auth::Signed;
@@ -16,11 +16,33 @@ use crate::messages::{
 };
 use crate::replica::{Prime, PrimeOutput, PrimeTimer};
 
-/// A turnaround challenge: the eligible vector of a summary matrix sent to the leader, and when.
+/// A turnaround challenge: the eligible vector of a summary matrix sent to the leader, and when
+/// the matrix left this server.
 #[derive(Clone, Debug)]
 pub(crate) struct Challenge {
     eligible: Vec<u64>,
-    started: Time,
+    clock: ChallengeClock,
+}
+
+/// When a challenge's stopwatch starts. PRIME.md step 7: *sending* a summary matrix starts the
+/// challenge. A matrix carries this server's own PO-SUMMARY, so it leaves only once that summary
+/// is durable (see [`crate::persist`]); until then the leader cannot act on it, and the wait for
+/// this server's own disk is not counted as the leader's turnaround.
+#[derive(Clone, Copy, Debug)]
+enum ChallengeClock {
+    /// The matrix left at this time.
+    Started(Time),
+    /// The matrix is held until persist batch `token` is durable.
+    LeavesAfter(PersistToken),
+}
+
+impl Challenge {
+    fn started(&self) -> Option<Time> {
+        match self.clock {
+            ChallengeClock::Started(at) => Some(at),
+            ChallengeClock::LeavesAfter(_) => None,
+        }
+    }
 }
 
 /// Suspect-leader state.
@@ -29,14 +51,20 @@ pub(crate) struct SuspectState {
     next_nonce: u64,
     /// Per peer, the outstanding ping's nonce and send time (one per peer: a new ping replaces it).
     outstanding_pings: Vec<Option<(u64, Time)>>,
-    /// Per pinger, the smallest RTT it reported to us, in nanoseconds.
-    min_rtt_from: Vec<Option<u64>>,
+    /// Per pinger, the RTTs it reported to us, newest last, in nanoseconds (at most
+    /// `rtt_window_len` each).
+    rtts_from: Vec<VecDeque<u64>>,
     /// Per participant, its latest TAT-UB alpha (ours included), in nanoseconds.
     alphas: Vec<Option<u64>>,
     /// Unanswered challenges, oldest first (bounded by `turnaround_challenges_max`).
     pub(crate) challenges: VecDeque<Challenge>,
     /// The eligible vector of the in-order pre-prepares seen so far (what the leader has proposed).
     ordered_eligible: Vec<u64>,
+    /// While a view is installed: since when this server has known that a VC-PROOF for it exists,
+    /// awaiting the new leader's REPLAY (the new leader's turnaround in the view change).
+    pub(crate) replay_challenge: Option<Time>,
+    /// Persist batches become durable in token order: every batch up to this one is durable.
+    durable_through: Option<PersistToken>,
     /// The largest turnaround measured for the current view, in nanoseconds.
     pub(crate) max_tat_ns: u64,
     /// The value of our last TAT-MEASURE.
@@ -56,9 +84,11 @@ impl SuspectState {
         SuspectState {
             next_nonce: 0,
             outstanding_pings: vec![None; n],
-            min_rtt_from: vec![None; n],
+            rtts_from: vec![VecDeque::new(); n],
             alphas: vec![None; n],
             challenges: VecDeque::new(),
+            replay_challenge: None,
+            durable_through: None,
             ordered_eligible: vec![0; n],
             max_tat_ns: 0,
             tat_reported_ns: None,
@@ -105,6 +135,14 @@ impl<A: Application> Prime<A> {
         self.send_tat_measure(cx);
     }
 
+    /// Answer a ping once a persist batch issued now is durable. A pre-prepare leaves the leader
+    /// only after its vote is durable (see [`crate::persist`]), so a correct leader's turnaround
+    /// includes one wait for its disk, behind whatever its storage queue already holds. The pong
+    /// takes the same path, so the round trips that set TAT_acceptable include that processing
+    /// delay as well: paper 004 section 5.1 states the bound as a function of round-trip times
+    /// "including processing delays" between correct servers. Without it a correct leader whose
+    /// disk is slower than the network (fsync of a few ms against a loopback round trip of well
+    /// under one) is held to a bound its own durable step alone can exceed.
     pub(crate) fn on_ping(&mut self, cx: &mut Context<'_, Self>, ping: Signed<Ping>) {
         if self.verify(cx, &ping) {
             let pong = self.sign(
@@ -113,7 +151,10 @@ impl<A: Application> Prime<A> {
                     nonce: ping.body.nonce,
                 },
             );
-            self.send_to(cx, ping.signer, PrimeMessage::Pong(pong));
+            let durable = cx.persist(Vec::new());
+            if let Some(node) = self.membership.node(ping.signer) {
+                cx.send_after(durable, node, PrimeMessage::Pong(pong));
+            }
         }
     }
 
@@ -136,21 +177,41 @@ impl<A: Application> Prime<A> {
         self.send_to(cx, pong.signer, PrimeMessage::RttMeasure(measure));
     }
 
-    /// Keep, per pinger, the smallest RTT it measured to us.
+    /// Keep, per pinger, the latest `rtt_window_len` RTTs it measured to us.
     pub(crate) fn on_rtt_measure(
         &mut self,
         cx: &mut Context<'_, Self>,
         measure: Signed<RttMeasure>,
     ) {
         if self.verify(cx, &measure) {
-            let slot = &mut self.suspect.min_rtt_from[measure.signer.index()];
-            *slot = Some(slot.map_or(measure.body.rtt_ns, |m| m.min(measure.body.rtt_ns)));
+            let window = &mut self.suspect.rtts_from[measure.signer.index()];
+            if window.len() >= self.cfg.rtt_window_len {
+                window.pop_front();
+            }
+            window.push_back(measure.body.rtt_ns);
         }
     }
 
-    /// Our alpha: the (f+k+1)-th largest of the smallest RTTs reported to us.
+    /// Per pinger, the smallest RTT among its latest `rtt_window_len` (PRIME.md "Suspect-leader":
+    /// the smallest RTT per pinger). The window makes it the smallest *recent* RTT: paper 004's
+    /// Assumption 5.1 bounds delays by K times a minimum latency that holds from some time on, and
+    /// a minimum measured while the servers were idle says nothing about the disk and CPU they
+    /// share under load. A Byzantine pinger's reports are skipped by the rank in
+    /// [`Prime::own_alpha`] as before.
+    fn smallest_recent_rtts(&self) -> Vec<Option<u64>> {
+        self.suspect
+            .rtts_from
+            .iter()
+            .map(|window| window.iter().min().copied())
+            .collect()
+    }
+
+    /// Our alpha: the (f+k+1)-th largest of the per-pinger smallest recent RTTs reported to us.
     fn own_alpha(&self) -> Option<u64> {
-        rank_largest(&self.suspect.min_rtt_from, self.cfg.quorums.suspect_rank())
+        rank_largest(
+            &self.smallest_recent_rtts(),
+            self.cfg.quorums.suspect_rank(),
+        )
     }
 
     pub(crate) fn on_tat_ub(&mut self, cx: &mut Context<'_, Self>, tat_ub: Signed<TatUb>) {
@@ -171,18 +232,80 @@ impl<A: Application> Prime<A> {
         cx: &mut Context<'_, Self>,
         eligible: Vec<u64>,
     ) {
-        // The oldest unanswered challenge already measures at least as long a delay as a new one.
-        if self.suspect.challenges.len() < self.cfg.turnaround_challenges_max {
-            self.suspect.challenges.push_back(Challenge {
-                eligible,
-                started: cx.now(),
-            });
+        self.push_challenge(eligible, ChallengeClock::Started(cx.now()));
+    }
+
+    /// Start a turnaround challenge for a summary matrix that leaves once persist batch `token`
+    /// is durable (it carries our own PO-SUMMARY): its stopwatch starts when the matrix leaves.
+    pub(crate) fn start_turnaround_challenge_after(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        token: PersistToken,
+        eligible: Vec<u64>,
+    ) {
+        if self.suspect.durable_through.is_some_and(|d| d >= token) {
+            self.start_turnaround_challenge(cx, eligible);
+        } else {
+            self.push_challenge(eligible, ChallengeClock::LeavesAfter(token));
         }
     }
 
-    /// When the oldest unanswered turnaround challenge started.
+    fn push_challenge(&mut self, eligible: Vec<u64>, clock: ChallengeClock) {
+        // The oldest unanswered challenge already measures at least as long a delay as a new one.
+        if self.suspect.challenges.len() < self.cfg.turnaround_challenges_max {
+            self.suspect
+                .challenges
+                .push_back(Challenge { eligible, clock });
+        }
+    }
+
+    /// Persist batch `token` (and every earlier one: batches become durable in token order) is
+    /// durable: the matrices held behind it have left, so their stopwatches start now.
+    pub(crate) fn suspect_on_persisted(&mut self, cx: &mut Context<'_, Self>, token: PersistToken) {
+        self.suspect.durable_through = self.suspect.durable_through.max(Some(token));
+        let now = cx.now();
+        for challenge in &mut self.suspect.challenges {
+            if let ChallengeClock::LeavesAfter(after) = challenge.clock {
+                if after <= token {
+                    challenge.clock = ChallengeClock::Started(now);
+                }
+            }
+        }
+    }
+
+    /// When the oldest running challenge started (the view change's included).
     pub(crate) fn suspect_oldest_challenge(&self) -> Option<Time> {
-        self.suspect.challenges.front().map(|c| c.started)
+        let oldest_matrix = self
+            .suspect
+            .challenges
+            .iter()
+            .filter_map(Challenge::started)
+            .min();
+        match (oldest_matrix, self.suspect.replay_challenge) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// View change step 3 (PRIME.md "View change"): this server holds 2f+k+1 shares for one
+    /// agreement, so the VC-PROOF exists and the new leader owes its REPLAY (step 4). From here the
+    /// new leader is timed on the view change. The steps before (reliable broadcast of reports,
+    /// VC-LIST, the shares) are bounded traffic that the leader alone does not control, and paper
+    /// 004 section 5.1 bounds only timely traffic; PRIME.md's timely class holds the view-change
+    /// proof and the REPLAY. Timing the whole view change instead replaced correct new leaders
+    /// whenever a loaded machine took longer than the turnaround bound to run it, one after another.
+    pub(crate) fn start_replay_challenge(&mut self, cx: &mut Context<'_, Self>) {
+        if !self.is_leader() && self.suspect.replay_challenge.is_none() {
+            self.suspect.replay_challenge = Some(cx.now());
+        }
+    }
+
+    /// The REPLAY arrived: the new leader's view-change turnaround is measured.
+    pub(crate) fn answer_replay_challenge(&mut self, cx: &mut Context<'_, Self>) {
+        if let Some(started) = self.suspect.replay_challenge.take() {
+            let turnaround = cx.now().as_nanos().saturating_sub(started.as_nanos());
+            self.suspect.max_tat_ns = self.suspect.max_tat_ns.max(turnaround);
+        }
     }
 
     /// Whether the in-order pre-prepares seen so far already make `eligible` eligible.
@@ -212,8 +335,10 @@ impl<A: Application> Prime<A> {
                 .iter()
                 .zip(&ordered)
                 .all(|(want, got)| got >= want);
-            if answered {
-                max_tat = max_tat.max(now.as_nanos().saturating_sub(c.started.as_nanos()));
+            // A challenge whose matrix has not left yet was answered before it was asked.
+            if let (true, Some(started)) = (answered, c.started()) {
+                let tat = now.as_nanos().saturating_sub(started.as_nanos());
+                max_tat = max_tat.max(tat);
             }
             !answered
         });
@@ -224,8 +349,8 @@ impl<A: Application> Prime<A> {
     /// Every re-measure period: an unanswered challenge counts as a turnaround of its age so far.
     pub(crate) fn recheck_turnarounds(&mut self, cx: &mut Context<'_, Self>) {
         let now = cx.now().as_nanos();
-        if let Some(oldest) = self.suspect.challenges.front() {
-            let age = now.saturating_sub(oldest.started.as_nanos());
+        if let Some(oldest) = self.suspect_oldest_challenge() {
+            let age = now.saturating_sub(oldest.as_nanos());
             self.suspect.max_tat_ns = self.suspect.max_tat_ns.max(age);
         }
         if self.suspect.tat_reported_ns != Some(self.suspect.max_tat_ns) {
@@ -403,19 +528,18 @@ impl<A: Application> Prime<A> {
     }
 
     /// Measurements of the old leader do not carry over. The new leader is timed on the view change
-    /// itself: a challenge starts now and is answered by its first in-order pre-prepare.
+    /// from the VC-PROOF to its REPLAY ([`Prime::start_replay_challenge`]), then on summary
+    /// matrices once the view is installed.
     pub(crate) fn reset_suspect_for_new_view(&mut self, cx: &mut Context<'_, Self>) {
         let n = self.n();
         self.suspect.challenges.clear();
+        self.suspect.replay_challenge = None;
         self.suspect.max_tat_ns = 0;
         self.suspect.tat_reported_ns = None;
         self.suspect.tat_reports = vec![None; n];
         self.suspect.new_leader_votes.clear();
         self.suspect.my_new_leader = None;
         self.cancel_new_leader_resend(cx);
-        if !self.is_leader() {
-            self.start_turnaround_challenge(cx, vec![0; n]);
-        }
     }
 }
 
@@ -466,5 +590,125 @@ mod bound_tests {
             p.suspect.max_tat_ns,
             Duration::from_millis(50).as_nanos() as u64
         );
+    }
+}
+
+/// Exact-effect tests of the three measurement rules: the stopwatch of a matrix held behind its
+/// summary starts when the matrix leaves, the pong leaves only after a durable step, alpha is the
+/// smallest of the recent RTTs only, and a view change is timed from the VC-PROOF to the REPLAY.
+#[cfg(test)]
+mod measurement_tests {
+    use stockade_core::{Effect, NodeId, PersistToken, Protocol, Time};
+
+    use crate::config::PrimeConfig;
+    use crate::messages::{Ping, PrimeMessage, RttMeasure};
+    use crate::test_support::{call, node, signed_by};
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn a_matrix_held_behind_its_summary_is_timed_from_when_it_leaves() {
+        let mut p = node(&PrimeConfig::new(1, 0), 1);
+        call(&mut p, Time::from_millis(10), |p, cx| {
+            p.start_turnaround_challenge_after(cx, PersistToken(5), vec![1, 0, 0, 0])
+        });
+        call(&mut p, Time::from_millis(30), |p, cx| {
+            p.recheck_turnarounds(cx)
+        });
+        assert_eq!(p.suspect.max_tat_ns, 0, "not sent yet: nothing to time");
+        assert_eq!(p.suspect_oldest_challenge(), None);
+        call(&mut p, Time::from_millis(40), |p, cx| {
+            p.on_persisted(cx, PersistToken(5))
+        });
+        call(&mut p, Time::from_millis(60), |p, cx| {
+            p.recheck_turnarounds(cx)
+        });
+        assert_eq!(p.suspect.max_tat_ns, 20 * MS, "timed from 40 ms, not 10 ms");
+        // A batch already durable: the matrix leaves at once and is timed from now.
+        call(&mut p, Time::from_millis(70), |p, cx| {
+            p.start_turnaround_challenge_after(cx, PersistToken(4), vec![2, 0, 0, 0])
+        });
+        assert_eq!(p.suspect.challenges.len(), 2);
+        assert_eq!(
+            p.suspect.challenges[1].started(),
+            Some(Time::from_millis(70))
+        );
+    }
+
+    #[test]
+    fn the_pong_leaves_after_a_durable_step() {
+        let mut p = node(&PrimeConfig::new(1, 0), 1);
+        let ping = signed_by(2, Ping { nonce: 9 });
+        let effects = call(&mut p, Time::from_millis(10), |p, cx| p.on_ping(cx, ping));
+        let token = effects.iter().find_map(|e| match e {
+            Effect::Persist { token, .. } => Some(*token),
+            _ => None,
+        });
+        let pong_after = effects.iter().find_map(|e| match e {
+            Effect::Send {
+                to: NodeId(2),
+                message: PrimeMessage::Pong(_),
+                after,
+            } => Some(*after),
+            _ => None,
+        });
+        assert!(token.is_some(), "a persist batch is issued");
+        assert_eq!(pong_after, Some(token), "the pong waits for it");
+    }
+
+    #[test]
+    fn alpha_uses_the_smallest_of_the_recent_rtts_only() {
+        let mut cfg = PrimeConfig::new(1, 0);
+        cfg.rtt_window_len = 3;
+        let mut p = node(&cfg, 0);
+        let report = |p: &mut crate::replica::Prime<_>, from: u16, rtt_ms: u64| {
+            let measure = signed_by(
+                from,
+                RttMeasure {
+                    rtt_ns: rtt_ms * MS,
+                },
+            );
+            call(p, Time::from_millis(1), |p, cx| {
+                p.on_rtt_measure(cx, measure)
+            });
+        };
+        for from in 1..4 {
+            report(&mut p, from, 1);
+        }
+        // Rank f+k+1 = 2: the second largest of the per-pinger minima.
+        assert_eq!(p.own_alpha(), Some(MS));
+        for rtt_ms in [6, 5, 7] {
+            for from in 1..4 {
+                report(&mut p, from, rtt_ms + u64::from(from));
+            }
+        }
+        assert_eq!(p.suspect.rtts_from[1].len(), 3, "rtt_window_len reached");
+        // The 1 ms round trips left the window: minima 6, 7, 8 ms; the second largest is 7 ms.
+        assert_eq!(p.own_alpha(), Some(7 * MS));
+    }
+
+    #[test]
+    fn the_new_leader_is_timed_from_the_vc_proof_to_its_replay() {
+        let mut p = node(&PrimeConfig::new(1, 0), 2);
+        call(&mut p, Time::from_millis(100), |p, cx| {
+            p.reset_suspect_for_new_view(cx)
+        });
+        assert_eq!(
+            p.suspect_oldest_challenge(),
+            None,
+            "the view change's bounded steps are not timed"
+        );
+        call(&mut p, Time::from_millis(150), |p, cx| {
+            p.start_replay_challenge(cx)
+        });
+        call(&mut p, Time::from_millis(170), |p, cx| {
+            p.recheck_turnarounds(cx)
+        });
+        assert_eq!(p.suspect.max_tat_ns, 20 * MS, "an unanswered REPLAY counts");
+        call(&mut p, Time::from_millis(175), |p, cx| {
+            p.answer_replay_challenge(cx)
+        });
+        assert_eq!(p.suspect.max_tat_ns, 25 * MS);
+        assert_eq!(p.suspect.replay_challenge, None);
     }
 }

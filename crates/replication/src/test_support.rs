@@ -123,10 +123,19 @@ pub fn call(
     now: Time,
     f: impl FnOnce(&mut Prime<LogApp>, &mut Context<'_, Prime<LogApp>>),
 ) -> Vec<Effect<Prime<LogApp>>> {
+    call_with_tokens(node, now, &mut 0, f)
+}
+
+/// [`call`] with the node's persist-token counter, so tokens stay unique across calls.
+pub fn call_with_tokens(
+    node: &mut Prime<LogApp>,
+    now: Time,
+    tokens: &mut u64,
+    f: impl FnOnce(&mut Prime<LogApp>, &mut Context<'_, Prime<LogApp>>),
+) -> Vec<Effect<Prime<LogApp>>> {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let mut tokens = 0;
     let me = NodeId(node.me.0 as u32);
-    let mut cx = Context::new(now, me, &mut rng, &mut tokens, Vec::new());
+    let mut cx = Context::new(now, me, &mut rng, tokens, Vec::new());
     f(node, &mut cx);
     cx.into_effects()
 }
@@ -167,7 +176,9 @@ pub fn outputs(effects: &[Effect<Prime<LogApp>>]) -> Vec<PrimeOutput> {
 /// Decides whether a message from one node to another is dropped (for fault injection).
 pub type DropRule = Box<dyn FnMut(NodeId, NodeId, &PrimeMessage) -> bool>;
 
-/// N Prime nodes, a fake clock, and links of fixed delay.
+/// N Prime nodes, a fake clock, links of fixed delay, and a disk per node whose persist batches
+/// become durable in order after that node's `persist_latency` (sends held behind a batch leave
+/// then, and the node's `on_persisted` runs).
 pub struct Pump {
     /// The nodes; node i is participant i at `NodeId(i)`.
     pub nodes: Vec<Prime<LogApp>>,
@@ -185,7 +196,16 @@ pub struct Pump {
     pub delivered: u64,
     /// The CPU work each node charged.
     pub charges: Vec<Vec<stockade_core::CpuWork>>,
+    /// Per node, how long a persist batch takes to become durable (zero by default).
+    pub persist_latency: Vec<Duration>,
     in_flight: BinaryHeap<Reverse<(Time, u64, u32, u32)>>,
+    /// Persist batches not yet durable: (when durable, node, token).
+    persisting: BinaryHeap<Reverse<(Time, u32, u64)>>,
+    /// Sends waiting for their batch: (node, token) to (destination, message).
+    held: BTreeMap<(u32, u64), Vec<(NodeId, PrimeMessage)>>,
+    /// Per node, the next persist token and when its last batch becomes durable.
+    tokens: Vec<u64>,
+    disk_free_at: Vec<Time>,
     payloads: BTreeMap<u64, PrimeMessage>,
     timers: Vec<BTreeMap<PrimeTimer, Time>>,
     next_id: u64,
@@ -212,7 +232,12 @@ impl Pump {
             to_clients: Vec::new(),
             delivered: 0,
             charges: vec![Vec::new(); n],
+            persist_latency: vec![Duration::ZERO; n],
             in_flight: BinaryHeap::new(),
+            persisting: BinaryHeap::new(),
+            held: BTreeMap::new(),
+            tokens: vec![0; n],
+            disk_free_at: vec![Time::ZERO; n],
             payloads: BTreeMap::new(),
             timers: vec![BTreeMap::new(); n],
             next_id: 0,
@@ -229,19 +254,21 @@ impl Pump {
         i: usize,
         f: impl FnOnce(&mut Prime<LogApp>, &mut Context<'_, Prime<LogApp>>),
     ) {
-        let effects = call(&mut self.nodes[i], self.now, f);
+        let effects = call_with_tokens(&mut self.nodes[i], self.now, &mut self.tokens[i], f);
         for effect in effects {
             match effect {
-                Effect::Send { to, message, .. } => {
-                    if to.index() >= self.nodes.len() {
-                        self.to_clients.push((to, message));
-                    } else if !(self.drop_rule)(NodeId(i as u32), to, &message) {
-                        self.next_id += 1;
-                        self.payloads.insert(self.next_id, message);
-                        let at = self.now + self.link_delay;
-                        self.in_flight
-                            .push(Reverse((at, self.next_id, i as u32, to.0)));
+                Effect::Send { to, message, after } => {
+                    let batch = after.map(|token| (i as u32, token.0));
+                    match batch.and_then(|key| self.held.get_mut(&key)) {
+                        Some(held) => held.push((to, message)),
+                        None => self.route(i, to, message),
                     }
+                }
+                Effect::Persist { token, .. } => {
+                    let done = (self.now + self.persist_latency[i]).max(self.disk_free_at[i]);
+                    self.disk_free_at[i] = done;
+                    self.persisting.push(Reverse((done, i as u32, token.0)));
+                    self.held.insert((i as u32, token.0), Vec::new());
                 }
                 Effect::SetTimer { timer, at } => {
                     self.timers[i].insert(timer, at);
@@ -251,9 +278,31 @@ impl Pump {
                 }
                 Effect::Deliver(o) => self.outputs[i].push(o),
                 Effect::Charge(work) => self.charges[i].push(work),
-                Effect::Persist { .. } => {}
             }
         }
+    }
+
+    /// Put a message from node `i` on its link now (or hand it to the client log).
+    fn route(&mut self, i: usize, to: NodeId, message: PrimeMessage) {
+        if to.index() >= self.nodes.len() {
+            self.to_clients.push((to, message));
+        } else if !(self.drop_rule)(NodeId(i as u32), to, &message) {
+            self.next_id += 1;
+            self.payloads.insert(self.next_id, message);
+            let at = self.now + self.link_delay;
+            self.in_flight
+                .push(Reverse((at, self.next_id, i as u32, to.0)));
+        }
+    }
+
+    /// Node `i`'s batch `token` is durable: release the sends held behind it, then tell the node.
+    fn complete_persist(&mut self, i: usize, token: u64) {
+        for (to, message) in self.held.remove(&(i as u32, token)).unwrap_or_default() {
+            self.route(i, to, message);
+        }
+        self.run_on(i, |p, cx| {
+            p.on_persisted(cx, stockade_core::PersistToken(token))
+        });
     }
 
     /// Submit a client update to node `i` through `on_request`.
@@ -264,6 +313,19 @@ impl Pump {
     /// Process every event up to `until`, advancing the clock.
     pub fn run_until(&mut self, until: Time) {
         loop {
+            if let Some(Reverse((at, node, token))) = self.persisting.peek().copied() {
+                let before_others = self
+                    .in_flight
+                    .peek()
+                    .is_none_or(|Reverse((m, ..))| at <= *m)
+                    && self.timers.iter().all(|ts| ts.values().all(|t| at <= *t));
+                if before_others && at <= until {
+                    self.persisting.pop();
+                    self.now = self.now.max(at);
+                    self.complete_persist(node as usize, token);
+                    continue;
+                }
+            }
             let next_message = self.in_flight.peek().map(|Reverse((at, ..))| *at);
             let next_timer = self
                 .timers

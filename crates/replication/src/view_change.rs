@@ -399,7 +399,15 @@ impl<A: Application> Prime<A> {
         let shares = self.vc.shares.entry(agreed).or_default();
         shares.entry(signer).or_insert(message.share);
         let held = shares.len();
-        if held >= self.cfg.quorums.certificate() && self.is_leader() && !self.vc.replay_sent {
+        if held < self.cfg.quorums.certificate() {
+            return;
+        }
+        if !self.is_leader() {
+            if self.vc.agreed.is_none() {
+                // Suspect-leader: the new leader owes its REPLAY from now on.
+                self.start_replay_challenge(cx);
+            }
+        } else if !self.vc.replay_sent {
             self.combine_replay_proof(cx, agreed);
         }
     }
@@ -463,6 +471,7 @@ impl<A: Application> Prime<A> {
     }
 
     fn accept_replay(&mut self, cx: &mut Context<'_, Self>, agreed: VcAgreement) {
+        self.answer_replay_challenge(cx);
         self.vc.agreed = Some(agreed);
         self.advance_view_change(cx);
     }
