@@ -20,9 +20,7 @@ use stockade_crypto::ed25519::Signature;
 use stockade_crypto::merkle::BatchProof;
 use stockade_crypto::scheme::{Signer, Verifier};
 use stockade_replication::auth::{AuthTag, Digest, MessageAuth};
-use stockade_replication::{
-    CombinedShares, Ed25519MerkleAuth, ParticipantId, ShareCombineError, ThresholdKeys,
-};
+use stockade_replication::{Ed25519MerkleAuth, ParticipantId, ThresholdKeys};
 
 /// Verified batch signatures remembered; the oldest is forgotten first.
 pub const VERIFIED_ROOTS_MAX: usize = 4096;
@@ -140,41 +138,10 @@ impl MessageAuth for RootCachingAuth {
         self.signing.verify_cost()
     }
 
-    // Threshold shares are rare (view changes only): no caching, the inner authenticator checks.
-    fn shares_needed(&self) -> Option<usize> {
-        self.signing.shares_needed()
-    }
-
-    fn sign_share(&mut self, digest: &Digest, charge: &mut dyn FnMut(CpuWork)) -> AuthTag {
-        self.signing.sign_share(digest, charge)
-    }
-
-    fn verify_share(
-        &self,
-        signer: ParticipantId,
-        digest: &Digest,
-        share: &AuthTag,
-        charge: &mut dyn FnMut(CpuWork),
-    ) -> bool {
-        self.signing.verify_share(signer, digest, share, charge)
-    }
-
-    fn combine_shares(
-        &self,
-        digest: &Digest,
-        shares: &[(ParticipantId, AuthTag)],
-        charge: &mut dyn FnMut(CpuWork),
-    ) -> Result<CombinedShares, ShareCombineError> {
-        self.signing.combine_shares(digest, shares, charge)
-    }
-
-    fn verify_combined(
-        &self,
-        digest: &Digest,
-        proof: &AuthTag,
-        charge: &mut dyn FnMut(CpuWork),
-    ) -> bool {
-        self.signing.verify_combined(digest, proof, charge)
+    // Threshold shares are rare (view changes only): no caching, the inner authenticator's key
+    // checks them.
+    fn threshold_keys(&self) -> Option<&ThresholdKeys> {
+        self.signing.threshold_keys()
     }
 }
 

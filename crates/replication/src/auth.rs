@@ -70,13 +70,25 @@ pub trait MessageAuth: Send {
     /// The CPU work of one verification.
     fn verify_cost(&self) -> CpuWork;
 
+    /// This participant's share of the participants' threshold key, if it holds one (a server
+    /// does; a client, which only checks replies, does not). The threshold methods below work
+    /// through it unless an implementation overrides them.
+    fn threshold_keys(&self) -> Option<&ThresholdKeys> {
+        None
+    }
+
     /// Valid shares that combine into one threshold proof (2f+k+1 for Prime's VC-PROOF), or
     /// `None` when this authenticator holds no threshold key (a client's, which only checks
     /// replies). [`crate::Prime::new`] refuses a server whose authenticator says `None`.
-    fn shares_needed(&self) -> Option<usize>;
+    fn shares_needed(&self) -> Option<usize> {
+        self.threshold_keys().map(ThresholdKeys::shares_needed)
+    }
     /// This participant's share (partial threshold signature) of `digest`; empty without a key.
     /// Charges the real cost to `charge`.
-    fn sign_share(&mut self, digest: &Digest, charge: &mut dyn FnMut(CpuWork)) -> AuthTag;
+    fn sign_share(&mut self, digest: &Digest, charge: &mut dyn FnMut(CpuWork)) -> AuthTag {
+        self.threshold_keys()
+            .map_or_else(AuthTag::default, |keys| keys.sign_share(digest, charge))
+    }
     /// Whether `share` is `signer`'s valid share of `digest`.
     fn verify_share(
         &self,
@@ -84,7 +96,10 @@ pub trait MessageAuth: Send {
         digest: &Digest,
         share: &AuthTag,
         charge: &mut dyn FnMut(CpuWork),
-    ) -> bool;
+    ) -> bool {
+        self.threshold_keys()
+            .is_some_and(|keys| keys.verify_share(signer, digest, share, charge))
+    }
     /// Combine the shares of distinct participants into one proof of `digest`. Invalid shares are
     /// named (their senders signed them, so they are to blame) and left out; the proof is made
     /// from `shares_needed` valid ones.
@@ -93,14 +108,22 @@ pub trait MessageAuth: Send {
         digest: &Digest,
         shares: &[(ParticipantId, AuthTag)],
         charge: &mut dyn FnMut(CpuWork),
-    ) -> Result<CombinedShares, ShareCombineError>;
+    ) -> Result<CombinedShares, ShareCombineError> {
+        match self.threshold_keys() {
+            Some(keys) => keys.combine(digest, shares, charge),
+            None => Err(ShareCombineError::NoThresholdKey),
+        }
+    }
     /// Whether `proof` is a combined threshold proof of `digest`.
     fn verify_combined(
         &self,
         digest: &Digest,
         proof: &AuthTag,
         charge: &mut dyn FnMut(CpuWork),
-    ) -> bool;
+    ) -> bool {
+        self.threshold_keys()
+            .is_some_and(|keys| keys.verify_combined(digest, proof, charge))
+    }
 }
 
 /// A message body that can be signed: its domain separates its digests from every other kind's.
@@ -219,49 +242,8 @@ impl MessageAuth for Ed25519MerkleAuth {
         CpuWork::ops(CostKind::Ed25519Verify, 1)
     }
 
-    fn shares_needed(&self) -> Option<usize> {
-        self.threshold.as_ref().map(ThresholdKeys::shares_needed)
-    }
-
-    fn sign_share(&mut self, digest: &Digest, charge: &mut dyn FnMut(CpuWork)) -> AuthTag {
-        self.threshold
-            .as_ref()
-            .map_or_else(AuthTag::default, |keys| keys.sign_share(digest, charge))
-    }
-
-    fn verify_share(
-        &self,
-        signer: ParticipantId,
-        digest: &Digest,
-        share: &AuthTag,
-        charge: &mut dyn FnMut(CpuWork),
-    ) -> bool {
-        self.threshold
-            .as_ref()
-            .is_some_and(|keys| keys.verify_share(signer, digest, share, charge))
-    }
-
-    fn combine_shares(
-        &self,
-        digest: &Digest,
-        shares: &[(ParticipantId, AuthTag)],
-        charge: &mut dyn FnMut(CpuWork),
-    ) -> Result<CombinedShares, ShareCombineError> {
-        match &self.threshold {
-            Some(keys) => keys.combine(digest, shares, charge),
-            None => Err(ShareCombineError::NoThresholdKey),
-        }
-    }
-
-    fn verify_combined(
-        &self,
-        digest: &Digest,
-        proof: &AuthTag,
-        charge: &mut dyn FnMut(CpuWork),
-    ) -> bool {
-        self.threshold
-            .as_ref()
-            .is_some_and(|keys| keys.verify_combined(digest, proof, charge))
+    fn threshold_keys(&self) -> Option<&ThresholdKeys> {
+        self.threshold.as_ref()
     }
 }
 
