@@ -149,10 +149,20 @@ impl OverlayNodeConfig {
                 ));
             }
         }
-        if self.overlay.join_timeout_ms == Some(0) || self.overlay.join_attempts_max == Some(0) {
-            return Err(invalid(
+        let zero = [
+            (
                 "overlay.join_timeout_ms",
-                "join_timeout_ms and join_attempts_max must be at least 1 (leave them out for the defaults)",
+                self.overlay.join_timeout_ms == Some(0),
+            ),
+            (
+                "overlay.join_attempts_max",
+                self.overlay.join_attempts_max == Some(0),
+            ),
+        ];
+        if let Some((field, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
+            return Err(invalid(
+                field,
+                "must be at least 1 (leave it out for the default)",
             ));
         }
         let leaf_half = crate::leaf_set::LEAF_SET_SIZE_DEFAULT / 2;
@@ -304,7 +314,8 @@ mod tests {
         }
         let zero = config("join_attempts_max = 0\n").validate();
         assert!(
-            matches!(&zero, Err(e) if e.to_string().contains("at least 1")),
+            matches!(&zero, Err(e) if e.to_string().contains("join_attempts_max")
+                && e.to_string().contains("at least 1")),
             "{zero:?}"
         );
         // Written out and read back, an unset field stays unset.

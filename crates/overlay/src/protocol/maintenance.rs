@@ -132,17 +132,11 @@ impl<A: KbrApplication> Pastry<A> {
     fn ping_again_unanswered(&mut self, cx: &mut Context<'_, Self>) {
         let now = cx.now();
         let interval = self.maintenance_interval();
-        let joined = self.phase == Phase::Joined;
+        let ping = self.ping(now);
         for (addr, probe) in self.probes.iter_mut() {
             if now - probe.pinged >= interval {
                 probe.pinged = now;
-                cx.send(
-                    *addr,
-                    PastryMessage::Ping {
-                        sender: joined.then_some(self.me),
-                        sent_nanos: now.as_nanos(),
-                    },
-                );
+                cx.send(*addr, ping.clone());
             }
         }
     }

@@ -331,13 +331,16 @@ impl<A: KbrApplication> Pastry<A> {
                 pinged: cx.now(),
             },
         );
-        cx.send(
-            peer.addr,
-            PastryMessage::Ping {
-                sender: (self.phase == Phase::Joined).then_some(self.me),
-                sent_nanos: cx.now().as_nanos(),
-            },
-        );
+        cx.send(peer.addr, self.ping(cx.now()));
+    }
+
+    /// A ping sent at `now`: it names this node once it has joined (a joining node cannot route
+    /// yet, so nobody may learn of it from its pings).
+    fn ping(&self, now: Time) -> PastryMessage {
+        PastryMessage::Ping {
+            sender: (self.phase == Phase::Joined).then_some(self.me),
+            sent_nanos: now.as_nanos(),
+        }
     }
 
     /// Every distinct node in the leaf set, routing table and neighbourhood set.
