@@ -262,8 +262,11 @@ async fn accept(listener: TcpListener, commands: mpsc::Sender<Command>) {
     }
 }
 
-/// Versions for named puts: the wall clock in milliseconds, strictly increasing on this daemon
-/// (a newer version replaces an older one in the DHT).
+/// Versions for named puts: the wall clock in microseconds, strictly increasing on this daemon
+/// (a newer version replaces an older one in the DHT). Puts of one name through different
+/// daemons are ordered by their clocks; in milliseconds, one put completing and the next starting
+/// through another daemon within the same millisecond got equal versions, and the second was
+/// refused as not newer (a put's round trips on loopback take well under a millisecond).
 #[derive(Default)]
 struct VersionClock {
     last: AtomicU64,
@@ -271,13 +274,13 @@ struct VersionClock {
 
 impl VersionClock {
     fn next(&self) -> u64 {
-        let now_ms = SystemTime::now()
+        let now_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
             .unwrap_or(0);
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
-            let next = now_ms.max(last.saturating_add(1));
+            let next = now_us.max(last.saturating_add(1));
             match self
                 .last
                 .compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed)
