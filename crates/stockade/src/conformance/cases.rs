@@ -13,6 +13,10 @@ use super::{CommitteeSpec, ConformanceDriver, Deliveries};
 const BROADCASTS_PER_ORIGIN: u64 = 5;
 /// How long a case waits for every delivery.
 const CASE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a lossy case runs on after every delivery: three of Bracha's retransmission rounds
+/// (`retransmit_interval`, 200 ms). Deliveries can complete before the first round, Bracha's
+/// quorums tolerating the losses; the READYs lost on the way are re-sent in the rounds after.
+const LOSSY_SETTLE: Duration = Duration::from_millis(600);
 
 /// One conformance case.
 pub type Case = fn(&dyn ConformanceDriver) -> anyhow::Result<()>;
@@ -35,7 +39,7 @@ fn four(loss: f64, byzantine: Option<NodeId>) -> CommitteeSpec {
 
 /// Four nodes, no faults: everything is delivered everywhere, identically, and nobody saw a lie.
 pub fn fault_free(driver: &dyn ConformanceDriver) -> anyhow::Result<()> {
-    let seen = run_case(driver, four(0.0, None))?;
+    let seen = run_case(driver, four(0.0, None), Duration::ZERO)?;
     ensure!(
         seen("conflicting_votes") == 0 && seen("invalid_signatures") == 0,
         "suspicion without a fault"
@@ -45,7 +49,7 @@ pub fn fault_free(driver: &dyn ConformanceDriver) -> anyhow::Result<()> {
 
 /// Four nodes, 10% of messages lost: retransmission still delivers everything.
 pub fn lossy_links(driver: &dyn ConformanceDriver) -> anyhow::Result<()> {
-    let seen = run_case(driver, four(0.1, None))?;
+    let seen = run_case(driver, four(0.1, None), LOSSY_SETTLE)?;
     ensure!(
         seen("retransmissions") > 0,
         "messages were lost, so some must have been re-sent"
@@ -56,7 +60,7 @@ pub fn lossy_links(driver: &dyn ConformanceDriver) -> anyhow::Result<()> {
 /// Four nodes, one of them equivocating and lying: the three correct nodes still deliver every
 /// correct broadcast, never different payloads for one broadcast, and they saw the lies.
 pub fn one_byzantine_node(driver: &dyn ConformanceDriver) -> anyhow::Result<()> {
-    let seen = run_case(driver, four(0.0, Some(NodeId(3))))?;
+    let seen = run_case(driver, four(0.0, Some(NodeId(3))), Duration::ZERO)?;
     ensure!(
         seen("conflicting_votes") > 0,
         "the correct nodes saw votes against the INITIALs they got"
@@ -68,10 +72,12 @@ fn payload(origin: NodeId, seq: u64) -> Vec<u8> {
     format!("conformance {origin} #{seq}").into_bytes()
 }
 
-/// Run one case; returns a lookup of a protocol counter summed over the correct nodes.
+/// Run one case, running on for `settle` once every delivery is in; returns a lookup of a protocol
+/// counter summed over the correct nodes.
 fn run_case(
     driver: &dyn ConformanceDriver,
     spec: CommitteeSpec,
+    settle: Duration,
 ) -> anyhow::Result<impl Fn(&str) -> u64> {
     let n = 3 * spec.f + 1;
     let nodes: Vec<NodeId> = (0..n as u32).map(NodeId).collect();
@@ -89,6 +95,9 @@ fn run_case(
     }
     let goal = |d: &Deliveries| validity(d, &correct).is_ok() && totality(d, &correct).is_ok();
     let reached = committee.run_until(CASE_TIMEOUT, &goal)?;
+    if reached && !settle.is_zero() {
+        committee.run_until(settle, &|_| false)?;
+    }
     let delivered = committee.deliveries();
     agreement(delivered, &correct)?;
     if !reached {
